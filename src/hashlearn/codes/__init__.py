@@ -1,5 +1,29 @@
-"""Packed binary codes and Hamming-space kernels. Imports nothing else from hashlearn."""
+"""Packed binary codes and Hamming-space kernels. Imports nothing else from hashlearn.
+
+Kernels (numba) compile on first use and are cached on disk, so later processes start fast.
+"""
 
 from .bits import check_codes, from_bytes, n_words, pack, to_bytes, unpack
+from .search import (
+    MISSING_DISTANCE,
+    candidate_distances,
+    hamming_distances,
+    knn_search,
+    range_search,
+    thread_limit,
+)
 
-__all__ = ["pack", "unpack", "n_words", "check_codes", "to_bytes", "from_bytes"]
+__all__ = [
+    "pack",
+    "unpack",
+    "n_words",
+    "check_codes",
+    "to_bytes",
+    "from_bytes",
+    "hamming_distances",
+    "knn_search",
+    "range_search",
+    "candidate_distances",
+    "thread_limit",
+    "MISSING_DISTANCE",
+]

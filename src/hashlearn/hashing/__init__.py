@@ -4,3 +4,11 @@ from .base import BaseHasher
 from .registry import get_hasher_class, list_methods, make_hasher, register
 
 __all__ = ["BaseHasher", "make_hasher", "get_hasher_class", "list_methods", "register"]
+
+from .simhash import SimHash  # noqa: E402
+from .e2lsh import E2LSH  # noqa: E402
+from .crosspolytope import CrossPolytopeLSH, fwht  # noqa: E402
+from .minhash import MinHash, band_candidates, band_candidates_between, optimal_bands  # noqa: E402
+
+__all__ += ["SimHash", "E2LSH", "CrossPolytopeLSH", "fwht", "MinHash", "optimal_bands", "band_candidates",
+            "band_candidates_between"]
