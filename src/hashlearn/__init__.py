@@ -13,6 +13,7 @@ from .errors import (  # noqa: E402
     ValidationError,
 )
 from .hashing import list_methods, make_hasher  # noqa: E402
+from .index import BinaryIndex, HashIndex, MultiIndexHashing, MultiTableLSH  # noqa: E402
 from .io import load, save  # noqa: E402
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "codes",
     "make_hasher",
     "list_methods",
+    "BinaryIndex",
+    "MultiIndexHashing",
+    "HashIndex",
+    "MultiTableLSH",
     "save",
     "load",
     "HashlearnError",

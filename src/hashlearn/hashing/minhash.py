@@ -602,7 +602,7 @@ def band_candidates_between(sig_left, sig_right, bands, rows, *, max_bucket=1000
         rid = run_id[lp]
         local = lp - starts[rid]
         Rr, Lr = n_right[rid], n_left[rid]
-        cnt = Rr if max_bucket is None else np.minimum(Rr, int(max_bucket) - 1)
+        cnt = Rr if max_bucket is None else np.minimum(Rr, int(max_bucket))
         first, within = _expand(cnt)
         if first.size == 0:
             continue
