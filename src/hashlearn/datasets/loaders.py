@@ -37,71 +37,6 @@ __all__ = [
 # exact streaming kNN (private)
 # --------------------------------------------------------------------------------------------------
 
-_BLOCK_ELEMS = 1 << 22  # distance-block size (float64 elements, 32 MiB)
-
-
-def _topk_block(D: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest entries of each row of ``D`` ordered by (value, column).
-
-    Returns ``(values, columns)``, both of shape (rows, min(k, D.shape[1])).
-    """
-    m, nb = D.shape
-    if nb <= k:
-        cols = np.argsort(D, axis=1, kind="stable")
-        return np.take_along_axis(D, cols, axis=1), cols
-    # k-th smallest value per row; every entry <= it is a candidate (ties may give more than k).
-    thr = np.partition(D, k - 1, axis=1)[:, k - 1]
-    rows, cols = np.nonzero(D <= thr[:, None])  # row-major: sorted by row, then column
-    vals = D[rows, cols]
-    order = np.lexsort((cols, vals, rows))  # by row, then value, then column
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    counts = np.bincount(rows, minlength=m)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    take = (starts[:, None] + np.arange(k)[None, :]).ravel()
-    return vals[take].reshape(m, k), cols[take].reshape(m, k)
-
-
-def _knn_l2(xq: np.ndarray, xb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours of each row of ``xq`` among the rows of ``xb`` (squared L2).
-
-    Streams over the database in blocks with a running top-k merge; memory is O(block + nq * k).
-    Distances are ``|q|^2 + |b|^2 - 2 q.b`` computed in float64 (clipped at 0). Ties are broken by
-    the smaller database index.
-
-    Returns
-    -------
-    D : ndarray, shape (nq, k), float64 -- squared distances, ascending per row.
-    I : ndarray, shape (nq, k), int64 -- database indices.
-    """
-    nq, d = xq.shape
-    nb = xb.shape[0]
-    bq = max(1, min(nq, 1024))
-    bb = max(k, _BLOCK_ELEMS // bq)
-    D_out = np.empty((nq, k), dtype=np.float64)
-    I_out = np.empty((nq, k), dtype=np.int64)
-    for q0 in range(0, nq, bq):
-        q = xq[q0 : q0 + bq].astype(np.float64)
-        qn = np.einsum("ij,ij->i", q, q)
-        best_D = np.full((q.shape[0], k), np.inf)
-        best_I = np.full((q.shape[0], k), -1, dtype=np.int64)
-        for b0 in range(0, nb, bb):
-            b = xb[b0 : b0 + bb].astype(np.float64)
-            bn = np.einsum("ij,ij->i", b, b)
-            D = qn[:, None] + bn[None, :] - 2.0 * (q @ b.T)
-            np.maximum(D, 0.0, out=D)
-            vals, cols = _topk_block(D, k)
-            # Earlier blocks hold smaller indices, so a stable sort of [best | block] keeps
-            # (distance, index) order.
-            cat_D = np.concatenate([best_D, vals], axis=1)
-            cat_I = np.concatenate([best_I, cols + b0], axis=1)
-            order = np.argsort(cat_D, axis=1, kind="stable")[:, :k]
-            best_D = np.take_along_axis(cat_D, order, axis=1)
-            best_I = np.take_along_axis(cat_I, order, axis=1)
-        D_out[q0 : q0 + bq] = best_D
-        I_out[q0 : q0 + bq] = best_I
-    return D_out, I_out
-
-
 # --------------------------------------------------------------------------------------------------
 # dataclasses
 # --------------------------------------------------------------------------------------------------
@@ -223,21 +158,22 @@ class Dataset:
         -------
         I : ndarray, shape (nq, k), dtype int64
             Database indices (rows of ``xb``), nearest first; ties go to the smaller index.
-        D : ndarray, shape (nq, k), dtype float64
+        D : ndarray, shape (nq, k), dtype float32
             Squared Euclidean distances, ascending per row (only if ``return_distances``).
 
         Notes
         -----
-        Computed by streaming over the database in blocks (memory O(block + nq * k)) with
-        ``|q|^2 + |b|^2 - 2 q.b`` in float64, so distances of float32 data are exact up to float64
-        rounding. The result is not cached.
+        Delegates to :func:`hashlearn.metrics.exact_knn` (streamed over database blocks, computed in
+        float64, ties to the smaller index). The result is not cached.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise ValidationError(f"{self.name}: k must be an integer, got {k!r}")
         k = int(k)
         if not 1 <= k <= self.nb:
             raise ValidationError(f"{self.name}: k={k} must be in [1, nb={self.nb}]")
-        D, I = _knn_l2(self.xq, self.xb, k)
+        from hashlearn.metrics import exact_knn
+
+        D, I = exact_knn(self.xq, self.xb, k)
         return (I, D) if return_distances else I
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..codes import pack
 from ..errors import NotFittedError, ValidationError
+from ..io.readers import check_vectors
 
 __all__ = ["BaseHasher", "check_vectors_array", "check_random_state"]
 
@@ -27,32 +28,17 @@ def check_random_state(random_state) -> np.random.Generator:
 def check_vectors_array(X, *, name: str = "X", n_features: int | None = None, dtype=np.float32) -> np.ndarray:
     """Validate a 2-D finite numeric matrix and return it C-contiguous as ``dtype``.
 
-    Raises :class:`ValidationError` naming the problem: not numeric, not 2-D, empty, NaN/inf (with the
-    first bad row), or a feature count different from ``n_features``.
+    :func:`hashlearn.io.readers.check_vectors` plus a feature-count check against the fitted model;
+    a single vector of the right length is accepted as one row. Raises :class:`ValidationError`
+    naming the problem.
     """
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # ragged lists and the like
-        raise ValidationError(f"{name} could not be converted to an array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise ValidationError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim == 1 and n_features is not None and arr.shape[0] == n_features:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ValidationError(f"{name} must be a 2-D (n_samples, n_features) array, got {arr.ndim} dimension(s)")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValidationError(f"{name} is empty (shape {arr.shape})")
+    if n_features is not None:
+        arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
+        if arr.ndim == 1 and arr.shape[0] == n_features:
+            X = arr[None, :]
+    arr = check_vectors(X, name=name, dtype=dtype)
     if n_features is not None and arr.shape[1] != n_features:
         raise ValidationError(f"{name} has {arr.shape[1]} features but the model was fitted on {n_features}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if arr.dtype.kind == "f":
-        step = max(1, (1 << 24) // max(1, arr.shape[1]))
-        for start in range(0, arr.shape[0], step):
-            block = arr[start : start + step]
-            finite = np.isfinite(block)
-            if not finite.all():
-                row = start + int(np.argmin(finite.all(axis=1)))
-                raise ValidationError(f"{name} contains NaN or infinity (first at row {row})")
     return arr
 
 
