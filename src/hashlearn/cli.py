@@ -64,6 +64,20 @@ def _read_matrix(path: Path, what: str) -> np.ndarray:
     return np.asarray(read_vectors(path))
 
 
+def _read_npy(path: Path) -> np.ndarray:
+    """A .npy file (codes, ids) read into memory; errors name the file."""
+    from .io.readers import read_npy
+
+    return np.asarray(read_npy(path, mmap=False))
+
+
+def _check_output(*paths: Optional[Path]) -> None:
+    """Refuse an output path that cannot be replaced by a file, before doing any work."""
+    for path in paths:
+        if path is not None and Path(path).is_dir():
+            raise CLIError(f"{path}: is a directory; give a file name for the output")
+
+
 def _atomic_write(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +93,30 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+        raise
+
+
+def _atomic_write_all(items) -> None:
+    """Write several files: each to a temporary file first, then all renamed (none if a write fails)."""
+    staged = []
+    try:
+        for path, write in items:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         raise
 
 
@@ -175,9 +213,14 @@ def _resolve_methods(text: str) -> list[str]:
     if text == "all":
         return list_methods(kind="vector") + ["faiss-lsh", "faiss-itq"]
     names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise CLIError(f"no method given (got {text!r}); known methods: {', '.join(list_methods())}")
     for name in names:
         if name not in FAISS_METHODS:
-            get_hasher_class(name)  # raises UnknownMethodError listing the known names
+            cls = get_hasher_class(name)  # raises UnknownMethodError listing the known names
+            if cls.input_kind != "vector":
+                raise CLIError(f"method {name!r} hashes sets, not vectors; vector methods: "
+                               f"{', '.join(list_methods(kind='vector') + sorted(FAISS_METHODS))}")
     return names
 
 
@@ -284,6 +327,7 @@ def fit(
     from .hashing import make_hasher
     from .io import save
 
+    _check_output(output)
     hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
     if hasher.input_kind != "vector":
         raise CLIError(f"method {method!r} hashes sets, not vectors")
@@ -300,6 +344,7 @@ def encode(
     output: Path = typer.Option(..., "--output", "-o", help=".npy file of packed uint64 codes"),
 ):
     """Encode vectors into packed binary codes (.npy, uint64, shape (n, ceil(bits/64)))."""
+    _check_output(output)
     hasher = _load_object(model)
     if not hasattr(hasher, "transform") or not hasattr(hasher, "n_features_in_"):
         raise CLIError(f"{model} does not hold a fitted hasher")
@@ -327,9 +372,12 @@ def index_build(
     from .index import BinaryIndex, HashIndex, MultiIndexHashing
     from .io import save
 
-    id_array = np.load(ids) if ids is not None else None
+    _check_output(output)
+    if kind not in ("flat", "mih"):
+        raise CLIError(f"--kind must be 'flat' or 'mih', got {kind!r}")
+    id_array = _read_npy(ids) if ids is not None else None
     if codes:
-        arr = np.load(data, allow_pickle=False)
+        arr = _read_npy(data)
         n_bits = bits
         index = (BinaryIndex if kind == "flat" else MultiIndexHashing)(n_bits)
         index.add(arr, id_array)
@@ -364,6 +412,7 @@ def search(
     from .index import BinaryIndex, HashIndex, MultiIndexHashing
     from .io import load
 
+    _check_output(output, json_path)
     index = load(index_path, mmap=mmap)
     if not isinstance(index, (HashIndex, BinaryIndex, MultiIndexHashing)):
         raise CLIError(f"{index_path} holds a {type(index).__name__}, not an index")
@@ -376,10 +425,16 @@ def search(
     if isinstance(index, HashIndex):
         D, I = index.search(_read_matrix(queries, "queries"), k)
     else:
-        D, I = index.search(np.load(queries, allow_pickle=False), k)
-    if output is not None:
-        _atomic_write(output, lambda fh: np.savez(fh, D=D, I=I))
-    _write_json(json_path, {"k": k, "D": D, "I": I})
+        D, I = index.search(_read_npy(queries), k)
+    if output is not None and json_path is not None:
+        # Stage the JSON first: a failure there must not leave the .npz already replaced.
+        data = json.dumps({"k": k, "D": D, "I": I}, indent=2, default=_json_default).encode()
+        _atomic_write_all([(output, lambda fh: np.savez(fh, D=D, I=I)), (json_path, lambda fh: fh.write(data))])
+        err_console.print(f"[dim]wrote {json_path}[/dim]")
+    else:
+        if output is not None:
+            _atomic_write(output, lambda fh: np.savez(fh, D=D, I=I))
+        _write_json(json_path, {"k": k, "D": D, "I": I})
     table = Table(title=f"{I.shape[0]} queries, k={k}")
     table.add_column("query")
     table.add_column("ids")
@@ -432,12 +487,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         err_console.print("interrupted")
         return 130
     except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer >= 0.22 vendors click as typer._click: its exceptions are not click's classes.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, typer.Abort):
             return 1
         raise
     return 0

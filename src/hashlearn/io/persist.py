@@ -245,6 +245,7 @@ def read_header(path) -> dict:
         raise FileFormatError(f"{path}: header is not valid JSON ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != "hashlearn" or "object" not in header:
         raise FileFormatError(f"{path}: header does not describe a hashlearn object")
+    header["_header_end"] = _PREFIX.size + hlen
     if header.get("file_size") != size:
         raise FileFormatError(
             f"{path}: file is {size} bytes but its header says {header.get('file_size')} (truncated or appended to)"
@@ -252,8 +253,17 @@ def read_header(path) -> dict:
     return header
 
 
-def _read_arrays(path: Path, header: dict, mmap: bool, verify: bool) -> list[np.ndarray]:
+def _check_padding(fh, path: Path, start: int, end: int) -> None:
+    """Alignment gaps must be zero: with the checksums, every byte of the file is then verified."""
+    if end > start:
+        fh.seek(start)
+        if fh.read(end - start).strip(b"\0"):
+            raise FileFormatError(f"{path}: non-zero bytes in padding at offset {start} (file is corrupt)")
+
+
+def _read_arrays(path: Path, header: dict, mmap: bool, verify: bool, header_end: int) -> list[np.ndarray]:
     arrays = []
+    cursor = header_end
     with open(path, "rb") as fh:
         for i, d in enumerate(header.get("arrays", [])):
             try:
@@ -264,8 +274,11 @@ def _read_arrays(path: Path, header: dict, mmap: bool, verify: bool) -> list[np.
                 raise FileFormatError(f"{path}: malformed array descriptor #{i} ({exc})") from None
             if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
                 raise FileFormatError(f"{path}: array #{i} descriptor is inconsistent")
-            if offset + nbytes > header["file_size"]:
-                raise FileFormatError(f"{path}: array #{i} extends past the end of the file")
+            if offset + nbytes > header["file_size"] or offset < cursor:
+                raise FileFormatError(f"{path}: array #{i} lies outside its place in the file")
+            if verify:
+                _check_padding(fh, path, cursor, offset)
+            cursor = offset + nbytes
             if mmap and nbytes >= _MMAP_MIN_BYTES:
                 arr = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
             else:
@@ -277,6 +290,8 @@ def _read_arrays(path: Path, header: dict, mmap: bool, verify: bool) -> list[np.
             if verify and nbytes and _crc32(arr) != d.get("crc32"):
                 raise FileFormatError(f"{path}: checksum mismatch in array #{i} (file is corrupt)")
             arrays.append(arr)
+        if verify:
+            _check_padding(fh, path, cursor, header["file_size"])
     return arrays
 
 
@@ -298,7 +313,7 @@ def load(path, *, mmap: bool = False, verify: bool = True) -> Any:
     """
     path = Path(path)
     header = read_header(path)
-    arrays = _read_arrays(path, header, mmap, verify)
+    arrays = _read_arrays(path, header, mmap, verify, header["_header_end"])
     try:
         return _Decoder(arrays).decode_object(header["object"], str(path))
     except FileFormatError:
