@@ -101,6 +101,17 @@ def test_e2lsh_bits_of_equal_and_different_buckets():
     assert abs(diff - 0.5) < _binomial_tol(0.5, 4096)
 
 
+def test_e2lsh_positions_are_the_unfloored_hashes():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 7)).astype(np.float32)
+    h = E2LSH(n_bits=40, bucket_width=1.5, random_state=0).fit(X)
+    P = h.positions(X)
+    assert P.shape == (50, 40) and P.dtype == np.float64
+    expect = ((X @ h.projections_).astype(np.float64) + h.offsets_) / h.bucket_width_
+    np.testing.assert_allclose(P, expect, rtol=1e-12)
+    np.testing.assert_array_equal(np.floor(P).astype(np.int64), h.hash_values(X))
+
+
 def test_e2lsh_default_bucket_width_rule():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(300, 6)).astype(np.float32)
@@ -133,11 +144,62 @@ def test_fwht_equals_hadamard_matrix(D):
     np.testing.assert_allclose(fwht(fwht(X, normalize=True), normalize=True), X, atol=1e-10)
     X32 = X.astype(np.float32)
     assert fwht(X32).dtype == np.float32
+    many = rng.normal(size=(100, D)).astype(np.float32)  # several blocks of rows in the kernel
+    np.testing.assert_allclose(fwht(many), many.astype(np.float64) @ H.T, rtol=1e-4, atol=1e-4)
 
 
 def test_fwht_rejects_non_power_of_two():
     with pytest.raises(ValidationError, match="power-of-two"):
         fwht(np.ones((2, 6)))
+
+
+def _rotations_reference(h, X):
+    """The rotations of a fitted CrossPolytopeLSH by the textbook algorithm, in float32: zero-pad, then
+    three rounds of (sign flip, one butterfly stage at a time), scale, keep the first last_dim_."""
+    X = np.asarray(X, dtype=np.float32)
+    (n, d), D, H = X.shape, h.rotation_dim_, h.n_hashes_
+    Y = np.zeros((n, H, D), dtype=np.float32)
+    Y[:, :, :d] = X[:, None, :]
+    for r in range(h.signs_.shape[1]):
+        Y *= h.signs_[None, :, r, :].astype(np.float32)
+        step = 1
+        while step < D:
+            V = Y.reshape(n, H, D // (2 * step), 2, step)
+            a, b = V[..., 0, :].copy(), V[..., 1, :].copy()
+            V[..., 0, :] = a + b
+            V[..., 1, :] = a - b
+            step *= 2
+    Y *= np.float32(D ** (-0.5 * h.signs_.shape[1]))
+    return Y[:, :, : h.last_dim_]
+
+
+@pytest.mark.parametrize("n, d, n_bits, last_dim", [
+    (1, 1, 5, None), (70, 20, 60, None), (45, 100, 50, 24), (33, 9, 12, 1), (40, 784, 64, None), (40, 784, 64, 16),
+])
+def test_crosspolytope_kernels_equal_textbook_reference(n, d, n_bits, last_dim):
+    # bit for bit: the compiled kernels do the same float32 additions in the same order (any number of
+    # rows, partial blocks, padding, dimension reduction with a last round cut short)
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    X[: n // 2, : d // 2] = np.round(X[: n // 2, : d // 2])  # exact ties between scores
+    h = CrossPolytopeLSH(n_bits=n_bits, last_dim=last_dim, random_state=3).fit(X)
+    Y = _rotations_reference(h, X)
+    np.testing.assert_array_equal(h.rotate(X), Y)
+    np.testing.assert_array_equal(h.hash_values(X), np.argmax(np.concatenate([Y, -Y], axis=2), axis=2))
+    np.testing.assert_array_equal(h.hash_values(X[-1:]), h.hash_values(X)[-1:])
+
+
+def test_crosspolytope_hash_bits_before_fitting():
+    X = np.random.default_rng(0).normal(size=(10, 20))
+    for last_dim in (None, 1, 5, 32):
+        h = CrossPolytopeLSH(n_bits=30, last_dim=last_dim, random_state=0).fit(X)
+        assert CrossPolytopeLSH.hash_bits(20, last_dim) == h.bits_per_hash_
+    assert CrossPolytopeLSH.hash_bits(20) == 6  # D = 32: 64 vertices
+    for bad in (0, 33, 2.0, True):
+        with pytest.raises(ValidationError, match="last_dim"):
+            CrossPolytopeLSH.hash_bits(20, bad)
+        with pytest.raises(ValidationError, match="last_dim"):
+            CrossPolytopeLSH(last_dim=bad).fit(X)
 
 
 def test_crosspolytope_rotation_is_orthogonal():
@@ -230,16 +292,21 @@ def test_bad_input_raises_hashlearn_errors(cls):
     X = rng.normal(size=(20, 5))
     with pytest.raises(NotFittedError):
         cls().transform(X)
-    if hasattr(cls, "hash_values"):
-        with pytest.raises(NotFittedError):
-            cls().hash_values(X)
+    for method in ("hash_values", "margins", "positions", "rotate", "rank_vertices"):
+        if hasattr(cls, method):
+            with pytest.raises(NotFittedError):
+                getattr(cls(), method)(X)
     h = cls(n_bits=16, random_state=0).fit(X)
     bad = X.copy()
     bad[3, 2] = np.nan
     with pytest.raises(ValidationError, match="row 3"):
         h.transform(bad)
-    with pytest.raises(ValidationError, match="5"):
-        h.transform(rng.normal(size=(4, 6)))
+    for method in ("transform", "hash_values", "margins", "positions", "rotate", "rank_vertices"):
+        if hasattr(h, method):
+            with pytest.raises(ValidationError, match="5"):
+                getattr(h, method)(rng.normal(size=(4, 6)))
+            with pytest.raises(ValidationError, match="row 3"):
+                getattr(h, method)(bad)
     with pytest.raises(ValidationError):
         cls(n_bits=0).fit(X)
     with pytest.raises(ValidationError):

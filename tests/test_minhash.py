@@ -16,6 +16,7 @@ from scipy.integrate import quad
 import hashlearn
 from hashlearn.errors import IncompatibleError, NotFittedError, ValidationError
 from hashlearn.hashing import MinHash, band_candidates, band_candidates_between, optimal_bands
+from hashlearn.hashing.base import PersistableEstimatorMixin
 from hashlearn.hashing.minhash import EMPTY_VALUE, MERSENNE_61, _mulmod61
 
 
@@ -168,6 +169,9 @@ def test_n_bits_from_make_hasher_and_persistence(tmp_path):
         loaded = hashlearn.load(path)
         assert loaded.get_params() == model.get_params()
         np.testing.assert_array_equal(loaded.transform(data), model.transform(data))
+    # the same generic persistence as the vector hashers
+    assert isinstance(mh, PersistableEstimatorMixin)
+    assert issubclass(hashlearn.hashing.SimHash, PersistableEstimatorMixin)
     # same seed same permutations, other seed differs
     assert np.array_equal(MinHash(random_state=1, n_bits=64).fit().perm_a_, mh.perm_a_)
     assert not np.array_equal(MinHash(random_state=2, n_bits=64).fit().perm_a_, mh.perm_a_)

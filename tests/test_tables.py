@@ -249,6 +249,13 @@ def test_hasher_params_and_metric():
     assert MultiTableLSH("e2lsh").metric_ == "l2" and MultiTableLSH().metric_ == "cosine"
 
 
+def test_constructor_only_stores_parameters():
+    idx = MultiTableLSH("e2lsh", n_tables=3, bits_per_table=4, bucket_width=2.0, random_state=0)
+    assert vars(idx) == dict(hasher="e2lsh", n_tables=3, bits_per_table=4, n_probes=1, metric=None,
+                             random_state=0, hasher_params={"bucket_width": 2.0})
+    assert idx.ntotal == 0 and idx.d is None and "ntotal=0" in repr(idx)
+
+
 def test_bad_input_raises(data):
     xb, xq = data
     with pytest.raises(NotFittedError):

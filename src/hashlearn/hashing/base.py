@@ -11,7 +11,7 @@ from ..codes import pack
 from ..errors import NotFittedError, ValidationError
 from ..io.readers import check_vectors
 
-__all__ = ["BaseHasher", "check_vectors_array", "check_random_state"]
+__all__ = ["BaseHasher", "PersistableEstimatorMixin", "check_vectors_array", "check_random_state"]
 
 
 def check_random_state(random_state) -> np.random.Generator:
@@ -42,7 +42,30 @@ def check_vectors_array(X, *, name: str = "X", n_features: int | None = None, dt
     return arr
 
 
-class BaseHasher(TransformerMixin, BaseEstimator):
+class PersistableEstimatorMixin:
+    """Generic persistence (see :mod:`hashlearn.io.persist`) for scikit-learn style estimators.
+
+    The stored state is the constructor parameters (``get_params``) plus every public fitted attribute
+    (name ending in ``_``); a ``random_state`` that is not None or an int is stored as None, since the
+    fitted attributes already hold what it produced.
+    """
+
+    def _get_state(self) -> dict:
+        params = self.get_params(deep=False)
+        if not (params.get("random_state") is None or isinstance(params.get("random_state"), numbers.Integral)):
+            params["random_state"] = None  # a Generator cannot be stored; the fitted state is what matters
+        fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        return {"params": params, "fitted": fitted}
+
+    @classmethod
+    def _from_state(cls, state: dict):
+        obj = cls(**state["params"])
+        for key, value in state["fitted"].items():
+            setattr(obj, key, value)
+        return obj
+
+
+class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
     """Base of vector hashers: ``fit(X)`` learns, ``transform(X)`` returns packed uint64 codes.
 
     Subclasses implement ``_fit(X, rng)`` (X validated float32, rng a numpy Generator) and
@@ -100,18 +123,3 @@ class BaseHasher(TransformerMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         if not self._is_fitted():
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X) first")
-
-    # -- persistence (see hashlearn.io.persist) ----------------------------------------------------
-    def _get_state(self) -> dict:
-        params = self.get_params(deep=False)
-        if not (params.get("random_state") is None or isinstance(params.get("random_state"), numbers.Integral)):
-            params["random_state"] = None  # a Generator cannot be stored; the fitted state is what matters
-        fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
-        return {"params": params, "fitted": fitted}
-
-    @classmethod
-    def _from_state(cls, state: dict):
-        obj = cls(**state["params"])
-        for key, value in state["fitted"].items():
-            setattr(obj, key, value)
-        return obj

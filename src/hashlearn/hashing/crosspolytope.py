@@ -1,9 +1,22 @@
-"""Cross-polytope LSH for angular distance, with fast pseudo-random rotations."""
+"""Cross-polytope LSH for angular distance, with fast pseudo-random rotations.
+
+Kernels (numba, chosen by measurement): rows are transformed ``lanes`` at a time as the columns of a
+(D, lanes) float32 block, so every butterfly of the fast Walsh–Hadamard transform — including the
+first stages, whose partners are 1, 2 and 4 apart — is one loop over the lanes that LLVM vectorises.
+The lane count is passed at run time on purpose: numba leaves LLVM's SLP vectoriser off, and a loop
+with a small constant trip count is fully unrolled into scalar code before the loop vectoriser sees
+it. Butterfly stages are fused in pairs (radix 4) with the same additions in the same order as one
+stage at a time, so results are bit-identical to the textbook natural-order transform. A block of rows
+goes through all hashes and all three (sign flip, FWHT) rounds while it is in cache and the closest
+vertex is picked in the same pass: no (n, n_hashes, D) tensor is ever built. With ``last_dim < D`` the
+last round computes only the coordinates it keeps. Blocks run in parallel on numba's threads.
+"""
 
 from __future__ import annotations
 
 import numbers
 
+import numba
 import numpy as np
 
 from ..errors import ValidationError
@@ -12,18 +25,197 @@ from .registry import register
 
 __all__ = ["CrossPolytopeLSH", "fwht"]
 
-_CHUNK_ELEMENTS = 1 << 22  # rotated values held at once (n_rows × n_hashes × D)
+_LANES = 32  # rows per block: the vectorised axis of the kernels (128 KiB of float32 at D = 1024)
+_CHUNK_ELEMENTS = 1 << 22  # vertex scores held at once by rank_vertices (n_rows × n_hashes × 2 last_dim)
+
+
+# -- kernels ------------------------------------------------------------------------------------------
+@numba.njit(cache=True, boundscheck=False)
+def _fwht_lanes(Y, size):  # pragma: no cover - compiled
+    """In place on ``Y`` (D, lanes): the Walsh–Hadamard transform of every aligned block of ``size`` rows.
+
+    These are the butterfly stages ``h = 1, 2, ..., size / 2`` of the natural-order FWHT along axis 0
+    (``size = D``: the whole transform), two stages per pass.
+    """
+    D, nl = Y.shape
+    h = 1
+    while 4 * h <= size:
+        for i in range(0, D, 4 * h):
+            for j in range(i, i + h):
+                for l in range(nl):
+                    x0 = Y[j, l]
+                    x1 = Y[j + h, l]
+                    x2 = Y[j + 2 * h, l]
+                    x3 = Y[j + 3 * h, l]
+                    s0 = x0 + x1
+                    s1 = x0 - x1
+                    s2 = x2 + x3
+                    s3 = x2 - x3
+                    Y[j, l] = s0 + s2
+                    Y[j + h, l] = s1 + s3
+                    Y[j + 2 * h, l] = s0 - s2
+                    Y[j + 3 * h, l] = s1 - s3
+        h *= 4
+    if h < size:
+        for i in range(0, D, 2 * h):
+            for j in range(i, i + h):
+                for l in range(nl):
+                    x0 = Y[j, l]
+                    x1 = Y[j + h, l]
+                    Y[j, l] = x0 + x1
+                    Y[j + h, l] = x0 - x1
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _fold_lanes(Y, size):  # pragma: no cover - compiled
+    """The remaining stages ``h = size, ..., D / 2``, restricted to the first ``size`` outputs.
+
+    After ``_fwht_lanes(Y, size)`` this leaves the first ``size`` rows of ``Y`` equal to those of the
+    full transform, bit for bit: output ``p < size`` only needs the ``+`` half of each later stage, at
+    the positions ``q`` with ``q mod 2h < size`` — under ``D`` additions per lane instead of
+    ``D log2(D / size) / 2`` butterflies.
+    """
+    D, nl = Y.shape
+    h = size
+    while h < D:
+        for base in range(0, D, 2 * h):
+            for j in range(base, base + size):
+                for l in range(nl):
+                    Y[j, l] += Y[j + h, l]
+        h *= 2
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _rotate_lanes(XT, signs, Y, n_out):  # pragma: no cover - compiled
+    """Y (D, lanes) ← the (sign flip, FWHT) rounds of one hash applied to the block XT (d, lanes).
+
+    ``signs`` (n_rounds, D) float32; the input is zero-padded from d to D. Only the first ``n_out``
+    rows of the result are exact (the last round stops at the next power of two, see
+    :func:`_fold_lanes`); they are not yet scaled.
+    """
+    d, nl = XT.shape
+    R, D = signs.shape
+    size = 1
+    while size < n_out:
+        size *= 2
+    for t in range(d):
+        st = signs[0, t]
+        for l in range(nl):
+            Y[t, l] = XT[t, l] * st
+    for t in range(d, D):
+        z = np.float32(0.0) * signs[0, t]  # ±0, exactly as multiplying the padding by the sign
+        for l in range(nl):
+            Y[t, l] = z
+    for r in range(R):
+        if r > 0:
+            for t in range(D):
+                st = signs[r, t]
+                for l in range(nl):
+                    Y[t, l] *= st
+        if r < R - 1:
+            _fwht_lanes(Y, D)
+        else:
+            _fwht_lanes(Y, size)
+            _fold_lanes(Y, size)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _load_lanes(X, start, XT):  # pragma: no cover - compiled
+    """XT (d, lanes) ← rows ``start, start + 1, ...`` of X (n, d), transposed; lanes past row n are 0.
+
+    Returns the number of rows loaded.
+    """
+    d, nl = XT.shape
+    m = min(nl, X.shape[0] - start)
+    XT[:, m:] = 0
+    for t in range(d):
+        for l in range(m):
+            XT[t, l] = X[start + l, t]
+    return m
+
+
+@numba.njit(cache=True, boundscheck=False, parallel=True)
+def _hash_kernel(X, signs, scale, last_dim, lanes, out):  # pragma: no cover - compiled
+    """``out[i, k]`` ← the closest vertex of hash ``k`` for row ``i`` of ``X`` (n, d) float32.
+
+    ``signs`` (n_hashes, n_rounds, D) float32. Scores are the first ``last_dim`` rotated coordinates
+    times ``scale``; the argmax over ``(+y_0, ..., +y_{L-1}, -y_0, ..., -y_{L-1})`` is the first maximum,
+    as ``np.argmax`` gives.
+    """
+    n, d = X.shape
+    H, R, D = signs.shape
+    for b in numba.prange((n + lanes - 1) // lanes):
+        start = b * lanes
+        XT = np.empty((d, lanes), dtype=np.float32)
+        Y = np.empty((D, lanes), dtype=np.float32)
+        best_pos = np.empty(lanes, dtype=np.float32)
+        best_neg = np.empty(lanes, dtype=np.float32)
+        arg_pos = np.empty(lanes, dtype=np.int64)
+        arg_neg = np.empty(lanes, dtype=np.int64)
+        m = _load_lanes(X, start, XT)
+        for k in range(H):
+            _rotate_lanes(XT, signs[k], Y, last_dim)
+            for l in range(lanes):
+                v = Y[0, l] * scale
+                best_pos[l] = v
+                best_neg[l] = -v
+                arg_pos[l] = 0
+                arg_neg[l] = last_dim
+            for t in range(1, last_dim):
+                for l in range(lanes):
+                    v = Y[t, l] * scale
+                    if v > best_pos[l]:
+                        best_pos[l] = v
+                        arg_pos[l] = t
+                    if -v > best_neg[l]:
+                        best_neg[l] = -v
+                        arg_neg[l] = last_dim + t
+            for l in range(m):
+                out[start + l, k] = arg_pos[l] if best_pos[l] >= best_neg[l] else arg_neg[l]
+
+
+@numba.njit(cache=True, boundscheck=False, parallel=True)
+def _rotate_kernel(X, signs, scale, last_dim, lanes, out):  # pragma: no cover - compiled
+    """``out[i, k, :]`` ← the first ``last_dim`` rotated coordinates of row ``i`` by hash ``k``, scaled."""
+    n, d = X.shape
+    H, R, D = signs.shape
+    for b in numba.prange((n + lanes - 1) // lanes):
+        start = b * lanes
+        XT = np.empty((d, lanes), dtype=np.float32)
+        Y = np.empty((D, lanes), dtype=np.float32)
+        m = _load_lanes(X, start, XT)
+        for k in range(H):
+            _rotate_lanes(XT, signs[k], Y, last_dim)
+            for l in range(m):
+                for t in range(last_dim):
+                    out[start + l, k, t] = Y[t, l] * scale
+
+
+@numba.njit(cache=True, boundscheck=False, parallel=True)
+def _fwht_rows_kernel(Y, lanes):  # pragma: no cover - compiled
+    """In place: the FWHT of every row of ``Y`` (m, D), float32 or float64."""
+    m, D = Y.shape
+    for b in numba.prange((m + lanes - 1) // lanes):
+        start = b * lanes
+        T = np.empty((D, lanes), dtype=Y.dtype)
+        k = _load_lanes(Y, start, T)
+        _fwht_lanes(T, D)
+        for l in range(k):
+            for t in range(D):
+                Y[start + l, t] = T[t, l]
 
 
 def fwht(X, *, normalize: bool = False) -> np.ndarray:
     """Fast Walsh–Hadamard transform along the last axis, batched.
 
-    ``log2(D)`` butterfly stages, each one vectorised over the whole batch: O(n D log D) work.
+    ``log2(D)`` butterfly stages per row, O(n D log D) work, computed by a compiled kernel (rows in
+    parallel).
 
     Parameters
     ----------
     X : array-like of shape (..., D)
-        ``D`` must be a power of two. Integer input is computed in float64; float input keeps its dtype.
+        ``D`` must be a power of two. float32 input is computed in float32; any other input in float64
+        (float input keeps its dtype in the result, integer input gives float64).
     normalize : bool, default False
         Divide by ``sqrt(D)``, making the transform orthonormal (and its own inverse).
 
@@ -39,17 +231,11 @@ def fwht(X, *, normalize: bool = False) -> np.ndarray:
     D = X.shape[-1]
     if D < 1 or D & (D - 1):
         raise ValidationError(f"fwht needs a power-of-two length along the last axis, got {D}")
-    dtype = X.dtype if X.dtype.kind == "f" else np.float64
-    Y = np.array(X, dtype=dtype, copy=True).reshape(-1, D)
-    m = Y.shape[0]
-    h = 1
-    while h < D:
-        V = Y.reshape(m, D // (2 * h), 2, h)
-        a = V[:, :, 0, :].copy()
-        V[:, :, 0, :] += V[:, :, 1, :]
-        np.subtract(a, V[:, :, 1, :], out=V[:, :, 1, :])
-        h *= 2
-    Y = Y.reshape(X.shape)
+    dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
+    work = np.float32 if dtype == np.float32 else np.float64
+    Y = np.array(X, dtype=work, copy=True, order="C")
+    _fwht_rows_kernel(Y.reshape(-1, D), _LANES)
+    Y = Y.astype(dtype, copy=False)
     if normalize:
         Y *= np.asarray(1.0 / np.sqrt(D), dtype=dtype)
     return Y
@@ -74,6 +260,10 @@ class CrossPolytopeLSH(BaseHasher):
     code is the first ``n_bits`` bits of that concatenation (so the last hash may be truncated to its
     low bits). :meth:`hash_values` gives the untruncated integer hashes and :meth:`rank_vertices` the
     other vertices by decreasing score, for multi-probe.
+
+    Encoding costs about ``3 n_hashes_ D log2(D)`` float32 additions per vector (the three fast
+    Walsh–Hadamard transforms of every hash), run by compiled kernels. A smaller ``last_dim`` saves part
+    of the last transform but gives fewer bits per hash, hence more hashes for the same ``n_bits``.
 
     Parameters
     ----------
@@ -118,55 +308,63 @@ class CrossPolytopeLSH(BaseHasher):
         self.last_dim = last_dim
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        ld = self.last_dim
-        if ld is not None and (isinstance(ld, bool) or not isinstance(ld, numbers.Integral) or ld < 1):
-            raise ValidationError(f"last_dim must be None or a positive integer, got {ld!r}")
+    @staticmethod
+    def hash_bits(n_features: int, last_dim: int | None = None) -> int:
+        """Bits one hash takes for inputs of ``n_features`` dimensions: ``ceil(log2(2 last_dim))``.
+
+        What ``fit`` stores in ``bits_per_hash_``, known before fitting, e.g. to choose ``n_bits`` as a
+        multiple of it.
+
+        Parameters
+        ----------
+        n_features : int
+            Input dimension ``d``.
+        last_dim : int or None, default None
+            As the constructor parameter: ``None`` means the padded dimension ``D = 2**ceil(log2 d)``;
+            otherwise an integer between 1 and ``D`` (:class:`ValidationError` if not).
+
+        Returns
+        -------
+        bits : int
+        """
+        D = _next_pow2(n_features)
+        ld = D if last_dim is None else last_dim
+        if isinstance(ld, bool) or not isinstance(ld, numbers.Integral) or not 1 <= ld <= D:
+            raise ValidationError(
+                f"last_dim must be None or an integer between 1 and the padded dimension {D} "
+                f"(d = {n_features}), got {last_dim!r}"
+            )
+        return max(1, int(2 * ld - 1).bit_length())
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         d = X.shape[1]
         D = _next_pow2(d)
-        ld = D if self.last_dim is None else int(self.last_dim)
-        if ld > D:
-            raise ValidationError(
-                f"last_dim must be at most the padded dimension {D} (d = {d}), got {ld}"
-            )
+        self.bits_per_hash_ = self.hash_bits(d, self.last_dim)
         self.rotation_dim_ = D
-        self.last_dim_ = ld
-        self.bits_per_hash_ = max(1, int(2 * ld - 1).bit_length())
+        self.last_dim_ = D if self.last_dim is None else int(self.last_dim)
         self.n_hashes_ = -(-int(self.n_bits) // self.bits_per_hash_)
         self.signs_ = (2 * rng.integers(0, 2, size=(self.n_hashes_, self.n_rotations, D)) - 1).astype(np.int8)
 
     # -- core ----------------------------------------------------------------------------------------
-    def _rotate_block(self, X: np.ndarray) -> np.ndarray:
-        """Rotated (n, n_hashes_, last_dim_) float32 for a validated block X (n, d)."""
-        n, d = X.shape
-        D, H = self.rotation_dim_, self.n_hashes_
-        Y = np.zeros((n, H, D), dtype=np.float32)
-        Y[:, :, :d] = X[:, None, :]
-        signs = self.signs_.astype(np.float32)
-        for r in range(self.signs_.shape[1]):
-            Y *= signs[None, :, r, :]
-            Y = fwht(Y)
-        Y *= np.float32(D ** (-0.5 * self.signs_.shape[1]))
-        return Y[:, :, : self.last_dim_]
+    def _kernel_args(self):
+        """(signs as float32, the orthonormalising scale D**(-rounds/2), last_dim, lanes): the kernels' arguments."""
+        signs = np.ascontiguousarray(self.signs_, dtype=np.float32)
+        return signs, np.float32(self.rotation_dim_ ** (-0.5 * signs.shape[1])), int(self.last_dim_), _LANES
 
-    def _blocks(self, X: np.ndarray):
-        step = max(1, _CHUNK_ELEMENTS // (self.n_hashes_ * self.rotation_dim_))
-        for start in range(0, X.shape[0], step):
-            yield start, self._rotate_block(X[start : start + step])
+    def _rotated(self, X: np.ndarray) -> np.ndarray:
+        """Rotated (n, n_hashes_, last_dim_) float32 for validated float32 X (n, d)."""
+        out = np.empty((X.shape[0], self.n_hashes_, self.last_dim_), dtype=np.float32)
+        _rotate_kernel(X, *self._kernel_args(), out)
+        return out
 
-    def _hash_validated(self, X: np.ndarray) -> np.ndarray:
+    def _hashes(self, X: np.ndarray) -> np.ndarray:
+        """Closest vertices (n, n_hashes_) int64 for validated float32 X (n, d)."""
         out = np.empty((X.shape[0], self.n_hashes_), dtype=np.int64)
-        for start, Y in self._blocks(X):
-            # argmax over the 2 last_dim_ scores (+y, -y): ties go to the lowest vertex index, as in
-            # rank_vertices
-            out[start : start + Y.shape[0]] = np.argmax(np.concatenate([Y, -Y], axis=2), axis=2)
+        _hash_kernel(X, *self._kernel_args(), out)
         return out
 
     def _encode_bits(self, X: np.ndarray) -> np.ndarray:
-        H = self._hash_validated(X)
+        H = self._hashes(X)
         shifts = np.arange(self.bits_per_hash_, dtype=np.int64)
         bits = (H[:, :, None] >> shifts) & 1
         return bits.reshape(X.shape[0], -1)[:, : int(self.n_bits)].astype(bool)
@@ -186,11 +384,7 @@ class CrossPolytopeLSH(BaseHasher):
             so norms and angles are preserved.
         """
         self._check_fitted()
-        X = check_vectors_array(X, name="X", n_features=self.n_features_in_)
-        out = np.empty((X.shape[0], self.n_hashes_, self.last_dim_), dtype=np.float32)
-        for start, Y in self._blocks(X):
-            out[start : start + Y.shape[0]] = Y
-        return out
+        return self._rotated(check_vectors_array(X, name="X", n_features=self.n_features_in_))
 
     def hash_values(self, X) -> np.ndarray:
         """Closest-vertex index of each cross-polytope.
@@ -202,10 +396,11 @@ class CrossPolytopeLSH(BaseHasher):
         Returns
         -------
         H : ndarray of shape (n, n_hashes_), int64
-            Values in ``[0, 2 last_dim_)``: ``i`` is vertex ``+e_i`` and ``last_dim_ + i`` is ``-e_i``.
+            Values in ``[0, 2 last_dim_)``: ``i`` is vertex ``+e_i`` and ``last_dim_ + i`` is ``-e_i``; a
+            tie goes to the lowest index.
         """
         self._check_fitted()
-        return self._hash_validated(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return self._hashes(check_vectors_array(X, name="X", n_features=self.n_features_in_))
 
     def rank_vertices(self, X, n_vertices: int | None = None):
         """Vertices of each cross-polytope by decreasing score ``±y_i``, for multi-probe.
@@ -235,7 +430,9 @@ class CrossPolytopeLSH(BaseHasher):
         n = X.shape[0]
         verts = np.empty((n, self.n_hashes_, k), dtype=np.int64)
         gaps = np.empty((n, self.n_hashes_, k), dtype=np.float32)
-        for start, Y in self._blocks(X):
+        step = max(1, _CHUNK_ELEMENTS // (self.n_hashes_ * V))
+        for start in range(0, n, step):
+            Y = self._rotated(X[start : start + step])
             S = np.concatenate([Y, -Y], axis=2)
             # stable sort: ties broken by the lowest vertex index, consistently with hash_values
             vv = np.argsort(-S, axis=2, kind="stable")[:, :, :k]

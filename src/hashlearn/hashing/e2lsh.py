@@ -1,7 +1,9 @@
 """p-stable locality-sensitive hashing for Euclidean distance (E2LSH).
 
-Also home of two small uint64 helpers shared by the LSH modules (:func:`_fmix64`, :func:`_parity64`):
-numpy uint64 arithmetic wraps modulo 2**64, which is exactly what these mixing functions need.
+Also home of the 64-bit mixing helpers shared by the hashing and index modules: :func:`_fmix64`
+(splitmix64 finaliser) and :func:`_combine_keys` (integer vectors → one uint64 key, used for the
+bucket keys of :class:`hashlearn.index.tables.MultiTableLSH` and the band keys of MinHash). numpy
+uint64 arithmetic wraps modulo 2**64, which is exactly what these mixing functions need.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _combine_keys(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     values : ndarray of shape (..., T, k), integer
-        ``k`` integers per key, for ``T`` independent key families (tables).
+        ``k`` integers per key, for ``T`` independent key families (tables). Signed values are taken
+        modulo 2**64 (their two's-complement bits).
     seeds : ndarray of shape (T,), uint64
         One seed per family.
 
@@ -53,7 +56,8 @@ def _combine_keys(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     keys : ndarray of shape (..., T), uint64
         Equal vectors give equal keys; two different vectors collide with probability about 2**-64.
     """
-    v = np.asarray(values).astype(np.int64, copy=False).view(np.uint64)
+    v = np.asarray(values)
+    v = v.astype(np.uint64, copy=False) if v.dtype.kind == "u" else v.astype(np.int64, copy=False).view(np.uint64)
     h = np.broadcast_to(np.asarray(seeds, dtype=np.uint64), v.shape[:-1]).copy()
     with np.errstate(over="ignore"):
         for j in range(v.shape[-1]):
@@ -158,11 +162,29 @@ class E2LSH(BaseHasher):
         self.bit_flips_ = rng.integers(0, 2, size=nb, dtype=np.uint8)
 
     def _positions(self, X: np.ndarray) -> np.ndarray:
-        """``(a·x + b) / w`` for validated float32 ``X``: (n, n_bits) float64; hashes are their floors."""
+        """:meth:`positions` of validated float32 ``X``."""
         proj = (X @ self.projections_).astype(np.float64)
         proj += self.offsets_
         proj /= self.bucket_width_
         return proj
+
+    def positions(self, X) -> np.ndarray:
+        """Positions ``(a·x + b) / w`` on the hash lines, in bucket widths.
+
+        The hashes are their floors; the fractional part ``f`` of a position says how close the point is
+        to the boundaries of its bucket (``f`` to the lower one, ``1 - f`` to the upper one), which is
+        what query-directed multi-probe uses.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_features_in_)
+
+        Returns
+        -------
+        P : ndarray of shape (n, n_bits), float64
+        """
+        self._check_fitted()
+        return self._positions(check_vectors_array(X, name="X", n_features=self.n_features_in_))
 
     def hash_values(self, X) -> np.ndarray:
         """Integer hashes ``floor((a·x + b) / w)``.
@@ -175,9 +197,7 @@ class E2LSH(BaseHasher):
         -------
         H : ndarray of shape (n, n_bits), int64
         """
-        self._check_fitted()
-        X = check_vectors_array(X, name="X", n_features=self.n_features_in_)
-        return np.floor(self._positions(X)).astype(np.int64)
+        return np.floor(self.positions(X)).astype(np.int64)
 
     def _bits_of(self, H: np.ndarray) -> np.ndarray:
         """Bucket-to-bit hash of integer hashes (n, n_bits) → bool (n, n_bits)."""

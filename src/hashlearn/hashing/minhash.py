@@ -19,8 +19,8 @@ from scipy.integrate import trapezoid
 from sklearn.base import BaseEstimator
 
 from ..errors import IncompatibleError, NotFittedError, ValidationError
-from .base import BaseHasher, check_random_state
-from .e2lsh import _GOLDEN, _fmix64
+from .base import PersistableEstimatorMixin, check_random_state
+from .e2lsh import _GOLDEN, _combine_keys, _fmix64
 from .registry import register
 
 __all__ = ["MinHash", "optimal_bands", "band_candidates", "band_candidates_between", "MERSENNE_61", "EMPTY_VALUE"]
@@ -195,7 +195,7 @@ def _record_tokens(records, shingle):
 
 # -- the estimator ---------------------------------------------------------------------------------
 @register("minhash", kind="set")
-class MinHash(BaseEstimator):
+class MinHash(PersistableEstimatorMixin, BaseEstimator):
     """MinHash signatures of sets: ``n_perm`` random permutations, the minimum hash of each record.
 
     Two records' signatures agree at one position with probability equal to their Jaccard similarity
@@ -391,10 +391,6 @@ class MinHash(BaseEstimator):
             P = np.clip((P - c) / (1.0 - c), 0.0, 1.0)
         return P
 
-    # -- persistence: same generic state as BaseHasher -----------------------------------------------
-    _get_state = BaseHasher._get_state
-    _from_state = classmethod(BaseHasher._from_state.__func__)
-
 
 # -- banding ---------------------------------------------------------------------------------------
 def _scurve(s: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -471,12 +467,9 @@ def _check_max_bucket(max_bucket):
 
 def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
     """uint64 key of band ``band`` of every row (equal bands ⇒ equal keys; else collision ≈ 2**-64)."""
-    block = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
     with np.errstate(over="ignore"):
-        h = np.full(sig.shape[0], _BAND_SEED + np.uint64(band) * _GOLDEN, dtype=np.uint64)
-        for j in range(rows):
-            h = _fmix64(h ^ _fmix64(block[:, j] + _GOLDEN))
-    return h
+        seed = _BAND_SEED + np.uint64(band) * _GOLDEN
+    return _combine_keys(sig[:, None, band * rows : (band + 1) * rows], np.array([seed]))[:, 0]
 
 
 def _non_empty_rows(sig: np.ndarray) -> np.ndarray:

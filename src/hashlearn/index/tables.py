@@ -14,7 +14,6 @@ import numpy as np
 
 from ..errors import IncompatibleError, NotFittedError, ValidationError
 from ..hashing.base import check_random_state, check_vectors_array
-from ..hashing.crosspolytope import _next_pow2
 from ..hashing.e2lsh import _combine_keys
 from ..hashing.registry import get_hasher_class
 from ..io.persist import persistable
@@ -174,6 +173,12 @@ def probe_sequences(costs, groups=None, n_probes=8):
     return sets, valid
 
 
+def _bits_to_keys(bits: np.ndarray) -> np.ndarray:
+    """uint64 keys of SimHash tables: bit ``j`` of the key is ``bits[..., j]`` (bits (..., per), per <= 64)."""
+    shifts = np.arange(bits.shape[-1], dtype=np.uint64)
+    return (bits.astype(np.uint64) << shifts).sum(axis=-1, dtype=np.uint64)
+
+
 def _check_positive_int(name, value, lo=1):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
         raise ValidationError(f"{name} must be an integer >= {lo}, got {value!r}")
@@ -249,14 +254,6 @@ class MultiTableLSH:
         self.metric = metric
         self.random_state = random_state
         self.hasher_params = dict(hasher_params)
-        self._reset_storage()
-
-    def _reset_storage(self, d: int = 0):
-        T = self.n_tables if isinstance(self.n_tables, numbers.Integral) else 0
-        self.keys_ = np.empty((T, 0), dtype=np.uint64)
-        self.order_ = np.empty((T, 0), dtype=np.int64)
-        self.data_ = np.empty((0, d), dtype=np.float32)
-        self.ids_ = np.empty(0, dtype=np.int64)
 
     def __repr__(self) -> str:
         return (f"MultiTableLSH({self.hasher!r}, n_tables={self.n_tables}, bits_per_table={self.bits_per_table}, "
@@ -283,7 +280,8 @@ class MultiTableLSH:
 
     @property
     def ntotal(self) -> int:
-        return int(self.ids_.shape[0])
+        ids = getattr(self, "ids_", None)
+        return 0 if ids is None else int(ids.shape[0])
 
     @property
     def d(self) -> int | None:
@@ -303,9 +301,7 @@ class MultiTableLSH:
         seed = int(rng.integers(0, 2**63 - 1))
         cls = get_hasher_class(self.hasher)
         if self.hasher == "crosspolytope":
-            ld = self.hasher_params.get("last_dim")
-            D = _next_pow2(X.shape[1])
-            bph = max(1, int(2 * (D if ld is None else int(ld)) - 1).bit_length())
+            bph = cls.hash_bits(X.shape[1], self.hasher_params.get("last_dim"))
             per = -(-B // bph)
             n_bits = T * per * bph
         else:
@@ -318,7 +314,10 @@ class MultiTableLSH:
         self.hasher_ = hasher
         self.funcs_per_table_ = per
         self.table_seeds_ = rng.integers(0, np.iinfo(np.uint64).max, size=T, dtype=np.uint64, endpoint=True)
-        self._reset_storage(X.shape[1])
+        self.keys_ = np.empty((T, 0), dtype=np.uint64)
+        self.order_ = np.empty((T, 0), dtype=np.int64)
+        self.data_ = np.empty((0, X.shape[1]), dtype=np.float32)
+        self.ids_ = np.empty(0, dtype=np.int64)
         return self
 
     def add(self, X, ids=None):
@@ -362,13 +361,8 @@ class MultiTableLSH:
         n = X.shape[0]
         h = self.hasher_
         if self.hasher == "simhash":
-            bits = (h._project(X) > 0).reshape(n, T, per).astype(np.uint64)
-            return (bits << np.arange(per, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
-        if self.hasher == "e2lsh":
-            H = np.floor(h._positions(X)).astype(np.int64)
-        else:
-            H = h._hash_validated(X)
-        return _combine_keys(H.reshape(n, T, per), self.table_seeds_)
+            return _bits_to_keys((h.margins(X) > 0).reshape(n, T, per))
+        return _combine_keys(h.hash_values(X).reshape(n, T, per), self.table_seeds_)
 
     def hash_keys(self, X) -> np.ndarray:
         """Bucket key of every vector in every table.
@@ -384,6 +378,12 @@ class MultiTableLSH:
         self._check_fitted()
         return self._home_keys(check_vectors_array(X, name="X", n_features=self.d))
 
+    def _mix_probe_vectors(self, vec: np.ndarray, n: int) -> np.ndarray:
+        """Keys (n T, P) uint64 of probed hash vectors ``vec`` (n T, P, per); row ``i T + t``: query i, table t."""
+        T, P, per = int(self.n_tables), vec.shape[1], vec.shape[2]
+        keys = _combine_keys(vec.reshape(n, T, P, per).transpose(0, 2, 1, 3), self.table_seeds_)  # (n, P, T)
+        return keys.transpose(0, 2, 1).reshape(n * T, P)
+
     def _probe_keys(self, X: np.ndarray, P: int):
         """Probe keys (n, T, P) uint64 and their validity (n, T, P) bool for validated X."""
         T, per = int(self.n_tables), self.funcs_per_table_
@@ -392,15 +392,15 @@ class MultiTableLSH:
         if P == 1:
             return self._home_keys(X)[:, :, None], np.ones((n, T, 1), dtype=bool)
         if self.hasher == "simhash":
-            M = h._project(X).reshape(n * T, per)
-            home = self._home_keys(X).reshape(n * T)
+            M = h.margins(X).reshape(n * T, per)
+            home = _bits_to_keys(M > 0)
             masks, valid, order = _probe_sets(np.abs(M), np.broadcast_to(np.arange(per), M.shape), P)
             keys = np.broadcast_to(home[:, None], masks.shape).copy()
             for e in range(order.shape[1]):
                 bit = np.uint64(1) << order[:, e].astype(np.uint64)  # (nT,): the bit this position flips
                 keys ^= np.where(_mask_bits(masks, e), bit[:, None], np.uint64(0))
         elif self.hasher == "e2lsh":
-            pos = h._positions(X)
+            pos = h.positions(X)
             H = np.floor(pos).astype(np.int64).reshape(n * T, per)
             frac = (pos - np.floor(pos)).reshape(n * T, per)
             costs = np.concatenate([frac**2, (1.0 - frac) ** 2], axis=1)  # [-1 moves, +1 moves]
@@ -412,8 +412,7 @@ class MultiTableLSH:
                 elem = order[:, e]
                 step = np.where(elem >= per, 1, -1)[:, None] * _mask_bits(masks, e)
                 vec[r_idx, p_idx, (elem % per)[:, None]] += step
-            keys = _combine_keys(vec.reshape(n, T, P, per).transpose(0, 2, 1, 3), self.table_seeds_)
-            keys = keys.transpose(0, 2, 1).reshape(n * T, P)
+            keys = self._mix_probe_vectors(vec, n)
         else:
             nv = min(2 * h.last_dim_, P)
             verts, gaps = h.rank_vertices(X, nv)  # (n, T*per, nv)
@@ -430,8 +429,7 @@ class MultiTableLSH:
                 j = groups[elem][:, None]  # which polytope of the table
                 new_v = np.take_along_axis(alt_v, elem[:, None], axis=1)  # (nT, 1)
                 vec[r_idx, p_idx, j] = np.where(_mask_bits(masks, e), new_v, vec[r_idx, p_idx, j])
-            keys = _combine_keys(vec.reshape(n, T, P, per).transpose(0, 2, 1, 3), self.table_seeds_)
-            keys = keys.transpose(0, 2, 1).reshape(n * T, P)
+            keys = self._mix_probe_vectors(vec, n)
         return keys.reshape(n, T, P), valid.reshape(n, T, P)
 
     # -- queries -------------------------------------------------------------------------------------
