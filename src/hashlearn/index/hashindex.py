@@ -148,6 +148,8 @@ class HashIndex:
 
     def _rerank(self, Xq: np.ndarray, cand: np.ndarray, k: int):
         nq, c = cand.shape
+        if self.ntotal == 0:
+            return np.full((nq, k), np.inf, np.float32), np.full((nq, k), -1, np.int64)
         valid = cand >= 0
         pos = np.zeros_like(cand)
         pos[valid] = self._positions(cand[valid])

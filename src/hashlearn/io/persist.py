@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import FileFormatError, HashlearnError
 
-__all__ = ["save", "load", "persistable", "read_header", "MAGIC", "FORMAT_VERSION"]
+__all__ = ["save", "load", "persistable", "read_header", "atomic_write", "MAGIC", "FORMAT_VERSION"]
 
 MAGIC = b"HASHLRN\0"
 FORMAT_VERSION = 1
@@ -177,28 +177,24 @@ def save(obj, path) -> Path:
         if new_start == data_start:
             break
         data_start = new_start
-    path.parent.mkdir(parents=True, exist_ok=True) if not path.parent.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, _crc32(hbytes), len(hbytes)))
-            fh.write(hbytes)
-            for a, d in zip(enc.arrays, descs):
-                fh.write(b"\0" * (d["offset"] - fh.tell()))
-                if a.nbytes:
-                    fh.write(memoryview(a).cast("B"))
-            fh.write(b"\0" * (header["file_size"] - fh.tell()))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
+
+    def write(fh) -> None:
+        fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, _crc32(hbytes), len(hbytes)))
+        fh.write(hbytes)
+        for a, d in zip(enc.arrays, descs):
+            fh.write(b"\0" * (d["offset"] - fh.tell()))
+            if a.nbytes:
+                fh.write(memoryview(a).cast("B"))
+        fh.write(b"\0" * (header["file_size"] - fh.tell()))
+
+    return atomic_write(path, write)
+
+
+def _default_file_mode() -> int:
+    """Mode of a newly created ordinary file (0o666 minus the umask); mkstemp would give 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -212,6 +208,29 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+def atomic_write(path, write) -> Path:
+    """Write a file atomically: ``write(fh)`` fills a temporary file beside ``path``, which is fsync'ed
+    and renamed over ``path``. On failure ``path`` is untouched and the temporary file removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        os.fchmod(fd, _default_file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
 
 
 def read_header(path) -> dict:
