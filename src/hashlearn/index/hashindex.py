@@ -127,6 +127,8 @@ class HashIndex:
         if not self._fitted():
             raise NotFittedError("HashIndex is empty and its hasher is not fitted: add vectors first")
         k = _check_k(k)
+        if rerank is not None and (not isinstance(rerank, (int, np.integer)) or rerank < 0):
+            raise ValidationError(f"rerank must be a non-negative integer, got {rerank!r}")
         rerank = self.rerank if rerank is None else int(rerank)
         if rerank and not self.rerank:
             raise ValidationError("this index was built with rerank=0, so it holds no vectors to re-rank")

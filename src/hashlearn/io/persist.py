@@ -190,11 +190,23 @@ def save(obj, path) -> Path:
     return atomic_write(path, write)
 
 
+def _current_umask() -> int:
+    # /proc gives the umask without changing it (os.umask would, briefly, for every thread).
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _default_file_mode() -> int:
     """Mode of a newly created ordinary file (0o666 minus the umask); mkstemp would give 0o600."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return 0o666 & ~_current_umask()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -235,7 +247,11 @@ def atomic_write(path, write) -> Path:
 
 def read_header(path) -> dict:
     """Read and verify the header of a hashlearn file; raise :class:`FileFormatError` if it is not one."""
-    path = Path(path)
+    return _read_header(Path(path))[0]
+
+
+def _read_header(path: Path) -> tuple[dict, int]:
+    """The verified header and the offset where it ends."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -264,12 +280,13 @@ def read_header(path) -> dict:
         raise FileFormatError(f"{path}: header is not valid JSON ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != "hashlearn" or "object" not in header:
         raise FileFormatError(f"{path}: header does not describe a hashlearn object")
-    header["_header_end"] = _PREFIX.size + hlen
+    if header.get("format_version") != version:
+        raise FileFormatError(f"{path}: header says format version {header.get('format_version')} but the prefix says {version}")
     if header.get("file_size") != size:
         raise FileFormatError(
             f"{path}: file is {size} bytes but its header says {header.get('file_size')} (truncated or appended to)"
         )
-    return header
+    return header, _PREFIX.size + hlen
 
 
 def _check_padding(fh, path: Path, start: int, end: int) -> None:
@@ -331,8 +348,8 @@ def load(path, *, mmap: bool = False, verify: bool = True) -> Any:
         Missing, foreign, truncated or corrupt file, or an unknown class.
     """
     path = Path(path)
-    header = read_header(path)
-    arrays = _read_arrays(path, header, mmap, verify, header["_header_end"])
+    header, header_end = _read_header(path)
+    arrays = _read_arrays(path, header, mmap, verify, header_end)
     try:
         return _Decoder(arrays).decode_object(header["object"], str(path))
     except FileFormatError:
