@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..codes import MISSING_DISTANCE
+from ..codes import MISSING_DISTANCE, knn_search
 from ..errors import ValidationError
 from ..io.persist import persistable
 from .flat import CodeStore, _check_k, _sort_segments
@@ -14,17 +14,18 @@ from .flat import CodeStore, _check_k, _sort_segments
 __all__ = ["MultiIndexHashing"]
 
 _MAX_SUBSTRING_BITS = 40
-# One bucket probe (a binary search plus its candidates) costs about as much as scanning this many
-# codes with the vectorised flat kernel; past that budget a query falls back to the linear scan.
-_PROBE_COST_IN_CODES = 64
 
 
-def _probe_budget(n: int) -> float:
-    return max(64.0, n / _PROBE_COST_IN_CODES)
+def _default_budget(n: int) -> float:
+    # A query may spend up to one flat scan's worth of work probing before it falls back to one.
+    return float(max(n, 1024))
 
 
-def _probes_up_to(lengths, s_max: int) -> float:
-    return float(sum(math.comb(int(L), s) for L in lengths for s in range(min(s_max, int(L)) + 1)))
+def _range_probe_cost(lengths, s_max: int, n: int) -> float:
+    from ._mih_kernels import PROBE_COST
+
+    probes = sum(math.comb(int(L), s) for L in lengths for s in range(min(s_max, int(L)) + 1))
+    return float(probes) * PROBE_COST
 
 
 def _split(n_bits: int, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +64,11 @@ class MultiIndexHashing:
     n_threads : int, optional
         Threads for search.
     probe_budget : float, optional
-        Query-time knob: the number of bucket probes after which a query switches to a linear scan
-        (same results, bounded cost when neighbours are far). Default ``max(64, ntotal / 64)``;
-        ``float("inf")`` always probes, ``0`` always scans.
+        Query-time knob: the work, in units of one code scanned by the flat kernel, a query may
+        spend probing (bucket look-ups cost ~200 units, candidate checks ~150, predicted before each
+        radius from what the query has seen) before it is answered by the flat scan instead — same
+        results, bounded cost when neighbours are far. Default ``max(ntotal, 1024)`` (one flat
+        scan); ``float("inf")`` always probes, ``0`` always scans.
 
     References
     ----------
@@ -87,7 +90,7 @@ class MultiIndexHashing:
         self._tables = None
 
     def _budget(self) -> float:
-        return _probe_budget(self.ntotal) if self.probe_budget is None else float(self.probe_budget)
+        return _default_budget(self.ntotal) if self.probe_budget is None else float(self.probe_budget)
 
     @property
     def ntotal(self) -> int:
@@ -177,10 +180,16 @@ class MultiIndexHashing:
         use_keys = not store.ids_increasing
         keys = store.ids if use_keys else np.empty(0, np.int64)
         with thread_limit(self.n_threads):
-            D, P = mih_knn(
+            D, P, fallback = mih_knn(
                 q, store.codes, k, t["starts"], t["lengths"], t["masks"], t["ukeys"], t["uoff"], t["boff"],
                 t["positions"], keys, use_keys, self._budget(),
             )
+            far = np.flatnonzero(fallback)
+            if far.size:
+                # Queries whose neighbours are too far for probing to pay: one batched flat scan.
+                D[far], P[far] = knn_search(
+                    q[far], store.codes, k, n_bits=self.n_bits, tie_ids=store.ids if use_keys else None
+                )
         return D, store.positions_to_ids(P)
 
     def range_search(self, query_codes, radius: int):
@@ -197,7 +206,7 @@ class MultiIndexHashing:
         if store.ntotal == 0:
             return lims, np.zeros(0, np.int32), np.zeros(0, np.int64)
         t = self._tables_ready()
-        if _probes_up_to(t["lengths"], int(radius) // len(t["lengths"])) > self._budget():
+        if _range_probe_cost(t["lengths"], int(radius) // len(t["lengths"]), store.ntotal) > self._budget():
             from ..codes import range_search
 
             lims, D, P = range_search(q, store.codes, int(radius), n_bits=self.n_bits, n_threads=self.n_threads)
