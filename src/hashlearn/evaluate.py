@@ -99,14 +99,20 @@ def evaluate_codes(
     precision_at: int = 1000,
     peer: bool = False,
     search_qps=None,
+    distances=None,
 ) -> EvalRow:
     """Evaluate a fitted encoder ``encode(X) -> packed uint64 codes`` on a dataset.
 
-    ``search_qps()``, if given, measures queries/s with the peer's own index instead of ours.
+    ``search_qps()``, if given, measures queries/s with the peer's own index instead of ours;
+    ``distances(q_codes, db_codes)``, if given, replaces the Hamming distance for ranking (e.g. the
+    spherical Hamming distance of Spherical Hashing).
     """
     db_codes = encode(ds.xb)
     q_codes = encode(ds.xq)
-    dists = codes_mod.hamming_distances(q_codes, db_codes, n_bits=n_bits)
+    if distances is not None:
+        dists = distances(q_codes, db_codes)
+    else:
+        dists = codes_mod.hamming_distances(q_codes, db_codes, n_bits=n_bits)
     nb = ds.xb.shape[0]
     kmax = min(max(100, precision_at), nb)
     ranking = hamming_ranking(dists, k=kmax)
@@ -144,6 +150,17 @@ def evaluate_method(method: str, n_bits: int, ds: Dataset, gt: GroundTruth, *, r
     t0 = time.perf_counter()
     hasher.fit(ds.xt if ds.xt is not None else ds.xb)
     fit_s = time.perf_counter() - t0
+    if getattr(hasher, "distance", "hamming") == "spherical":
+        db_codes = hasher.transform(ds.xb)
+        k = min(10, ds.xb.shape[0])
+
+        def search_qps():
+            return ds.xq.shape[0] / _best_time(lambda: hasher.knn_search(hasher.transform(ds.xq), db_codes, k))
+
+        return evaluate_codes(
+            method, n_bits, hasher.transform, ds, gt, fit_seconds=fit_s,
+            distances=hasher.ranking_distances, search_qps=search_qps,
+        )
     return evaluate_codes(method, n_bits, hasher.transform, ds, gt, fit_seconds=fit_s)
 
 

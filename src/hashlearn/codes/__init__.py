@@ -27,3 +27,7 @@ __all__ = [
     "thread_limit",
     "MISSING_DISTANCE",
 ]
+
+from .spherical import SPHERICAL_MISSING_DISTANCE, spherical_hamming_distances, spherical_knn_search  # noqa: E402
+
+__all__ += ["spherical_hamming_distances", "spherical_knn_search", "SPHERICAL_MISSING_DISTANCE"]

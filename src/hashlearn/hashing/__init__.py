@@ -12,3 +12,8 @@ from .minhash import MinHash, band_candidates, band_candidates_between, optimal_
 
 __all__ += ["SimHash", "E2LSH", "CrossPolytopeLSH", "fwht", "MinHash", "optimal_bands", "band_candidates",
             "band_candidates_between"]
+from .spherical import SphericalHashing  # noqa: E402
+from .klsh import KernelizedLSH  # noqa: E402
+from .kmh import KMeansHashing  # noqa: E402
+
+__all__ += ["SphericalHashing", "KernelizedLSH", "KMeansHashing"]
