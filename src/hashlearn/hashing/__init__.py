@@ -17,3 +17,9 @@ from .klsh import KernelizedLSH  # noqa: E402
 from .kmh import KMeansHashing  # noqa: E402
 
 __all__ += ["SphericalHashing", "KernelizedLSH", "KMeansHashing"]
+
+from .spectral import SpectralHashing  # noqa: E402
+from .anchor_graph import AnchorGraphHashing, TwoLayerAnchorGraphHashing  # noqa: E402
+from .sgh import ScalableGraphHashing  # noqa: E402
+
+__all__ += ["SpectralHashing", "AnchorGraphHashing", "TwoLayerAnchorGraphHashing", "ScalableGraphHashing"]
