@@ -12,6 +12,10 @@ from .minhash import MinHash, band_candidates, band_candidates_between, optimal_
 
 __all__ += ["SimHash", "E2LSH", "CrossPolytopeLSH", "fwht", "MinHash", "optimal_bands", "band_candidates",
             "band_candidates_between"]
+from .pca import ITQ, IsotropicHashing, PCAHashing  # noqa: E402
+
+__all__ += ["PCAHashing", "ITQ", "IsotropicHashing"]
+
 from .spherical import SphericalHashing  # noqa: E402
 from .klsh import KernelizedLSH  # noqa: E402
 from .kmh import KMeansHashing  # noqa: E402

@@ -84,7 +84,12 @@ class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
         X = check_vectors_array(X, name="X")
         rng = check_random_state(self.random_state)
         self.n_features_in_ = int(X.shape[1])
-        self._fit(X, rng)
+        try:
+            self._fit(X, rng)
+        except BaseException:
+            # A failed (re)fit must not leave an estimator that looks fitted.
+            del self.n_features_in_
+            raise
         return self
 
     def transform(self, X) -> np.ndarray:
