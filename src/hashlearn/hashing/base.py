@@ -100,6 +100,15 @@ class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
 
     encode = transform
 
+    def margins(self, X) -> np.ndarray:
+        """Real-valued projections of ``X`` (n, n_features_in_) whose signs are the bits.
+
+        Returns an (n, code_bits) float array; positive entries are the 1 bits. The value's
+        magnitude is each bit's confidence (used by query-directed multi-probe).
+        """
+        self._check_fitted()
+        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+
     def fit_transform(self, X, y=None, **fit_params):
         return self.fit(X, y).transform(X)
 

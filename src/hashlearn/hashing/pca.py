@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["PCAHashing", "ITQ", "IsotropicHashing"]
@@ -149,19 +149,6 @@ class _PCAFamily(BaseHasher):
             np.matmul(Y, P, out=out[s : s + rows])
         return out
 
-    def margins(self, X) -> np.ndarray:
-        """Real-valued projections whose signs are the bits (positive ⇔ bit 1).
-
-        Parameters
-        ----------
-        X : array-like of shape (n, n_features_in_)
-
-        Returns
-        -------
-        M : ndarray of shape (n, n_bits), float32
-        """
-        self._check_fitted()
-        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))
 
 
 # -- PCAH ----------------------------------------------------------------------------------------------------

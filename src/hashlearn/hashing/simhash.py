@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["SimHash"]
@@ -77,16 +77,3 @@ class SimHash(BaseHasher):
             X = X - self.mean_
         return X @ self.projections_
 
-    def margins(self, X) -> np.ndarray:
-        """Signed distances to the ``n_bits`` hyperplanes (positive ⇔ bit 1).
-
-        Parameters
-        ----------
-        X : array-like of shape (n, n_features_in_)
-
-        Returns
-        -------
-        M : ndarray of shape (n, n_bits), float32
-        """
-        self._check_fitted()
-        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))

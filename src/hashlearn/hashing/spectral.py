@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["SpectralHashing"]
@@ -204,16 +204,3 @@ class SpectralHashing(BaseHasher):
             out[s : s + rows] = np.sin(np.pi / 2 + phase)
         return out
 
-    def margins(self, X) -> np.ndarray:
-        """Values of the ``n_bits`` eigenfunctions at ``X`` (positive ⇔ bit 1).
-
-        Parameters
-        ----------
-        X : array-like of shape (n, n_features_in_)
-
-        Returns
-        -------
-        F : ndarray of shape (n, n_bits), float32, in [-1, 1]
-        """
-        self._check_fitted()
-        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))
