@@ -9,7 +9,7 @@ import numpy as np
 from ..codes import MISSING_DISTANCE, knn_search
 from ..errors import ValidationError
 from ..io.persist import persistable
-from .flat import CodeStore, _check_k, _sort_segments
+from .flat import BinaryIndex, CodeStore, _check_k, _sort_segments
 
 __all__ = ["MultiIndexHashing"]
 
@@ -44,7 +44,7 @@ def _masks(n_bits: int, starts, lengths, n_words: int) -> np.ndarray:
 
 
 @persistable
-class MultiIndexHashing:
+class MultiIndexHashing(BinaryIndex):
     """Exact Hamming search with multi-index hashing.
 
     Codes are split into ``m`` disjoint substrings, each indexed in its own hash table. A code within
@@ -82,40 +82,23 @@ class MultiIndexHashing:
             raise ValidationError(f"n_bits must be a positive integer, got {n_bits!r}")
         if n_substrings is not None and not (1 <= int(n_substrings) <= n_bits):
             raise ValidationError(f"n_substrings must be between 1 and n_bits={n_bits}, got {n_substrings}")
-        self.n_bits = int(n_bits)
+        super().__init__(n_bits, n_threads=n_threads)
         self.n_substrings = None if n_substrings is None else int(n_substrings)
-        self.n_threads = n_threads
         self.probe_budget = probe_budget
-        self._store = CodeStore(self.n_bits)
         self._tables = None
 
     def _budget(self) -> float:
         return _default_budget(self.ntotal) if self.probe_budget is None else float(self.probe_budget)
 
-    @property
-    def ntotal(self) -> int:
-        return self._store.ntotal
-
-    def __len__(self) -> int:
-        return self.ntotal
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self._store.ids
-
-    @property
-    def codes(self) -> np.ndarray:
-        return self._store.codes
-
     def add(self, codes, ids=None) -> np.ndarray:
         """Add packed codes with optional unique int64 ids; returns the ids. Tables rebuild lazily."""
-        ids = self._store.add(codes, ids)
+        ids = super().add(codes, ids)
         self._tables = None
         return ids
 
     def remove(self, ids) -> int:
         """Remove codes by id; returns the number removed."""
-        n = self._store.remove(ids)
+        n = super().remove(ids)
         if n:
             self._tables = None
         return n
