@@ -629,3 +629,83 @@ def test_real_demo_mnist5000(tmp_path, capsys, record_property):
     rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
     assert {(r["method"], r["bits"]) for r in rows} == expected
     check_rows(rows)
+
+
+# -- bench hashing: tables per bit width, plots, radius precision, encode speed --------------------
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_hashing_tables_plots_and_new_columns(capsys, tmp_path):
+    out_json = tmp_path / "bench.json"
+    plots = tmp_path / "plots"
+    rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "16,32",
+                       "--methods", "simhash,sph,faiss-lsh,faiss-itq", "--n-queries", N_QUERIES,
+                       "--json", out_json, "--plots", plots)
+    assert rc == 0, err
+    # one table per bit width, each holding only its own rows
+    for b in (16, 32):
+        assert f"digits: hashing protocol, {b} bits" in out
+    assert "P(r≤2)" in out and "encode vec/s" in out
+    tables = out.split("digits: hashing protocol, ")[1:]
+    assert len(tables) == 2
+    for b, text in zip((16, 32), tables):
+        bits_cells = {line.split("│")[2].strip() for line in text.splitlines()
+                      if line.count("│") > 3 and line.split("│")[2].strip().isdigit()}
+        assert bits_cells == {str(b)}
+    # PNGs: real files written by matplotlib
+    names = {"map_vs_bits.png", "recall100_vs_bits.png", "pr_16.png", "pr_32.png"}
+    assert {p.name for p in plots.iterdir()} == names
+    for name in names:
+        blob = (plots / name).read_bytes()
+        assert blob[:8] == PNG_MAGIC, name
+        assert len(blob) > 10_000, (name, len(blob))
+        assert str(plots / name) in out.replace("\n", "")
+    payload = json.loads(out_json.read_text())
+    assert sorted(Path(p).name for p in payload["plots"]) == sorted(names)
+    rows = payload["rows"]
+    assert sorted((r["method"], r["bits"]) for r in rows) == sorted(
+        (m, b) for m in ("simhash", "sph", "faiss-lsh", "faiss-itq") for b in (16, 32))
+    check_rows(rows)
+    for r in rows:
+        assert 0 <= r["precision_radius2"] <= 1
+        assert r["encode_per_s"] > 0
+        curve = r["pr_curve"]
+        assert curve["radius"] == list(range(r["bits"] + 1))
+        assert len(curve["precision"]) == len(curve["recall"]) == r["bits"] + 1
+        assert all(0 <= v <= 1 for v in curve["precision"] + curve["recall"])
+        assert curve["recall"][-1] == pytest.approx(1.0)  # radius = bits returns the whole database
+        assert curve["precision"][2] == pytest.approx(r["precision_radius2"])
+
+
+def test_bench_hashing_skips_what_cannot_run_at_a_bit_width(capsys, tmp_path):
+    out_json = tmp_path / "bench.json"
+    rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "32,128",
+                       "--methods", "pcah,simhash,faiss-itq", "--n-queries", N_QUERIES, "--json", out_json,
+                       "--plots", tmp_path / "plots")
+    assert rc == 0, err
+    assert "Traceback" not in err
+    payload = json.loads(out_json.read_text())
+    assert sorted((r["method"], r["bits"]) for r in payload["rows"]) == [
+        ("faiss-itq", 32), ("pcah", 32), ("simhash", 32), ("simhash", 128)]
+    skipped = payload["skipped"]
+    assert [s.split(":")[0] for s in skipped] == ["pcah@128", "faiss-itq@128"]
+    assert all("64" in s for s in skipped)  # the reason names the dimension
+    assert "skipped" in err and "pcah@128" in err
+    assert (tmp_path / "plots" / "pr_128.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_bench_hashing_plots_default_beside_json(capsys, tmp_path):
+    out_json = tmp_path / "res" / "bench.json"
+    rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "16",
+                       "--methods", "simhash", "--n-queries", N_QUERIES, "--json", out_json)
+    assert rc == 0, err
+    assert (tmp_path / "res" / "plots" / "digits" / "pr_16.png").is_file()
+
+
+def test_bench_hashing_plots_path_that_is_a_file(capsys, tmp_path):
+    target = tmp_path / "plots"
+    target.write_text("not a folder")
+    rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "16",
+                       "--methods", "simhash", "--n-queries", N_QUERIES, "--plots", target)
+    assert_one_line_error(rc, err, str(target), "--plots")
+    assert target.read_text() == "not a folder"

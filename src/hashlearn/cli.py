@@ -137,15 +137,18 @@ def _rows_table(title: str, rows: list[dict]) -> Table:
         ("bits", "bits"),
         ("map", "mAP"),
         ("precision_at_k", "P@1000"),
+        ("precision_radius2", "P(r≤2)"),
         ("recall_at_10", "R@10"),
         ("recall_at_100", "R@100"),
         ("qps", "queries/s"),
+        ("encode_per_s", "encode vec/s"),
         ("fit_seconds", "fit s"),
         ("bytes_per_vector", "bytes/vec"),
     ]
     table.caption = (
-        "mAP: full Hamming ranking, relevant = same label. R@k: Hamming top-k vs exact Euclidean top-k. "
-        "queries/s: encode + top-10 search, best of 3."
+        "mAP: full Hamming ranking, relevant = same label. P(r≤2): precision within Hamming radius 2 "
+        "(empty ball = 0; sph too uses plain Hamming here). R@k: Hamming top-k vs exact Euclidean top-k. "
+        "queries/s: encode + top-10 search; encode vec/s: encoding the database; both best of 3."
     )
     for _, label in columns:
         table.add_column(label, justify="right" if label != "method" else "left")
@@ -157,7 +160,7 @@ def _rows_table(title: str, rows: list[dict]) -> Table:
                 cells.append("-")
             elif key == "method":
                 cells.append(f"{v} (faiss)" if row.get("peer") and not str(v).startswith("faiss") else str(v))
-            elif key == "qps":
+            elif key in ("qps", "encode_per_s"):
                 cells.append(f"{v:,.0f}")
             elif isinstance(v, float):
                 cells.append(f"{v:.4f}" if key not in ("bytes_per_vector", "fit_seconds") else f"{v:.3g}")
@@ -167,17 +170,26 @@ def _rows_table(title: str, rows: list[dict]) -> Table:
     return table
 
 
-def _run_protocol(dataset: str, methods: list[str], bits: list[int], n_queries: int, seed: int, labels=None) -> tuple:
+def _run_protocol(dataset: str, methods: list[str], bits: list[int], n_queries: int, seed: int, labels=None,
+                  *, skip_errors: bool = False) -> tuple:
+    """Load the dataset, compute the exact kNN once, evaluate every (bits, method) on the same split.
+
+    Returns ``(ds, rows, skipped)``: ``rows`` are :meth:`EvalRow.as_dict` dicts (with the
+    precision-recall curve as lists). With ``skip_errors``, a combination that cannot run (e.g. PCA
+    hashing or faiss' ITQ with more bits than dimensions) is recorded in ``skipped`` as
+    ``"method@bits: reason"`` instead of failing the command.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .datasets import load_dataset
+    from .errors import HashlearnError
     from .evaluate import GroundTruth, evaluate_method
 
     kw = {"n_queries": n_queries, "random_state": seed}
     if labels is not None:
         kw["labels"] = labels
     ds = load_dataset(dataset, **kw)
-    rows = []
+    rows, skipped = [], []
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=err_console, transient=False,
@@ -188,10 +200,100 @@ def _run_protocol(dataset: str, methods: list[str], bits: list[int], n_queries: 
         for b in bits:
             for m in methods:
                 progress.update(task, description=f"{m} @ {b} bits")
-                rows.append(evaluate_method(m, b, ds, gt, random_state=seed).as_dict())
+                try:
+                    rows.append(evaluate_method(m, b, ds, gt, random_state=seed).as_dict())
+                except (HashlearnError, ValueError) as exc:
+                    if not skip_errors:
+                        raise
+                    skipped.append(f"{m}@{b}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
                 progress.advance(task)
         progress.update(task, description="done")
-    return ds, rows
+    return ds, rows, skipped
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(name)).stem if os.sep in str(name) else str(name)) or "data"
+
+
+def _save_figure(fig, path: Path) -> None:
+    _atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
+
+
+def _write_plots(folder: Path, ds, rows: list[dict], bit_list: list[int]) -> list[Path]:
+    """PNG plots of a ``bench hashing`` run: mAP and recall@100 vs bits, one PR curve figure per width.
+
+    Our methods are solid lines, faiss peers dashed. Figures needing labels (mAP, PR) are left out
+    for an unlabelled dataset. Returns the paths written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cmap = plt.get_cmap("tab10")
+    color = {m: cmap(i % 10) for i, m in enumerate(methods)}  # with the marker cycle, pairs stay distinct
+    peer = {r["method"]: r["peer"] for r in rows}
+    title = f"{ds.name}: {ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}"
+    written = []
+
+    markers = "osD^v<>pPXh*"
+
+    def style(m):
+        i = methods.index(m)
+        return {"color": color[m], "linestyle": "--" if peer[m] else "-", "linewidth": 1.6,
+                "marker": markers[i % len(markers)], "markersize": 4,
+                "label": f"{m} (faiss)" if peer[m] and not m.startswith("faiss") else m}
+
+    def legend(ax):
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+    def vs_bits(key, ylabel, fname):
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        for m in methods:
+            pts = sorted((r["bits"], r[key]) for r in rows if r["method"] == m and r.get(key) is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], **style(m))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(bit_list)
+        ax.set_xticklabels([str(b) for b in bit_list])
+        ax.set_xlabel("code length (bits)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        legend(ax)
+        path = folder / fname
+        _save_figure(fig, path)
+        plt.close(fig)
+        written.append(path)
+
+    has_labels = any(r.get("map") is not None for r in rows)
+    if has_labels:
+        vs_bits("map", "mAP (Hamming ranking, same label = relevant)", "map_vs_bits.png")
+    vs_bits("recall_at_100", "recall@100 vs exact Euclidean kNN", "recall100_vs_bits.png")
+    if has_labels:
+        for b in bit_list:
+            at_b = [r for r in rows if r["bits"] == b and r.get("pr_curve")]
+            if not at_b:
+                continue
+            fig, ax = plt.subplots(figsize=(7.5, 5.5))
+            for r in at_b:
+                c = r["pr_curve"]
+                ax.plot(c["recall"], c["precision"], **dict(style(r["method"]), markersize=2.5))
+            ax.set_xlim(0, 1.02)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("recall (Hamming ball radius 0..bits)")
+            ax.set_ylabel("precision (same label = relevant)")
+            ax.set_title(f"{title}; {b} bits", fontsize=10)
+            ax.grid(True, alpha=0.3)
+            legend(ax)
+            path = folder / f"pr_{b}.png"
+            _save_figure(fig, path)
+            plt.close(fig)
+            written.append(path)
+    return written
 
 
 def _resolve_methods(text: str) -> list[str]:
@@ -226,7 +328,7 @@ def demo(
     names = _resolve_methods(methods)
     if "faiss-lsh" not in names:
         names.append("faiss-lsh")
-    ds, rows = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed)
+    ds, rows, _ = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed)
     console.print(
         _rows_table(
             f"{ds.name}: {ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}; "
@@ -245,29 +347,44 @@ def bench_hashing(
     n_queries: int = typer.Option(1000),
     seed: int = typer.Option(0),
     json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
+    plots: Optional[Path] = typer.Option(
+        None, "--plots", help="folder for PNG plots (default: plots/<dataset> beside --json, "
+        "else bench/out/plots/<dataset>)"),
 ):
-    """The hashing protocol over several methods and code lengths (Gong & Lazebnik's split)."""
-    from .evaluate import FAISS_METHODS
+    """The hashing protocol over several methods and code lengths (Gong & Lazebnik's split).
 
+    One split (``--n-queries`` random queries, the rest database and training set) and one exact kNN
+    ground truth serve every method and bit width, faiss peers included. Prints one table per bit
+    width; writes ``map_vs_bits.png``, ``recall100_vs_bits.png`` and ``pr_<bits>.png`` (precision vs
+    recall of Hamming-ball retrieval; needs labels) to the plots folder. A (method, bits) that cannot
+    run (e.g. more bits than dimensions for PCA-based methods or faiss' ITQ) is listed as skipped.
+    JSON: ``{"dataset", "rows", "skipped", "plots"}``; every row holds the table's values plus
+    ``pr_curve`` = ``{"radius", "precision", "recall"}`` as lists (``null`` without labels).
+    """
+    _check_output(json_path)
+    if plots is not None and plots.exists() and not plots.is_dir():
+        raise CLIError(f"{plots}: exists and is not a folder; give a folder for --plots")
     names = _resolve_methods(methods)
     bit_list = _parse_bits(bits)
-    # faiss peers need a multiple of 8 bits (ITQ also at most d): skip those combinations explicitly.
-    ds, rows = _run_protocol(dataset, [m for m in names if m not in FAISS_METHODS], bit_list, n_queries, seed, labels)
-    from .evaluate import GroundTruth, evaluate_method
-
-    gt = GroundTruth.compute(ds, k=100)
-    skipped = []
-    for b in bit_list:
-        for m in [m for m in names if m in FAISS_METHODS]:
-            try:
-                rows.append(evaluate_method(m, b, ds, gt, random_state=seed).as_dict())
-            except Exception as exc:  # a peer that cannot run at this size is reported, not fatal
-                skipped.append(f"{m}@{b}: {exc}")
+    ds, rows, skipped = _run_protocol(dataset, names, bit_list, n_queries, seed, labels, skip_errors=True)
     rows.sort(key=lambda r: (r["bits"], r["peer"], r["method"]))
-    console.print(_rows_table(f"{ds.name}: hashing protocol", rows))
+    shape = f"{ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}"
+    for b in bit_list:
+        at_b = [r for r in rows if r["bits"] == b]
+        if at_b:
+            console.print(_rows_table(f"{ds.name}: hashing protocol, {b} bits ({shape})", at_b))
+        else:
+            console.print(f"{ds.name}: no method ran at {b} bits")
     for line in skipped:
-        err_console.print(f"[yellow]skipped[/yellow] {line}")
-    _write_json(json_path, {"dataset": ds.name, "rows": rows, "skipped": skipped})
+        err_console.print(f"[yellow]skipped[/yellow] {line}", highlight=False, soft_wrap=True)
+    if plots is None:
+        base = json_path.parent if json_path is not None else Path("bench") / "out"
+        plots = base / "plots" / _safe_name(ds.name)
+    written = _write_plots(plots, ds, rows, bit_list) if rows else []
+    for path in written:
+        console.print(f"plot: {path}", highlight=False, soft_wrap=True)
+    _write_json(json_path, {"dataset": ds.name, "rows": rows, "skipped": skipped,
+                            "plots": [str(p) for p in written]})
 
 
 @app.command("eval")
@@ -282,7 +399,7 @@ def eval_cmd(
 ):
     """Evaluate one method (mAP, precision, recall vs exact kNN, speed) on a dataset."""
     names = _resolve_methods(method)
-    ds, rows = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed, labels)
+    ds, rows, _ = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed, labels)
     console.print(_rows_table(f"{ds.name}", rows))
     _write_json(json_path, {"dataset": ds.name, "rows": rows})
 

@@ -7,9 +7,21 @@ database index first). We report
 
 * ``map``: mean average precision over the full Hamming ranking, relevance = same class label;
 * ``precision@k`` over the same ranking (``precision_at``, default 1000, clipped to the database);
+* ``precision_radius2``: mean precision of the database items within Hamming distance <= 2 of each
+  query, relevance = same class label, a query with an empty Hamming ball counting as 0
+  (:func:`hashlearn.metrics.precision_within_radius`);
 * ``recall@10`` / ``recall@100``: overlap of the Hamming top-k with the exact Euclidean top-k;
 * ``qps``: end-to-end queries per second of the index (encode the queries + Hamming top-10 search);
-* ``bytes_per_vector``: storage of one code.
+* ``encode_per_s``: vectors per second of encoding the whole database (best of 3, after a warm-up);
+* ``bytes_per_vector``: storage of one code;
+* ``pr_curve``: precision and recall of Hamming-ball retrieval for every radius 0..bits
+  (:func:`hashlearn.metrics.precision_recall_by_radius`, label relevance), for plotting; ``None``
+  without labels. :meth:`EvalRow.as_dict` holds it as plain lists (JSON-serialisable); the CLI
+  tables leave it out.
+
+Radius metrics and Spherical Hashing: ``sph`` ranks with the spherical Hamming distance, but
+``precision_radius2`` and ``pr_curve`` always use the plain Hamming distance on its codes, so every
+method's Hamming ball means the same thing (the same bits differing).
 
 faiss' ``IndexLSH`` (random rotation + sign) is evaluated through the same code path: its codes are
 read back with ``sa_encode`` and ranked by our kernels, so differences come from the codes alone.
@@ -18,7 +30,7 @@ read back with ``sa_encode`` and ranked by our kernels, so differences come from
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -33,6 +45,8 @@ from .metrics import (
     knn_recall,
     mean_average_precision,
     precision_at_k,
+    precision_recall_by_radius,
+    precision_within_radius,
     relevance_from_labels,
 )
 
@@ -41,7 +55,14 @@ __all__ = ["EvalRow", "GroundTruth", "evaluate_codes", "evaluate_method", "faiss
 
 @dataclass
 class EvalRow:
-    """One line of a result table."""
+    """One line of a result table.
+
+    ``precision_radius2`` and ``pr_curve`` are ``None`` when the dataset has no labels. For a hasher
+    ranked with a non-Hamming distance (Spherical Hashing's spherical Hamming distance) both are
+    still computed with the plain Hamming distance on its codes, so Hamming balls are comparable
+    across methods; ``map``, ``precision_at_k`` and the recalls use the hasher's own ranking.
+    ``pr_curve`` = ``{"radius": [0..bits], "precision": [...], "recall": [...]}``.
+    """
 
     method: str
     bits: int
@@ -53,9 +74,18 @@ class EvalRow:
     fit_seconds: float
     bytes_per_vector: float
     peer: bool = False
+    precision_radius2: float | None = None
+    encode_per_s: float = 0.0
+    pr_curve: dict | None = field(default=None, repr=False)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def as_dict(self, *, curve: bool = True) -> dict:
+        """Plain dict (JSON-serialisable: the curve arrays become lists); ``curve=False`` drops it."""
+        d = asdict(self)
+        if not curve:
+            d.pop("pr_curve")
+        elif self.pr_curve is not None:
+            d["pr_curve"] = {k: np.asarray(v).tolist() for k, v in self.pr_curve.items()}
+        return d
 
 
 @dataclass
@@ -105,27 +135,36 @@ def evaluate_codes(
 
     ``search_qps()``, if given, measures queries/s with the peer's own index instead of ours;
     ``distances(q_codes, db_codes)``, if given, replaces the Hamming distance for ranking (e.g. the
-    spherical Hamming distance of Spherical Hashing).
+    spherical Hamming distance of Spherical Hashing). The radius metrics (``precision_radius2``,
+    ``pr_curve``) always use the plain Hamming distance on the codes, also when ``distances`` is
+    given. Memory: one (n_queries, n_database) distance matrix (two when ``distances`` is given) and,
+    with labels, one bool relevance matrix of the same shape.
     """
     db_codes = encode(ds.xb)
     q_codes = encode(ds.xq)
-    if distances is not None:
-        dists = distances(q_codes, db_codes)
-    else:
-        dists = codes_mod.hamming_distances(q_codes, db_codes, n_bits=n_bits)
     nb = ds.xb.shape[0]
+    encode_per_s = nb / _best_time(lambda: encode(ds.xb))
+    ham = codes_mod.hamming_distances(q_codes, db_codes, n_bits=n_bits)
+    dists = distances(q_codes, db_codes) if distances is not None else ham
     kmax = min(max(100, precision_at), nb)
     ranking = hamming_ranking(dists, k=kmax)
     r10 = knn_recall(ranking[:, :10], gt.I[:, :10], k=min(10, gt.I.shape[1]))
     r100 = knn_recall(ranking[:, : min(100, nb)], gt.I[:, :100], k=min(100, gt.I.shape[1], nb))
-    m_ap = p_at = None
+    m_ap = p_at = p_r2 = curve = None
     if ds.labels_b is not None and ds.labels_q is not None:
         full = hamming_ranking(dists)
         m_ap = mean_average_precision(relevance_from_labels(ds.labels_q, ds.labels_b, full))
+        del full
         rel = relevance_from_labels(ds.labels_q, ds.labels_b, ranking[:, : min(precision_at, nb)])
         p_at = float(np.mean(precision_at_k(rel)))
+        rel_all = relevance_from_labels(ds.labels_q, ds.labels_b)  # (nq, nb) bool, database order
+        p_r2 = float(precision_within_radius(ham, rel_all, radius=2))
+        prec, rec = precision_recall_by_radius(ham, rel_all, n_bits)
+        curve = {"radius": np.arange(n_bits + 1), "precision": prec, "recall": rec}
+        del rel_all
     qps = search_qps() if search_qps is not None else _time_search(encode, db_codes, ds.xq, n_bits)
-    return EvalRow(name, n_bits, m_ap, p_at, r10, r100, qps, fit_seconds, n_bits / 8, peer)
+    return EvalRow(name, n_bits, m_ap, p_at, r10, r100, qps, fit_seconds, n_bits / 8, peer,
+                   precision_radius2=p_r2, encode_per_s=encode_per_s, pr_curve=curve)
 
 
 def evaluate_method(method: str, n_bits: int, ds: Dataset, gt: GroundTruth, *, random_state=0, **params) -> EvalRow:
