@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..codes._kernels import popcount64
+from ..codes._kernels import _insert, popcount64
 
 
 @njit(cache=True, boundscheck=False, inline="always")
@@ -55,19 +55,6 @@ def _first_discovery(qrow, crow, masks, s, t):
         elif j > t and sd < s:
             first = False
     return d, first
-
-
-@njit(cache=True, boundscheck=False)
-def _insert(hd, hi, hk, k, d, pos, key):
-    p = k - 1
-    while p > 0 and (hd[p - 1] > d or (hd[p - 1] == d and hk[p - 1] > key)):
-        hd[p] = hd[p - 1]
-        hi[p] = hi[p - 1]
-        hk[p] = hk[p - 1]
-        p -= 1
-    hd[p] = d
-    hi[p] = pos
-    hk[p] = key
 
 
 @njit(cache=True, boundscheck=False)
