@@ -272,7 +272,7 @@ def test_demo_on_digits(capsys, tmp_path):
     assert "faiss-lsh" in out
     assert f"{1797 - N_QUERIES} database / {N_QUERIES} queries" in out
     rows = json.loads(out_json.read_text())["rows"]
-    assert sorted(r["method"] for r in rows) == ["crosspolytope", "e2lsh", "faiss-lsh", "simhash"]
+    assert sorted(r["method"] for r in rows) == ["crosspolytope", "e2lsh", "faiss-lsh", "itq", "simhash"]
     assert {r["bits"] for r in rows} == {32}
     check_rows(rows)
 
@@ -624,7 +624,7 @@ def test_real_demo_mnist5000(tmp_path, capsys, record_property):
         cells = [c.strip() for c in line.split("│")]
         if len(cells) > 3 and cells[2].isdigit():
             table_rows.add((cells[1], int(cells[2])))
-    expected = {(m, b) for m in ("simhash", "crosspolytope", "e2lsh", "faiss-lsh") for b in (32, 64)}
+    expected = {(m, b) for m in ("itq", "simhash", "crosspolytope", "e2lsh", "faiss-lsh") for b in (32, 64)}
     assert table_rows == expected
     rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
     assert {(r["method"], r["bits"]) for r in rows} == expected

