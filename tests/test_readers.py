@@ -664,3 +664,25 @@ def test_read_labels_errors(tmp_path):
     (tmp_path / "y.json").write_text("[1, 2]")
     with pytest.raises(DataFileError, match=r"unsupported label file extension '\.json'"):
         read_labels(tmp_path / "y.json")
+
+
+def test_failed_write_leaves_existing_file_intact(tmp_path, monkeypatch):
+    import os
+
+    import hashlearn.io.persist as persist
+    from hashlearn.io.readers import read_fvecs, write_fvecs
+
+    path = tmp_path / "base.fvecs"
+    good = np.arange(12, dtype=np.float32).reshape(3, 4)
+    write_fvecs(path, good)
+    before = path.read_bytes()
+
+    def failing_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persist.os, "replace", failing_replace)
+    with pytest.raises(DataFileError, match="base.fvecs"):
+        write_fvecs(path, good * 2)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["base.fvecs"]
+    np.testing.assert_array_equal(read_fvecs(path, mmap=False), good)

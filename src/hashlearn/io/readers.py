@@ -411,16 +411,23 @@ def _write_vecs(path: str | os.PathLike, X: Any, kind: str) -> None:
     rec = 4 + d * vdt.itemsize
     header = np.array([d], dtype="<i4").view(np.uint8)
     step = max(1, _CHUNK_ELEMS // d)
+    def write(fh) -> None:
+        for start in range(0, n, step):
+            blk = A[start : start + step]
+            buf = np.empty((blk.shape[0], rec), dtype=np.uint8)
+            buf[:, :4] = header
+            with np.errstate(over="ignore", invalid="ignore"):
+                vals = np.ascontiguousarray(blk, dtype=vdt)
+            buf[:, 4:] = vals.view(np.uint8).reshape(blk.shape[0], -1)
+            fh.write(memoryview(buf).cast("B"))
+
+    from hashlearn.io.persist import atomic_write
+
+    parent = Path(name).parent
+    if not parent.is_dir():
+        raise DataFileError(f"{name}: cannot write .{kind} file (folder {parent} does not exist)")
     try:
-        with open(name, "wb") as fh:
-            for start in range(0, n, step):
-                blk = A[start : start + step]
-                buf = np.empty((blk.shape[0], rec), dtype=np.uint8)
-                buf[:, :4] = header
-                with np.errstate(over="ignore", invalid="ignore"):
-                    vals = np.ascontiguousarray(blk, dtype=vdt)
-                buf[:, 4:] = vals.view(np.uint8).reshape(blk.shape[0], -1)
-                buf.tofile(fh)
+        atomic_write(name, write)  # a failed write leaves an existing file untouched
     except OSError as exc:
         raise DataFileError(f"{name}: cannot write .{kind} file ({exc})") from None
 
@@ -431,7 +438,7 @@ def write_fvecs(path: str | os.PathLike, X: Any) -> None:
     Parameters
     ----------
     path : str or os.PathLike
-        Destination (overwritten).
+        Destination, replaced atomically (a failed write leaves an existing file intact).
     X : array_like, shape (n, d)
         Numeric data, converted to float32 (little-endian). Must be non-empty.
 
@@ -451,7 +458,7 @@ def write_ivecs(path: str | os.PathLike, X: Any) -> None:
     Parameters
     ----------
     path : str or os.PathLike
-        Destination (overwritten).
+        Destination, replaced atomically (a failed write leaves an existing file intact).
     X : array_like, shape (n, d)
         Integer-valued data in the int32 range (floats must be finite and integral).
 
@@ -471,7 +478,7 @@ def write_bvecs(path: str | os.PathLike, X: Any) -> None:
     Parameters
     ----------
     path : str or os.PathLike
-        Destination (overwritten).
+        Destination, replaced atomically (a failed write leaves an existing file intact).
     X : array_like, shape (n, d)
         Integer-valued data in ``[0, 255]`` (floats must be finite and integral).
 
