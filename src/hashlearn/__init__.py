@@ -13,6 +13,7 @@ from .errors import (  # noqa: E402
     ValidationError,
 )
 from .hashing import list_methods, make_hasher  # noqa: E402
+from . import crossmodal  # noqa: E402,F401  (registers the cross-modal methods)
 from .index import BinaryIndex, HashIndex, MultiIndexHashing, MultiTableLSH  # noqa: E402
 from .io import load, save  # noqa: E402
 

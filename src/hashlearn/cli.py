@@ -578,6 +578,27 @@ def _print_state(node, arrays, indent: int) -> None:
                 console.print(f"{pad}{key}: {value!r}")
 
 
+# -- command groups of the higher layers -------------------------------------------------------------
+# Each extension module defines ``register(app, bench_app)`` and adds its commands; heavy dependencies
+# (torch, fastapi, ray) are imported inside the commands, so `hashlearn --help` stays fast.
+_EXTENSIONS = (
+    "hashlearn.crossmodal.cli",
+    "hashlearn.service.cli",
+    "hashlearn.text.cli",
+    "hashlearn.apps.cli",
+)
+
+
+def _register_extensions() -> None:
+    import importlib
+
+    for module_name in _EXTENSIONS:
+        importlib.import_module(module_name).register(app, bench_app)
+
+
+_register_extensions()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: run the app, turning expected errors into one-line messages and exit code 2."""
     from .errors import HashlearnError

@@ -1,0 +1,1 @@
+"""hashlearn.crossmodal"""
