@@ -23,7 +23,7 @@ from .base import PersistableEstimatorMixin, check_random_state
 from .e2lsh import _GOLDEN, _combine_keys, _fmix64
 from .registry import register
 
-__all__ = ["MinHash", "optimal_bands", "band_candidates", "band_candidates_between", "MERSENNE_61", "EMPTY_VALUE"]
+__all__ = ["MinHash", "record_token_hashes", "optimal_bands", "band_keys", "band_candidates", "band_candidates_between", "MERSENNE_61", "EMPTY_VALUE"]
 
 MERSENNE_61 = (1 << 61) - 1
 """The prime modulus of the permutations; full MinHash values lie in ``[0, MERSENNE_61)``."""
@@ -191,6 +191,34 @@ def _record_tokens(records, shingle):
     if arr.dtype.kind in "biu":
         return _hash_ints(arr), rec, n
     raise ValidationError(f"tokens must be strings or integers, got dtype {arr.dtype}")
+
+
+def record_token_hashes(records, shingle=None):
+    """The 64-bit token hashes MinHash sketches, for exact set comparisons (e.g. verifying candidates).
+
+    Parameters
+    ----------
+    records : same inputs as :meth:`MinHash.transform`
+    shingle : int or None
+        Character q-grams of string records, as ``MinHash(shingle=...)``.
+
+    Returns
+    -------
+    hashes : ndarray of shape (T,), uint64
+        Token hashes in record order (duplicates within a record kept).
+    record_ids : ndarray of shape (T,), int64
+        Record of every token, non-decreasing.
+    n_records : int
+
+    Examples
+    --------
+    >>> h, r, n = record_token_hashes(["abcd", "bcd"], shingle=3)
+    >>> r.tolist(), n, bool(h[1] == h[2])
+    ([0, 0, 1], 2, True)
+    """
+    if shingle is not None:
+        MinHash._check_int("shingle", shingle, 1)
+    return _record_tokens(records, shingle)
 
 
 # -- the estimator ---------------------------------------------------------------------------------
@@ -470,6 +498,36 @@ def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         seed = _BAND_SEED + np.uint64(band) * _GOLDEN
     return _combine_keys(sig[:, None, band * rows : (band + 1) * rows], np.array([seed]))[:, 0]
+
+
+def band_keys(signatures, bands, rows) -> np.ndarray:
+    """uint64 key of every band of every signature: the keys :func:`band_candidates` groups by.
+
+    Two records share band ``k`` exactly when ``keys[i, k] == keys[j, k]`` (up to a ≈2**-64 chance of
+    key collision). Lets a caller keep ``bands`` keys per record instead of ``n_perm`` values when
+    signatures are computed in chunks.
+
+    Parameters
+    ----------
+    signatures : ndarray of shape (n, n_perm), unsigned integer
+    bands, rows : int
+
+    Returns
+    -------
+    keys : ndarray of shape (n, bands), uint64
+
+    Examples
+    --------
+    >>> sig = np.array([[1, 2, 3, 4], [1, 2, 9, 9]], dtype=np.uint64)
+    >>> k = band_keys(sig, 2, 2)
+    >>> bool(k[0, 0] == k[1, 0]), bool(k[0, 1] == k[1, 1])
+    (True, False)
+    """
+    sig = _check_band_args(signatures, bands, rows)
+    out = np.empty((sig.shape[0], int(bands)), dtype=np.uint64)
+    for band in range(int(bands)):
+        out[:, band] = _band_keys(sig, band, int(rows))
+    return out
 
 
 def _non_empty_rows(sig: np.ndarray) -> np.ndarray:

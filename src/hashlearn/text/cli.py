@@ -1,7 +1,249 @@
-"""CLI commands of ``hashlearn.text``, added to the main app by :func:`register`."""
+"""CLI commands of ``hashlearn.text``, added to the main app by :func:`register`.
+
+``hashlearn text index``  corpus.jsonl → a saved :class:`~hashlearn.text.index.TextIndex` (streamed in batches)
+``hashlearn text search`` an index + query text(s) → ranked document ids
+``hashlearn text eval``   BEIR folder → nDCG@10, Recall@100, bytes/doc, queries/s per codes × rescoring
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+text_app = typer.Typer(no_args_is_help=True, help="Text retrieval on compact codes (needs the [text] extra).")
+
+
+def _split_list(text: str, what: str) -> list[str]:
+    from hashlearn.cli import CLIError
+
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise CLIError(f"{what}: nothing given (got {text!r})")
+    return items
+
+
+def _params(items):
+    from hashlearn.cli import _parse_params
+
+    return _parse_params(items)
+
+
+@text_app.command("eval")
+def eval_cmd(
+    beir: Path = typer.Option(..., "--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv"),
+    codes: str = typer.Option("float,sign", help="comma-separated: float, sign, msign, METHOD:BITS (itq:256, bpr:128)"),
+    rescore: str = typer.Option("none", help="comma-separated rescoring modes: none, asym, float, int8"),
+    candidates: int = typer.Option(100, help="Hamming candidates rescored per query"),
+    asymmetric: bool = typer.Option(False, "--asymmetric", help="first stage: float query x binary documents"),
+    split: str = typer.Option("test", help="evaluated qrels split"),
+    train_split: Optional[str] = typer.Option(None, "--train-split", help="qrels split that trains bpr codes"),
+    pseudo: str = typer.Option("auto", help="bpr pseudo-queries: auto, none, title, first_sentence, span"),
+    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy/queries.npy and .ids files"),
+    model: str = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers model (when embedding)"),
+    cache_dir: Optional[Path] = typer.Option(None, help="embedding cache (default ~/.cache/hashlearn/embeddings)"),
+    bm25: bool = typer.Option(False, "--bm25", help="add BM25 (bm25s)"),
+    hybrid: bool = typer.Option(False, "--hybrid", help="add BM25 + dense fusions (RRF, score interpolation)"),
+    hybrid_weight: float = typer.Option(0.5, help="BM25 weight of the score interpolation"),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="bpr parameter key=value (repeatable)"),
+    seed: int = typer.Option(0),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
+):
+    """Evaluate codes on a BEIR dataset (nDCG@10, Recall@100, bytes per document, queries/s)."""
+    from rich.table import Table
+
+    from hashlearn.cli import CLIError, _check_output, _write_json, console, err_console
+
+    from .evaluation import beir_eval
+
+    _check_output(json_path)
+    if not beir.is_dir():
+        raise CLIError(f"{beir}: not a folder (expected a BEIR dataset)")
+    if candidates < 1:
+        raise CLIError(f"--candidates must be >= 1, got {candidates}")
+    cache = cache_dir if cache_dir is not None else Path.home() / ".cache" / "hashlearn" / "embeddings"
+    result = beir_eval(
+        beir, codes=_split_list(codes, "--codes"), rescore=_split_list(rescore, "--rescore"), candidates=candidates,
+        asymmetric=asymmetric, split=split, train_split=train_split, pseudo=pseudo, embeddings=embeddings,
+        model=model, cache_dir=cache, bm25=bm25, hybrid=hybrid, hybrid_weight=hybrid_weight, seed=seed,
+        bpr_params=_params(param), log=lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False),
+    )
+    rep = result["report"]
+    table = Table(title=f"{beir.name}: {rep['queries_evaluated']} judged {split} queries, {rep['corpus']['kept']} documents")
+    for col in ("codes", "rescore", "nDCG@10", "R@100", "bytes/doc", "+rescore B", "queries/s"):
+        table.add_column(col, justify="left" if col in ("codes", "rescore") else "right")
+    for r in result["rows"]:
+        table.add_row(
+            str(r["codes"]) + (" (asym)" if r.get("asymmetric") else ""), str(r.get("rescore") or "-"),
+            f"{r['ndcg@10']:.4f}", f"{r['recall@100']:.4f}",
+            "-" if r.get("bytes_per_doc") is None else str(r["bytes_per_doc"]),
+            str(r.get("rescore_bytes_per_doc") or "-"),
+            "-" if not r.get("queries_per_s") else f"{r['queries_per_s']:,.0f}",
+        )
+    table.caption = ("bytes/doc: the searched part (codes, or float vectors); +rescore B: extra stored per document; "
+                     "queries/s: search only (query embedding excluded)")
+    console.print(table)
+    notes = []
+    if rep.get("queries_without_qrels"):
+        notes.append(f"{rep['queries_without_qrels']} queries have no {split} qrels (not evaluated)")
+    c = rep["corpus"]
+    for key, label in (("empty_documents", "empty documents skipped"), ("duplicate_ids", "duplicate ids skipped"),
+                       ("non_utf8_lines", "lines with non-UTF-8 bytes (replaced)")):
+        if c.get(key):
+            notes.append(f"{c[key]} {label}")
+    if rep.get("qrels_unknown_documents"):
+        notes.append(f"{rep['qrels_unknown_documents']} judgements name unknown documents")
+    for note in notes:
+        err_console.print(f"[yellow]note[/yellow] {note}", highlight=False)
+    _write_json(json_path, result)
+
+
+@text_app.command("index")
+def index_cmd(
+    corpus: Path = typer.Argument(..., help="corpus.jsonl (BEIR format: _id, title, text)"),
+    output: Path = typer.Option(..., "--output", "-o", help="where to save the index"),
+    codes: str = typer.Option("sign", help="float, sign, msign or METHOD:BITS (e.g. itq:256); bpr needs 'text eval'"),
+    rescore: str = typer.Option("none", help="none, asym, float or int8 (what is stored for rescoring)"),
+    candidates: int = typer.Option(100),
+    asymmetric: bool = typer.Option(False, "--asymmetric"),
+    model: str = typer.Option("all-MiniLM-L6-v2"),
+    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy + corpus.ids (skip embedding)"),
+    cache_dir: Optional[Path] = typer.Option(None, help="embedding cache (default ~/.cache/hashlearn/embeddings)"),
+    batch_docs: int = typer.Option(20000, help="documents per streamed batch"),
+    fit_docs: int = typer.Option(50000, help="documents the codes are fitted on (the first ones)"),
+    duplicates: str = typer.Option("error", help="error or first (keep the first of repeated ids)"),
+    seed: int = typer.Option(0),
+):
+    """Embed (or load) a corpus, encode it and save a text index; the corpus is streamed in batches."""
+    from hashlearn.cli import CLIError, _check_output, console, err_console
+
+    from ..io import save
+    from .beir import ReadReport, iter_corpus
+    from .index import TextIndex, make_encoder, parse_codes
+
+    _check_output(output)
+    name, _ = parse_codes(codes)
+    if name == "bpr":
+        raise CLIError("bpr codes are trained with queries: use 'hashlearn text eval --codes bpr:BITS'")
+    if batch_docs < 1 or fit_docs < 1:
+        raise CLIError("--batch-docs and --fit-docs must be >= 1")
+    report = ReadReport()
+    docs = iter_corpus(corpus, duplicates=duplicates, report=report)
+    embedder = None
+    if embeddings is None:
+        from ..embed import Embedder
+
+        cache = cache_dir if cache_dir is not None else Path.home() / ".cache" / "hashlearn" / "embeddings"
+        embedder = Embedder(model, cache_dir=cache, show_progress=True)
+
+    def batches():
+        ids, texts = [], []
+        for d in docs:
+            ids.append(d.id)
+            texts.append(d.full_text)
+            if len(ids) >= batch_docs:
+                yield ids, texts
+                ids, texts = [], []
+        if ids:
+            yield ids, texts
+
+    def vectors(ids, texts):
+        if embedder is not None:
+            return embedder.encode(texts)
+        from .pipeline import load_embeddings
+
+        return load_embeddings(embeddings, "corpus", ids)
+
+    index, pending = None, []
+    for ids, texts in batches():
+        X = vectors(ids, texts)
+        if index is None:
+            pending.append((ids, X))
+            if sum(len(p[0]) for p in pending) < fit_docs:
+                continue
+            index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed)
+            pending = []
+        else:
+            index.add(X, ids)
+    if index is None:
+        if not pending:
+            raise CLIError(f"{corpus}: no usable document ({report.summary()})")
+        index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed)
+    save(index, output)
+    err_console.print(report.summary(), highlight=False)
+    mem = index.bytes_per_doc()
+    console.print(f"indexed {index.ntotal} documents with {codes} codes ({mem['searched']} B/doc searched, "
+                  f"{mem['rescore']} B/doc for rescoring) -> {output}")
+
+
+def _start_index(pending, codes, rescore, candidates, asymmetric, model, seed):
+    import numpy as np
+
+    from .index import TextIndex, make_encoder
+
+    X = np.concatenate([p[1] for p in pending])
+    enc = make_encoder(codes, X.shape[1], random_state=seed)
+    if enc is not None:
+        enc.fit(X)
+    index = TextIndex(enc, rescore=rescore, candidates=candidates, asymmetric=asymmetric, codes=codes, model=model)
+    for ids, Xb in pending:
+        index.add(Xb, ids)
+    return index
+
+
+@text_app.command("search")
+def search_cmd(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="index saved by 'hashlearn text index'"),
+    query: Optional[List[str]] = typer.Argument(None, help="query text(s)"),
+    queries: Optional[Path] = typer.Option(None, help="queries.jsonl (BEIR format) instead of texts"),
+    k: int = typer.Option(10, "-k", "--k"),
+    rescore: Optional[str] = typer.Option(None, help="override: none, asym, float, int8"),
+    candidates: Optional[int] = typer.Option(None),
+    cache_dir: Optional[Path] = typer.Option(None),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write {query_id: [[doc_id, score], ...]}"),
+):
+    """Search a text index with query texts; prints the top documents."""
+    from rich.table import Table
+
+    from hashlearn.cli import CLIError, _check_output, _write_json, console
+
+    from ..io import load
+    from .index import TextIndex
+
+    _check_output(json_path)
+    index = load(index_path)
+    if not isinstance(index, TextIndex):
+        raise CLIError(f"{index_path} holds a {type(index).__name__}, not a text index")
+    if k < 1:
+        raise CLIError(f"k must be >= 1, got {k}")
+    if queries is not None:
+        from .beir import read_queries
+
+        qids, qtexts, _ = read_queries(queries)
+    elif query:
+        qids, qtexts = [str(i) for i in range(len(query))], list(query)
+    else:
+        raise CLIError("give query texts or --queries FILE")
+    if any(not t.strip() for t in qtexts):
+        raise CLIError("empty query text")
+    from ..embed import Embedder
+
+    emb = Embedder(index.model or "all-MiniLM-L6-v2", cache_dir=cache_dir, show_progress=False)
+    Q = emb.encode(qtexts, use_cache=cache_dir is not None)
+    scores, pos = index.search(Q, min(k, index.ntotal), rescore=rescore, candidates=candidates)
+    results = {qid: [[index.doc_ids[p], float(s)] for s, p in zip(srow, prow) if p >= 0]
+               for qid, srow, prow in zip(qids, scores, pos)}
+    table = Table(title=f"{index.codes} codes, {index.ntotal} documents")
+    table.add_column("query")
+    table.add_column("top documents (id:score)")
+    for qid, text in list(zip(qids, qtexts))[:20]:
+        table.add_row(text[:60], " ".join(f"{d}:{s:.3g}" for d, s in results[qid][:k]))
+    console.print(table)
+    _write_json(json_path, results)
 
 
 def register(app, bench_app) -> None:
     """Add this package's commands to the hashlearn typer app (and its bench group)."""
+    app.add_typer(text_app, name="text")

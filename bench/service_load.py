@@ -1,0 +1,221 @@
+"""Load test of ``hashlearn serve`` on loopback: searches/s and p50/p99 latency, errors counted.
+
+For each collection size: the data directory is built in-process (Storage: train on a sample, upsert
+in large batches, snapshot), then
+
+1. in-process baseline: ``Collection.search`` called directly (no HTTP), one query at a time;
+2. a real server (``python -m hashlearn serve``) is started on a free loopback port, and ``--clients``
+   concurrent clients (asyncio + httpx, one connection each) send single-query searches (k=10) for
+   ``--duration`` seconds, without and with rerank;
+3. mixed: the same number of clients, a quarter of them upserting batches of 100 new points (acknowledged
+   only once fsync'ed), the rest searching.
+
+Every non-200 answer or transport error counts as an error. Usage::
+
+    python bench/service_load.py --sizes 100000,1000000 --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info, write_json  # noqa: E402
+
+KEY = "bench-write-key-0123"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+
+
+def build(data_dir: Path, n: int, dim: int, bits: int, seed: int = 0) -> dict:
+    from hashlearn.service import CollectionConfig, Storage
+
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    st = Storage(data_dir, snapshot_records=10**9, snapshot_bytes=1 << 40)
+    coll = st.create(CollectionConfig(name="bench", dim=dim, n_bits=bits, method="simhash", rerank_candidates=100))
+    centers = rng.normal(size=(256, dim)).astype(np.float32)
+    coll.train(centers[rng.integers(0, 256, 10000)] + rng.normal(size=(10000, dim)).astype(np.float32))
+    batch = 50000
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        X = centers[rng.integers(0, 256, m)] + rng.normal(size=(m, dim)).astype(np.float32)
+        coll.upsert(np.arange(start, start + m), X)
+    t1 = time.perf_counter()
+    st.close(snapshot=True)
+    return {"build_seconds": t1 - t0, "snapshot_seconds": time.perf_counter() - t1,
+            "disk_bytes": sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())}
+
+
+def queries(n: int, dim: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, dim)).astype(np.float32) * 1.2
+
+
+def in_process(data_dir: Path, Q: np.ndarray, seconds: float) -> dict:
+    from hashlearn.service import Storage
+
+    t0 = time.perf_counter()
+    st = Storage(data_dir)
+    open_s = time.perf_counter() - t0
+    coll = st.get("bench")
+    out = {"open_seconds": open_s}
+    for rerank in (False, True):
+        lat = []
+        coll.search(Q[:1], 10, rerank=rerank)
+        end = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            coll.search(Q[i % len(Q)][None], 10, rerank=rerank)
+            lat.append(time.perf_counter() - t)
+            i += 1
+        out["rerank" if rerank else "hamming"] = _summary(lat, seconds, 0)
+    st.close(snapshot=False)
+    return out
+
+
+def _summary(lat, seconds, errors) -> dict:
+    lat = np.asarray(lat) * 1000
+    return {"requests": int(lat.size), "per_second": lat.size / seconds,
+            "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
+            "p99_ms": float(np.percentile(lat, 99)) if lat.size else None, "errors": errors}
+
+
+async def _load(url, Q, clients, seconds, rerank, writers=0, dim=None, id_base=10**9):
+    import httpx
+
+    stop_at = time.perf_counter() + seconds
+    search_lat, write_lat = [], []
+    errors = {"search": 0, "write": 0}
+    messages = []
+
+    async def searcher(c, offset):
+        i = offset
+        while time.perf_counter() < stop_at:
+            body = {"vectors": [Q[i % len(Q)].tolist()], "k": 10, "rerank": rerank}
+            t = time.perf_counter()
+            try:
+                r = await c.post("/collections/bench/search", json=body, headers=HEADERS)
+                ok = r.status_code == 200 and len(r.json()["ids"][0]) == 10
+                if not ok:
+                    messages.append(f"{r.status_code} {r.text[:200]}")
+            except httpx.HTTPError as exc:
+                ok = False
+                messages.append(repr(exc))
+            search_lat.append(time.perf_counter() - t) if ok else None
+            errors["search"] += not ok
+            i += clients
+
+    async def writer(c, w):
+        rng = np.random.default_rng(100 + w)
+        b = 0
+        while time.perf_counter() < stop_at:
+            ids = list(range(id_base + w * 10**7 + b * 100, id_base + w * 10**7 + b * 100 + 100))
+            body = {"ids": ids, "vectors": rng.normal(size=(100, dim)).astype(np.float32).tolist()}
+            t = time.perf_counter()
+            try:
+                r = await c.post("/collections/bench/points", json=body, headers=HEADERS)
+                ok = r.status_code == 200
+                if not ok:
+                    messages.append(f"{r.status_code} {r.text[:200]}")
+            except httpx.HTTPError as exc:
+                ok = False
+                messages.append(repr(exc))
+            write_lat.append(time.perf_counter() - t) if ok else None
+            errors["write"] += not ok
+            b += 1
+
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    conns = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for _ in range(clients)]
+    try:
+        tasks = [writer(conns[w], w) for w in range(writers)]
+        tasks += [searcher(conns[writers + s], s) for s in range(clients - writers)]
+        await asyncio.gather(*tasks)
+    finally:
+        for c in conns:
+            await c.aclose()
+    out = {"search": _summary(search_lat, seconds, errors["search"])}
+    if writers:
+        out["write"] = _summary(write_lat, seconds, errors["write"])
+        out["write"]["points_per_second"] = out["write"]["per_second"] * 100
+    out["error_samples"] = messages[:5]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--bits", type=int, default=64)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parent / "out" / "service_load")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "service_load.json")
+    args = ap.parse_args(argv)
+    from hashlearn.service.process import ServerProcess
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    keys = args.workdir / "keys.txt"
+    keys.write_text(f"{KEY} write\n")
+    results = {"command": "python " + " ".join([sys.argv[0]] + sys.argv[1:]), "machine": machine_info(),
+               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "args": {k: str(v) for k, v in vars(args).items()},
+               "sizes": {}}
+    Q = queries(2000, args.dim)
+    for n in [int(s) for s in args.sizes.split(",")]:
+        data_dir = args.workdir / f"n{n}"
+        row = {"build": build(data_dir, n, args.dim, args.bits)}
+        print(f"[n={n}] built in {row['build']['build_seconds']:.1f}s", flush=True)
+        row["in_process"] = in_process(data_dir, Q, min(10.0, args.duration / 3))
+        print(f"[n={n}] in-process {json.dumps(row['in_process'])}", flush=True)
+        t0 = time.perf_counter()
+        srv = ServerProcess(data_dir, keys, env={"NUMBA_NUM_THREADS": "2"}).start(timeout=300)
+        row["server_start_seconds"] = time.perf_counter() - t0
+        try:
+            for rerank in (False, True):
+                res = asyncio.run(_load(srv.url, Q, args.clients, args.duration, rerank))
+                row["http_rerank" if rerank else "http_hamming"] = res
+                print(f"[n={n}] rerank={rerank} {json.dumps(res['search'])}", flush=True)
+            res = asyncio.run(_load(srv.url, Q, args.clients, args.duration, False, writers=max(1, args.clients // 4),
+                                    dim=args.dim))
+            row["http_mixed"] = res
+            print(f"[n={n}] mixed {json.dumps({k: v for k, v in res.items() if k != 'error_samples'})}", flush=True)
+        finally:
+            srv.stop(timeout=300)
+        results["sizes"][n] = row
+        write_json(args.out, results)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(markdown(results))
+    return 0
+
+
+def markdown(results) -> str:
+    lines = ["| vectors | mode | clients | searches/s | p50 ms | p99 ms | errors |", "|---:|---|---:|---:|---:|---:|---:|"]
+    clients = results["args"]["clients"]
+    for n, row in results["sizes"].items():
+        for key, label in (("http_hamming", "HTTP, Hamming top-10"), ("http_rerank", "HTTP, rerank 100 → top-10"),
+                           ("http_mixed", "HTTP, mixed: searches while others upsert")):
+            s = row[key]["search"]
+            extra = ""
+            if key == "http_mixed":
+                w = row[key]["write"]
+                extra = f" (+ {w['points_per_second']:.0f} points/s upserted in fsync'ed batches of 100, p50 {w['p50_ms']:.1f} ms, {w['errors']} errors)"
+            lines.append(f"| {int(n):,} | {label}{extra} | {clients} | {s['per_second']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors']} |")
+        for key, label in (("hamming", "in-process, Hamming"), ("rerank", "in-process, rerank")):
+            s = row["in_process"][key]
+            lines.append(f"| {int(n):,} | {label} (no HTTP, 1 caller) | 1 | {s['per_second']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | 0 |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

