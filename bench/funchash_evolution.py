@@ -27,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
+
 from common import command_line, machine_info, markdown_table, now_iso, update_markdown_section, write_json  # noqa: E402
 
 from hashlearn.apps.funchash import cache_benchmark, hash_error_rates  # noqa: E402
@@ -50,7 +52,9 @@ def main() -> None:
     ap.add_argument("--tournament", type=int, default=10)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--pairs", type=int, default=1000)
-    ap.add_argument("--part", choices=("rates", "evolution", "all"), default="all")
+    ap.add_argument("--part", choices=("rates", "evolution", "nas", "all"), default="all")
+    ap.add_argument("--nas-cycles", type=int, default=150)
+    ap.add_argument("--nas-population", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = ap.parse_args()
     if args.quick:
@@ -61,6 +65,8 @@ def main() -> None:
         rates_part(args, info)
     if args.part in ("evolution", "all"):
         evolution_part(args, info)
+    if args.part in ("nas", "all"):
+        nas_part(args, info)
 
 
 def rates_part(args, info) -> None:
@@ -147,12 +153,152 @@ the same seed: no cache; a syntactic cache (key = printed expression, plain memo
 functional cache (32 probes in the data's bounding box, rtol 1e-6, atol 1e-9); the functional cache in
 checking mode (every hit re-evaluated; a false collision is a hit whose full fitness differs from the
 cached one by more than 1e-6 relative). "same history" = the fitness sequence equals the uncached run's
-(1e-6 relative; tournament ties within 1e-6 go to the first sampled): the cache changed the cost, not
-the search.
+(within 1e-6 relative or 1e-12 absolute; tournament ties within the same tolerance go to the first
+sampled): the cache changed the cost, not the search.
 
 {markdown_table(run_rows, [("task", "task"), ("seed", "seed"), ("cache", "cache"), ("seconds", "wall s"), ("speedup", "speedup (wall)"), ("cpu_speedup", "speedup (CPU)"), ("hit_rate", "hit rate"), ("evaluations", "evaluations"), ("saved", "evaluations saved"), ("fc", "false collisions"), ("same", "same history"), ("best", "best NMSE")])}
 """
     update_markdown_section("funchash-evolution", body, path=SECTION)
+    print(f"wrote {SECTION}")
+
+
+# -- a small architecture search over torch MLPs --------------------------------------------------
+_OPS = ("linear", "relu", "tanh", "identity")
+
+
+def _build(genome, seed=0):
+    """MLP on digits: Linear(64, 32), the genome's ops at width 32, Linear(32, 10); seeded init."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    layers = [nn.Linear(64, 32)]
+    for op in genome:
+        layers.append(nn.Linear(32, 32) if op == "linear" else nn.ReLU() if op == "relu" else
+                      nn.Tanh() if op == "tanh" else nn.Identity())
+    layers.append(nn.Linear(32, 10))
+    m = nn.Sequential(*layers)
+    m.genome = tuple(genome)
+    return m
+
+
+def _nas_init(rng):
+    return _build([_OPS[i] for i in rng.integers(len(_OPS), size=rng.integers(1, 5))])
+
+
+def _nas_mutate(module, rng):
+    g = list(module.genome)
+    r = rng.integers(3)
+    if r == 0 and len(g) < 6:
+        g.insert(int(rng.integers(len(g) + 1)), _OPS[rng.integers(len(_OPS))])
+    elif r == 1 and len(g) > 1:
+        del g[int(rng.integers(len(g)))]
+    else:
+        g[int(rng.integers(len(g)))] = _OPS[rng.integers(len(_OPS))]
+    return _build(g)
+
+
+class _TrainAndScore:
+    """Fitness of an architecture: validation error after 100 full-batch Adam steps from its seeded init,
+    plus 1e-6 × the final training loss (a tie-break that also makes the checking mode's exact
+    comparison sensitive: two different networks rarely share the continuous training loss)."""
+
+    def __init__(self, steps=100):
+        import torch
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        X, y = load_digits(return_X_y=True)
+        X = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-9)
+        Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=0.33, random_state=0, stratify=y)
+        self.Xtr, self.Xva = torch.tensor(Xtr, dtype=torch.float32), torch.tensor(Xva, dtype=torch.float32)
+        self.ytr, self.yva = torch.tensor(ytr), torch.tensor(yva)
+        self.X_np = Xtr
+        self.steps = steps
+
+    def __call__(self, module):
+        import copy
+
+        import torch
+
+        m = copy.deepcopy(module)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        m.train()
+        for _ in range(self.steps):
+            opt.zero_grad()
+            loss = loss_fn(m(self.Xtr), self.ytr)
+            loss.backward()
+            opt.step()
+        m.eval()
+        with torch.no_grad():
+            err = float((m(self.Xva).argmax(1) != self.yva).float().mean())
+            return err + 1e-6 * float(loss_fn(m(self.Xtr), self.ytr))
+
+
+def nas_part(args, info) -> None:
+    import torch
+
+    from hashlearn.apps.funchash import EvaluationCache, FunctionalHasher, regularized_evolution
+
+    torch.set_num_threads(1)
+    t_start = time.time()
+    fitness = _TrainAndScore()
+    hasher = FunctionalHasher(32, random_state=0).fit(fitness.X_np)
+    runs = [
+        ("none", lambda: fitness),
+        ("syntactic", lambda: EvaluationCache(fitness, repr)),
+        ("functional", lambda: EvaluationCache(fitness, hasher)),
+        ("functional+check", lambda: EvaluationCache(fitness, hasher, check=True, check_rtol=0, check_atol=0)),
+    ]
+    rows, base = [], None
+    for name, make in runs:
+        f = make()
+        c0 = time.process_time()
+        res = regularized_evolution(f, population_size=args.nas_population, sample_size=5, n_cycles=args.nas_cycles,
+                                    init=_nas_init, mutate=_nas_mutate, random_state=0)
+        cpu = time.process_time() - c0
+        st = getattr(f, "stats", None)
+        calls = len(res.history)
+        row = {"cache": name, "seconds": res.seconds, "cpu_seconds": cpu, "calls": calls,
+               "hits": st["hits"] if st else 0, "evaluations": st["evaluations"] if st else calls,
+               "fc": f"{st['false_collisions']}/{st['checked']}" if st and st["checked"] else "—",
+               "best": res.best_fitness, "arch": "-".join(res.best.genome),
+               "hash_ms": 1000 * st["hash_seconds"] / calls if st else 0.0}
+        row["hit_rate"] = row["hits"] / calls
+        row["saved"] = calls - row["evaluations"] if name != "functional+check" else row["hits"]
+        if base is None:
+            base, base_cpu = res, cpu
+            row["speedup"], row["cpu_speedup"], row["same"] = 1.0, 1.0, True
+        else:
+            row["speedup"], row["cpu_speedup"] = base.seconds / res.seconds, base_cpu / cpu
+            row["same"] = bool(np.array_equal(res.history, base.history))
+        rows.append(row)
+        print(f"nas {name:>16}: {res.seconds:.1f}s cpu {cpu:.1f}s hits {row['hits']}/{calls} fc {row['fc']} "
+              f"same {row['same']} best {res.best_fitness:.4f} {row['arch']}", flush=True)
+    out = {"machine": info, "command": command_line(), "date": now_iso(), "runs": rows,
+           "seconds": time.time() - t_start}
+    write_json(Path(__file__).resolve().parent / "out" / "funchash_nas.json", out)
+    n = args.nas_population + args.nas_cycles
+    body = f"""### Functional-equivalence cache in a small neural-architecture search (torch)
+
+Command: `OMP_NUM_THREADS=1 {out['command']}` — {out['date']}; machine: 2-core x86_64, 24 GiB, no GPU,
+shared with other jobs; torch {torch.__version__} CPU, 1 thread. Run time {out['seconds']:.0f} s.
+
+Regularized evolution (population {args.nas_population}, tournament 5, {args.nas_cycles} children: {n}
+candidates) over MLPs for scikit-learn's digits: `Linear(64,32)`, then 1–6 ops from
+{{linear 32→32, ReLU, Tanh, Identity}}, then `Linear(32,10)`. Fitness = validation error after 100
+full-batch Adam steps from the architecture's seeded initialisation (the expensive evaluation), plus
+1e-6 × the final training loss as a tie-break, so that the exact check below compares a continuous
+quantity. The
+functional hash runs each candidate (a copy, re-initialised with fixed seeded weights, float64) on 32
+probes drawn in the bounding box of the training data: architectures that differ only by Identity
+layers or repeated ReLUs share a key. Syntactic cache key: the module's `repr`. Checking mode compares
+the cached validation error with a full re-training, exactly (tolerance 0).
+
+{markdown_table(rows, [("cache", "cache"), ("seconds", "wall s"), ("speedup", "speedup (wall)"), ("cpu_speedup", "speedup (CPU)"), ("hit_rate", "hit rate"), ("evaluations", "trainings"), ("saved", "trainings saved"), ("fc", "false collisions"), ("same", "same history"), ("hash_ms", "hash ms / candidate"), ("best", "best fitness"), ("arch", "best architecture")])}
+"""
+    update_markdown_section("funchash-nas", body, path=SECTION)
     print(f"wrote {SECTION}")
 
 

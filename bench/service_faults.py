@@ -93,7 +93,12 @@ def dump(url):
 
     with httpx.Client(base_url=url, timeout=120) as c:
         stats = c.get("/collections/f/stats", headers=H).json()
-        ids = c.post("/collections/f/search", json={"vectors": [[0.0] * DIM], "k": 10000}, headers=H).json()["ids"][0]
+        ids = []
+        while True:
+            page = c.get("/collections/f/ids", params={"offset": len(ids), "limit": 5000}, headers=H).json()
+            ids += page["ids"]
+            if len(ids) >= page["total"] or not page["ids"]:
+                break
         points = {}
         for s in range(0, len(ids), 2000):
             for p in c.post("/collections/f/points/get", json={"ids": ids[s:s + 2000]}, headers=H).json()["points"]:
@@ -155,7 +160,6 @@ def kill9(work, keys, rounds, seed) -> list[dict]:
         s = Stream(srv.url, acked, next_id, seed + r)
         s.start()
         time.sleep(rnd.uniform(0.5, 3.0))
-        t = time.perf_counter()
         srv.kill()
         s.join(60)
         deleted |= s.deleted

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sys
 import time
@@ -183,6 +182,7 @@ def main(argv=None) -> int:
         row["server_start_seconds"] = time.perf_counter() - t0
         try:
             for rerank in (False, True):
+                asyncio.run(_load(srv.url, Q, args.clients, 3.0, rerank))  # warm-up (numba kernels, caches)
                 res = asyncio.run(_load(srv.url, Q, args.clients, args.duration, rerank))
                 row["http_rerank" if rerank else "http_hamming"] = res
                 print(f"[n={n}] rerank={rerank} {json.dumps(res['search'])}", flush=True)

@@ -277,9 +277,21 @@ def test_cli_bench_funchash(cli, tmp_path):
     assert r.exit_code != 0 and "unknown task" in str(r.exception)
 
 
-def test_modules_import_no_heavy_dependencies():
-    code = ("import sys, hashlearn.apps.funchash, hashlearn.apps.selection; "
-            "print(sorted(m for m in ('torch', 'sentence_transformers', 'fastapi', 'ray') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def test_subprocess_no_heavy_imports_and_cli_exit_codes(tmp_path):
+    # A fresh interpreter: importing the modules loads no heavy dependency, and through the main CLI's
+    # error handling a good command exits 0 and a bad one exits 2 with a one-line message.
+    js = tmp_path / "s.json"
+    code = (
+        "import sys, hashlearn.apps.funchash as f, hashlearn.apps.selection as s\n"
+        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'fastapi', 'ray') if m in sys.modules)\n"
+        "from hashlearn.cli import app, bench_app, main\n"
+        "f.register_cli(app, bench_app); s.register_cli(app, bench_app)\n"
+        f"ok = main(['select', 'iris', '--bits', '4', '--json', {str(js)!r}])\n"
+        "bad = main(['select', 'missing.csv'])\n"
+        "print('RESULT', heavy, ok, bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert "RESULT [] 0 2" in out.stdout
+    assert out.stderr.strip().splitlines()[-1] == "error: missing.csv: no such file"
+    assert json.loads(js.read_text())["n_samples"] == 150

@@ -4,7 +4,6 @@ brute force, consistency under concurrent writes. In-process, no HTTP (see test_
 from __future__ import annotations
 
 import errno
-import json
 import os
 import threading
 
@@ -202,14 +201,14 @@ def test_uploaded_hasher_is_used(tmp_path, rng):
     save(hasher, tmp_path / "h.hlrn")
     loaded = hasher_from_bytes((tmp_path / "h.hlrn").read_bytes(), tmp_path, DIM)
     coll.set_hasher(loaded)
-    np.testing.assert_array_equal(coll.state.index.codes, hasher.transform(coll.state.vectors))
+    np.testing.assert_array_equal(coll.state.codes, hasher.transform(coll.state.vectors))
     with pytest.raises(ValidationError, match="fitted on 8-dimensional"):
         hasher_from_bytes((tmp_path / "h.hlrn").read_bytes(), tmp_path, 9)
     with pytest.raises(Exception, match="not a hashlearn file"):
         hasher_from_bytes(b"garbage" * 10, tmp_path, DIM)
     # survives a restart (the hasher is in the log)
     st2 = _storage(tmp_path)
-    np.testing.assert_array_equal(st2.get("c").state.index.codes, hasher.transform(coll.state.vectors))
+    np.testing.assert_array_equal(st2.get("c").state.codes, hasher.transform(coll.state.vectors))
 
 
 # -- recovery -------------------------------------------------------------------------------------------

@@ -930,13 +930,14 @@ class EvolutionResult:
 
 def regularized_evolution(fitness: Callable, n_vars: int | None = None, *, population_size: int = 100,
                           sample_size: int = 10, n_cycles: int = 1000, init_depth: int = 3,
-                          max_size: int = 25, tie_rtol: float = 1e-6, init: Callable | None = None,
+                          max_size: int = 25, tie_rtol: float = 1e-6, tie_atol: float = 1e-12,
+                          init: Callable | None = None,
                           mutate: Callable | None = None, random_state=0) -> EvolutionResult:
     """Regularized (aging) evolution minimising ``fitness`` over expression trees.
 
     Each cycle samples ``sample_size`` individuals of the population at random, mutates the fittest
     (lowest ``fitness``) and adds the child, removing the *oldest* individual (not the worst). Fitness
-    values within ``tie_rtol`` (relative) of the best in the sample count as ties, won by the first
+    values within ``tie_atol + tie_rtol·|best|`` of the best in the sample count as ties, won by the first
     sampled: equivalent candidates whose fitness differs only by float noise then never change the
     search, so a run with an :class:`EvaluationCache` follows the same trajectory as one without.
 
@@ -952,8 +953,8 @@ def regularized_evolution(fitness: Callable, n_vars: int | None = None, *, popul
         Population size P, tournament size S, number of children C.
     init_depth, max_size : int
         Depth of the random initial trees; maximum size (nodes) of a mutated child.
-    tie_rtol : float, default 1e-6
-        Relative tolerance of tournament ties (0: strict minimum).
+    tie_rtol, tie_atol : float, default 1e-6, 1e-12
+        Tolerances of tournament ties (both 0: strict minimum).
     init, mutate : callable, optional
         ``init(rng) -> candidate`` and ``mutate(candidate, rng) -> candidate`` for other search spaces
         (e.g. neural architectures); default: random expression trees and :func:`mutate_expr`.
@@ -1008,7 +1009,8 @@ def regularized_evolution(fitness: Callable, n_vars: int | None = None, *, popul
         idx = rng.choice(len(population), size=sample_size, replace=False)
         fits = [population[i][1] for i in idx]
         best_in_sample = min(fits)
-        limit = best_in_sample + tie_rtol * abs(best_in_sample) if math.isfinite(best_in_sample) else best_in_sample
+        limit = best_in_sample + tie_rtol * abs(best_in_sample) + tie_atol if math.isfinite(best_in_sample) \
+            else best_in_sample
         parent = population[idx[next(j for j, f in enumerate(fits) if f <= limit)]][0]
         child = mutate(parent, rng)
         population.append((child, score(child)))
@@ -1113,7 +1115,7 @@ def cache_benchmark(task: str = "I.12.2", *, n_samples: int = 100_000, n_cycles:
     ``cpu_speedup`` (process CPU time, less sensitive to other load), ``calls``, ``hits``,
     ``hit_rate``, ``evaluations``, ``evaluations_saved``, ``false_collisions`` (checking mode: hits whose
     full evaluation differs from the cached value), ``best_fitness``, ``best``, ``same_history``
-    (fitness sequence equal to the uncached run within 1e-6 relative), ``hash_seconds``.
+    (fitness sequence equal to the uncached run within 1e-6 relative or 1e-12 absolute), ``hash_seconds``.
     """
     X, y = regression_task(task, n_samples, random_state)
     fitness = LinearScaledMSE(X, y)
@@ -1157,7 +1159,7 @@ def cache_benchmark(task: str = "I.12.2", *, n_samples: int = 100_000, n_cycles:
             row["speedup"] = base.seconds / res.seconds if res.seconds > 0 else None
             row["cpu_speedup"] = base_cpu / cpu if cpu > 0 else None
             row["same_history"] = bool(res.history.shape == base.history.shape and np.allclose(
-                res.history, base.history, rtol=1e-6, atol=0, equal_nan=True))
+                res.history, base.history, rtol=1e-6, atol=1e-12, equal_nan=True))
         rows.append(row)
     return rows
 

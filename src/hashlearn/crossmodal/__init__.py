@@ -7,6 +7,9 @@ Importing this package registers the methods (``cca-itq``, ``cmfh``, ``rreh``, `
 from .base import BaseCrossModalHasher, FeatureMap, check_pairs, check_views, semi_paired_split
 from .cca_itq import CCAITQ
 from .cmfh import CMFH
+from .imh import IMH
+from .mvh import MultiViewHashing
+from .deep import DeepCrossModalHashing
 from .rreh import RREH, reconstruction_weights
 
 __all__ = [
@@ -17,6 +20,9 @@ __all__ = [
     "semi_paired_split",
     "CCAITQ",
     "CMFH",
+    "IMH",
+    "MultiViewHashing",
+    "DeepCrossModalHashing",
     "RREH",
     "reconstruction_weights",
 ]

@@ -100,7 +100,7 @@ def register(app, bench_app) -> None:
             for path in plot_rows(rows, plots, data.view_names):
                 console.print(f"plot: {path}", highlight=False, soft_wrap=True)
         if json_path is not None:
-            from hashlearn.io import atomic_write
+            from hashlearn.io.persist import atomic_write
 
             payload = json.dumps({"dataset": data.name, "views": list(data.view_names), "params": params,
                                   "rows": rows}, indent=1).encode()

@@ -39,7 +39,6 @@ import numpy as np
 from ..codes import MISSING_DISTANCE, knn_search
 from ..errors import HashlearnError, ValidationError
 from ..hashing import get_hasher_class, make_hasher
-from ..index import BinaryIndex
 from ..io.persist import atomic_write, load, persistable, save
 from .wal import WriteAheadLog, read_records
 
@@ -196,19 +195,26 @@ class CollectionConfig:
 # -- in-memory state -----------------------------------------------------------------------------
 @persistable
 class ServiceCollectionState:
-    """Everything a collection holds; saved as its snapshot. Positions of ``vectors`` and ``ids``
-    coincide with those of the code index (when the hasher is fitted)."""
+    """Everything a collection holds; saved as its snapshot.
+
+    Row ``i`` of ``ids``, ``vectors`` and ``codes`` describe the same point (insertion order, compacted
+    on delete). Codes are packed uint64 rows (:mod:`hashlearn.codes` layout), searched with
+    :func:`hashlearn.codes.knn_search`. A dict maps ids to rows, so an upsert costs O(batch), not
+    O(collection) — only deletes and replacements compact the arrays.
+    """
 
     def __init__(self, config: CollectionConfig):
         self.config = config
         self.hasher = config.make_hasher()
-        self.index: BinaryIndex | None = None
+        self.code_bits: int | None = None
         self.n = 0
         self._ids = np.zeros(0, np.int64)
         self._vectors = np.zeros((0, config.dim), np.float32)
+        self._codes = np.zeros((0, 0), np.uint64)
+        self.pos: dict[int, int] = {}
+        self.ids_increasing = True
         self.payloads: dict[int, object] = {}
         self.seq = 0
-        self._sorted = None  # (sorted ids, positions) cache for id lookups
 
     # views
     @property
@@ -220,22 +226,18 @@ class ServiceCollectionState:
         return self._vectors[: self.n]
 
     @property
-    def trained(self) -> bool:
-        return hasattr(self.hasher, "n_features_in_")
+    def codes(self) -> np.ndarray:
+        return self._codes[: self.n]
 
-    def positions(self, ids: np.ndarray) -> np.ndarray:
-        """Positions of ``ids`` (int64); -1 for ids not stored."""
-        cache = self._sorted
-        if cache is None:
-            order = np.argsort(self.ids, kind="stable")
-            cache = self._sorted = (self.ids[order], order)
-        sorted_ids, order = cache
+    @property
+    def trained(self) -> bool:
+        return self.code_bits is not None
+
+    def positions(self, ids) -> np.ndarray:
+        """Rows of ``ids`` (int64 array of the same shape); -1 for ids not stored."""
         ids = np.asarray(ids, np.int64)
-        if sorted_ids.shape[0] == 0:
-            return np.full(ids.shape, -1, np.int64)
-        where = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.shape[0] - 1)
-        found = sorted_ids[where] == ids
-        return np.where(found, order[where], -1)
+        get = self.pos.get
+        return np.fromiter((get(i, -1) for i in ids.ravel().tolist()), np.int64, ids.size).reshape(ids.shape)
 
     # mutations (called under the collection's write lock)
     def _reserve(self, extra: int) -> None:
@@ -247,43 +249,44 @@ class ServiceCollectionState:
         ids[: self.n] = self.ids
         vectors = np.zeros((cap, self.config.dim), np.float32)
         vectors[: self.n] = self.vectors
-        self._ids, self._vectors = ids, vectors
+        codes = np.zeros((cap, self._codes.shape[1]), np.uint64)
+        codes[: self.n] = self.codes
+        self._ids, self._vectors, self._codes = ids, vectors, codes
 
     def _remove(self, ids: np.ndarray) -> int:
-        if self.n == 0 or ids.size == 0:
+        rows = [self.pos[i] for i in ids.tolist() if i in self.pos]
+        if not rows:
             return 0
-        drop = np.isin(self.ids, ids)
-        n_drop = int(drop.sum())
-        if not n_drop:
-            return 0
-        keep = ~drop
-        kept = self.ids[keep]
-        self._ids = np.ascontiguousarray(kept)
+        keep = np.ones(self.n, bool)
+        keep[rows] = False
+        self._ids = np.ascontiguousarray(self.ids[keep])
         self._vectors = np.ascontiguousarray(self.vectors[keep])
-        self.n = kept.shape[0]
-        if self.index is not None:
-            self.index.remove(ids)
+        self._codes = np.ascontiguousarray(self.codes[keep])
+        self.n = self._ids.shape[0]
+        self.pos = dict(zip(self._ids.tolist(), range(self.n)))
         for i in ids.tolist():
             self.payloads.pop(i, None)
-        self._sorted = None
-        return n_drop
+        return len(rows)
 
     def apply_upsert(self, seq: int, ids: np.ndarray, X: np.ndarray, payloads, codes=None) -> None:
         self._remove(ids)
         m = ids.shape[0]
+        if self.trained and codes is None:
+            codes = self.hasher.transform(X)
         self._reserve(m)
-        self._ids[self.n : self.n + m] = ids
-        self._vectors[self.n : self.n + m] = X
-        if self.index is not None:
-            if codes is None:
-                codes = self.hasher.transform(X)
-            self.index.add(codes, ids)
-        self.n += m
+        lo, hi = self.n, self.n + m
+        if self.n and ids[0] <= self._ids[self.n - 1] or (m > 1 and np.any(np.diff(ids) <= 0)):
+            self.ids_increasing = False
+        self._ids[lo:hi] = ids
+        self._vectors[lo:hi] = X
+        if self.trained:
+            self._codes[lo:hi] = codes
+        self.pos.update(zip(ids.tolist(), range(lo, hi)))
+        self.n = hi
         if payloads is not None:
             for i, p in zip(ids.tolist(), payloads):
                 if p is not None:
                     self.payloads[i] = p
-        self._sorted = None
         self.seq = seq
 
     def apply_delete(self, seq: int, ids: np.ndarray) -> int:
@@ -292,10 +295,13 @@ class ServiceCollectionState:
         return n
 
     def apply_hasher(self, seq: int, hasher, codes=None) -> None:
-        index = BinaryIndex(hasher.code_bits)
+        if codes is None:
+            codes = hasher.transform(self.vectors) if self.n else None
+        bits = int(hasher.code_bits)
+        buf = np.zeros((self._ids.shape[0], (bits + 63) // 64), np.uint64)
         if self.n:
-            index.add(hasher.transform(self.vectors) if codes is None else codes, self.ids)
-        self.hasher, self.index = hasher, index
+            buf[: self.n] = codes
+        self.hasher, self.code_bits, self._codes = hasher, bits, buf
         self.seq = seq
 
     # persistence
@@ -305,9 +311,10 @@ class ServiceCollectionState:
         return {
             "config": self.config.as_dict(),
             "hasher": self.hasher,
-            "index": self.index,
+            "code_bits": self.code_bits,
             "ids": self.ids,
             "vectors": self.vectors,
+            "codes": self.codes,
             "payload_ids": pay_ids,
             "payloads_json": np.frombuffer(pay_json, np.uint8),
             "seq": self.seq,
@@ -316,13 +323,18 @@ class ServiceCollectionState:
     @classmethod
     def _from_state(cls, state: dict) -> "ServiceCollectionState":
         obj = cls(CollectionConfig.from_dict(state["config"]))
-        obj.hasher, obj.index = state["hasher"], state["index"]
-        ids, vectors = np.ascontiguousarray(state["ids"]), np.ascontiguousarray(state["vectors"])
-        if ids.ndim != 1 or vectors.shape != (ids.shape[0], obj.config.dim):
-            raise ValueError("snapshot ids and vectors do not match")
-        if obj.index is not None and (obj.index.ntotal != ids.shape[0] or not np.array_equal(obj.index.ids, ids)):
-            raise ValueError("snapshot code index does not match its ids")
-        obj._ids, obj._vectors, obj.n = ids.copy(), vectors.copy(), ids.shape[0]
+        obj.hasher, obj.code_bits = state["hasher"], state["code_bits"]
+        ids, vectors, codes = (np.ascontiguousarray(state[k]) for k in ("ids", "vectors", "codes"))
+        n = ids.shape[0]
+        if ids.ndim != 1 or vectors.shape != (n, obj.config.dim) or codes.shape[0] != n:
+            raise ValueError("snapshot ids, vectors and codes do not match")
+        if obj.code_bits is not None and codes.shape[1] != (obj.code_bits + 63) // 64:
+            raise ValueError("snapshot codes do not match code_bits")
+        obj._ids, obj._vectors, obj._codes, obj.n = ids.copy(), vectors.copy(), codes.copy(), n
+        obj.pos = dict(zip(ids.tolist(), range(n)))
+        if len(obj.pos) != n:
+            raise ValueError("snapshot ids are not unique")
+        obj.ids_increasing = bool(n < 2 or np.all(np.diff(ids) > 0))
         values = json.loads(bytes(state["payloads_json"]).decode())
         obj.payloads = dict(zip(state["payload_ids"].tolist(), values))
         obj.seq = int(state["seq"])
@@ -691,6 +703,13 @@ class Collection:
                 raise NotFound(f"point {point_id} is not in collection {self.config.name!r}")
             return {"id": int(point_id), "vector": st.vectors[pos].tolist(), "payload": st.payloads.get(int(point_id))}
 
+    def list_ids(self, offset: int = 0, limit: int = 1000) -> dict:
+        """Stored ids in increasing order, ``limit`` of them from ``offset`` (for paging through a collection)."""
+        with self._lock.read():
+            ids = self.state.ids
+            sel = ids if self.state.ids_increasing else np.sort(ids)
+            return {"ids": sel[offset: offset + limit].tolist(), "total": int(ids.shape[0])}
+
     def get_many(self, ids) -> list[dict | None]:
         """Points by id (None for ids not stored), read from one consistent state."""
         ids = check_ids(ids, unique=False)
@@ -722,21 +741,23 @@ class Collection:
                 raise NotTrained(f"collection {self.config.name!r} is not trained: POST /collections/{self.config.name}/train first")
             qcodes = st.hasher.transform(Xq)
             kk = max(k, cand) if rerank else k
-            codes, ids = st.index.codes, st.index.ids
+            codes, ids = st.codes, st.ids
             if filter:
-                allowed = np.fromiter(
-                    (pid for pid, p in st.payloads.items() if isinstance(p, dict) and all(
+                rows = np.fromiter(
+                    (st.pos[pid] for pid, p in st.payloads.items() if isinstance(p, dict) and all(
                         key in p and _json_equal(p[key], v) for key, v in filter.items())), np.int64)
-                pos = np.sort(st.positions(allowed))
-                pos = pos[pos >= 0]
-                codes, ids = codes[pos], ids[pos]
-            if not filter:
-                D, I = st.index.search(qcodes, kk)
-            elif ids.shape[0] == 0:
+                rows.sort()
+                codes, ids = codes[rows], ids[rows]
+            # One thread for a few queries: the server's concurrency comes from concurrent requests,
+            # and small parallel regions only add wake-up latency on a busy machine.
+            threads = 1 if Xq.shape[0] < 8 else None
+            if ids.shape[0] == 0:
                 D = np.full((Xq.shape[0], kk), MISSING_DISTANCE, np.int32)
                 I = np.full((Xq.shape[0], kk), -1, np.int64)
             else:
-                D, P = knn_search(qcodes, codes, kk, n_bits=st.index.n_bits, tie_ids=ids)
+                # ties by smaller id; by row (faster) where rows are in id order
+                tie = None if st.ids_increasing else ids
+                D, P = knn_search(qcodes, codes, kk, n_bits=st.code_bits, tie_ids=tie, n_threads=threads)
                 I = np.where(P >= 0, ids[np.maximum(P, 0)], -1)
             if not rerank:
                 return D[:, :k], I[:, :k]
@@ -766,7 +787,7 @@ class Collection:
                 **self.config.as_dict(),
                 "points": st.n,
                 "trained": st.trained,
-                "code_bits": st.index.n_bits if st.index is not None else None,
+                "code_bits": st.code_bits,
             }
 
     def stats(self) -> dict:
@@ -777,7 +798,7 @@ class Collection:
             "last_snapshot_error": self.last_snapshot_error,
             "log_bytes": self.wal.size if self.wal else 0,
             "payloads": len(self.state.payloads),
-            "memory_bytes": int(self.state.vectors.nbytes + (self.state.index.codes.nbytes if self.state.index else 0)),
+            "memory_bytes": int(self.state._vectors.nbytes + self.state._codes.nbytes + self.state._ids.nbytes),
             "recovery": self.recovery,
         })
         return out

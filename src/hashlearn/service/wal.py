@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["WriteAheadLog", "read_records", "ReplayReport", "MAX_RECORD_BYTES"]

@@ -42,8 +42,9 @@ def beir_eval(folder, *, codes=("float", "sign"), rescore=("none",), candidates:
     folder : path of the BEIR dataset
     codes : list of codes specs (``float``, ``sign``, ``msign``, ``METHOD:BITS``, ``bpr:BITS``)
     rescore : list of modes among ``none``, ``asym``, ``float``, ``int8`` (applied to binary codes)
-    pseudo : ``auto`` (``title`` without a train split, else none), ``none`` or a strategy of
-        :data:`~hashlearn.text.pipeline.PSEUDO_STRATEGIES`
+    pseudo : ``auto`` (= ``title``: titles, or first sentences, as pseudo-queries, alongside the train
+        split if any), ``none`` or a strategy of :data:`~hashlearn.text.pipeline.PSEUDO_STRATEGIES`;
+        pseudo-queries are embedded with ``model`` (also when ``embeddings`` are given: use the same model)
     embeddings : folder with ``corpus.npy``/``queries.npy`` + ``.ids`` (else embed with ``model``)
     bm25, hybrid : add BM25, and BM25 + dense fusions (RRF and score interpolation) of each dense row
     """
@@ -104,7 +105,7 @@ def beir_eval(folder, *, codes=("float", "sign"), rescore=("none",), candidates:
             pairs, counts = training_pairs(train_qrels, train_qids, corpus.ids)
             supervision.update(queries=Qtrain, pairs=pairs)
             report["train"] = {"split": train_split, "queries": len(train_qids), **counts}
-        strategy = ("title" if train_split is None else "none") if pseudo == "auto" else pseudo
+        strategy = "title" if pseudo == "auto" else pseudo
         if strategy != "none":
             ptexts, prows = make_pseudo_queries(corpus.titles, corpus.texts, strategy=strategy, random_state=seed)
             if embedder is None:

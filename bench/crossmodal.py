@@ -1,0 +1,203 @@
+"""Cross-modal / multi-view hashing benchmarks (issue 4). Writes JSON to bench/out/crossmodal/.
+
+Parts (run one or several: ``python bench/crossmodal.py PART [PART ...]``):
+
+* ``wiki``, ``mfeat``, ``mnist`` — the semi-paired protocol through the CLI
+  (``hashlearn bench crossmodal``): image→text and text→image mAP per method, bits and pairing ratio;
+* ``lifelong`` — ``partial_fit`` on an increment with new classes vs a full retrain on all data;
+* ``scale`` — fit time of each method on up to 100,000 items per view (MNIST two-view, resampled);
+* ``mvh`` — multi-view fusion on the 6 UCI mfeat views vs single-view and concatenated ITQ;
+* ``markdown`` — render bench/sections/crossmodal.md from the JSON files.
+
+Data: ``--data-dir`` (default /work/shared/data) holding wiki/wiki_data.mat and mfeat/handwritten.mat.
+Threads: set OMP_NUM_THREADS=1 (the machine is shared; small BLAS calls are slower with threads there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info, machine_summary, now_iso, write_json  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out" / "crossmodal"
+SECTION = Path(__file__).resolve().parent / "sections" / "crossmodal.md"
+METHODS = "cca-itq,cmfh,imh,rreh"
+
+
+def _cli(args):
+    from hashlearn.cli import main
+
+    cmd = ["bench", "crossmodal", *args]
+    print("hashlearn " + " ".join(cmd), flush=True)
+    t = time.time()
+    rc = main(cmd)
+    if rc != 0:
+        raise SystemExit(f"CLI failed with exit code {rc}")
+    return " ".join(["hashlearn", *cmd]), time.time() - t
+
+
+def part_protocol(name, data_dir, bits, paired):
+    OUT.mkdir(parents=True, exist_ok=True)
+    extra = {"wiki": ["--dataset", "wiki", "--data-file", str(data_dir / "wiki" / "wiki_data.mat")],
+             "mfeat": ["--dataset", "mfeat", "--data-file", str(data_dir / "mfeat" / "handwritten.mat"),
+                       "--views", "0,2"],
+             "mnist": ["--dataset", "mnist", "--n-queries", "1000"]}[name]
+    args = [*extra, "--bits", bits, "--paired", paired, "--methods", METHODS,
+            "--json", str(OUT / f"{name}.json"), "--plots", str(OUT / "plots")]
+    cmd, wall = _cli(args)
+    res = json.loads((OUT / f"{name}.json").read_text())
+    res.update(command="OMP_NUM_THREADS=1 " + cmd, wall_s=wall, date=now_iso(), machine=machine_summary(machine_info()))
+    write_json(OUT / f"{name}.json", res)
+
+
+def _map(q, db, yq, ydb, nb):
+    from hashlearn.crossmodal.evaluate import cross_modal_map
+
+    return cross_modal_map(q, db, yq, ydb, nb)
+
+
+def part_lifelong(data_dir, nb=32, ratio=0.5):
+    """Old = items of classes 0..7, increment = classes 8, 9 (new classes); semi-paired at ``ratio``."""
+    import hashlearn
+    from hashlearn.crossmodal.base import semi_paired_split
+    from hashlearn.crossmodal.evaluate import load_crossmodal_dataset
+
+    rows = []
+    for ds_name in ("mnist", "wiki"):
+        data = load_crossmodal_dataset(ds_name, data_dir / "wiki" / "wiki_data.mat" if ds_name == "wiki" else None,
+                                       n_queries=1000)
+        y = data.y_train
+        classes = np.unique(y)
+        old = np.isin(y, classes[:8])
+        new = ~old
+        X = data.train
+
+        def split(mask, seed):
+            idx = np.flatnonzero(mask)
+            r0, r1, pairs = semi_paired_split(len(idx), ratio, seed)
+            return [X[0][idx][r0], X[1][idx][r1]], pairs
+
+        v_old, p_old = split(old, 0)
+        v_new, p_new = split(new, 1)
+        model = hashlearn.make_hasher("rreh", n_bits=nb, random_state=0)
+        t = time.perf_counter(); model.fit(v_old, p_old); t_old = time.perf_counter() - t
+        db_old = [model.transform(X[v][old], view=v) for v in range(2)]  # stored in the index, never recomputed
+        t = time.perf_counter(); model.partial_fit(v_new, p_new); t_inc = time.perf_counter() - t
+        db_inc = [np.empty_like(db_old[v], shape=(len(y), db_old[v].shape[1])) for v in range(2)]
+        for v in range(2):
+            db_inc[v][old] = db_old[v]
+            db_inc[v][new] = model.transform(X[v][new], view=v)
+        q_inc = [model.transform(data.test[v], view=v) for v in range(2)]
+        # full retrain on all data, same semi-paired items (old + new batches concatenated)
+        v_all = [np.vstack([v_old[v], v_new[v]]) for v in range(2)]
+        p_all = np.vstack([p_old, p_new + np.array([len(v_old[0]), len(v_old[1])])])
+        full = hashlearn.make_hasher("rreh", n_bits=nb, random_state=0)
+        t = time.perf_counter(); full.fit(v_all, p_all); t_full = time.perf_counter() - t
+        db_full = [full.transform(X[v], view=v) for v in range(2)]
+        q_full = [full.transform(data.test[v], view=v) for v in range(2)]
+        yq = data.y_test
+        newq = np.isin(yq, classes[8:])
+        row = {"dataset": data.name, "bits": nb, "paired": ratio, "n_old": int(old.sum()), "n_new": int(new.sum()),
+               "fit_old_s": t_old, "partial_fit_s": t_inc, "full_retrain_s": t_full}
+        for tag, q, db in (("partial", q_inc, db_inc), ("full", q_full, db_full)):
+            row[f"{tag}_map_q0_db1"] = _map(q[0], db[1], yq, y, nb)
+            row[f"{tag}_map_q1_db0"] = _map(q[1], db[0], yq, y, nb)
+            row[f"{tag}_newclass_map_q0_db1"] = _map(q[0][newq], db[1], yq[newq], y, nb)
+            row[f"{tag}_newclass_map_q1_db0"] = _map(q[1][newq], db[0], yq[newq], y, nb)
+        print(row, flush=True)
+        rows.append(row)
+    write_json(OUT / "lifelong.json", {"rows": rows, "command": "OMP_NUM_THREADS=1 python bench/crossmodal.py lifelong",
+                                       "date": now_iso(), "machine": machine_summary(machine_info())})
+
+
+def part_scale(sizes=(10000, 30000, 100000), nb=64, ratio=0.3, methods=("rreh", "cmfh", "cca-itq")):
+    """Fit time on MNIST two-view enlarged by resampling (with small pixel noise) to n items per view."""
+    import hashlearn
+    from hashlearn.crossmodal.base import semi_paired_split
+    from hashlearn.crossmodal.data import mnist_two_view
+
+    base, _ = mnist_two_view()
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in sizes:
+        idx = rng.integers(0, base[0].shape[0], size=n)
+        views = [(b[idx] + 0.01 * rng.standard_normal((n, b.shape[1]))).astype(np.float32) for b in base]
+        r0, r1, pairs = semi_paired_split(n, ratio, 0)
+        fv = [views[0][r0], views[1][r1]]
+        for name in methods:
+            model = hashlearn.make_hasher(name, n_bits=nb, random_state=0)
+            t = time.perf_counter(); model.fit(fv, pairs); fit_s = time.perf_counter() - t
+            t = time.perf_counter(); model.transform(views[1], view=1); enc_s = time.perf_counter() - t
+            row = {"method": name, "n_per_view_items": n, "rows_view0": len(r0), "rows_view1": len(r1),
+                   "n_pairs": len(pairs), "bits": nb, "fit_s": fit_s, "encode_s": enc_s,
+                   "n_iter": int(len(getattr(model, "objective_", [])))}
+            print(row, flush=True)
+            rows.append(row)
+    write_json(OUT / "scale.json", {"rows": rows, "command": "OMP_NUM_THREADS=1 python bench/crossmodal.py scale",
+                                    "date": now_iso(), "machine": machine_summary(machine_info())})
+
+
+def part_mvh(data_dir, bits=(16, 32, 64)):
+    import hashlearn
+    from hashlearn.crossmodal.data import MFEAT_VIEWS, load_mfeat
+
+    views, y = load_mfeat(data_dir / "mfeat" / "handwritten.mat")
+    perm = np.random.default_rng(0).permutation(len(y))
+    q, t = np.sort(perm[:500]), np.sort(perm[500:])
+    rows = []
+    for nb in bits:
+        for tau in (0.2, 1.0, float("inf")):
+            m = hashlearn.make_hasher("mvh", n_bits=nb, random_state=0, tau=tau)
+            t0 = time.perf_counter(); m.fit([v[t] for v in views]); fit_s = time.perf_counter() - t0
+            rows.append({"bits": nb, "method": f"mvh tau={tau:g}",
+                         "map": _map(m.transform_fused([v[q] for v in views]), m.transform_fused([v[t] for v in views]),
+                                     y[q], y[t], nb), "fit_s": fit_s,
+                         "weights": " ".join(f"{MFEAT_VIEWS[i]}:{w:.2f}" for i, w in enumerate(m.view_weights_))})
+        best = (None, -1)
+        for i, X in enumerate(views):
+            if X.shape[1] < nb:
+                continue
+            m = hashlearn.make_hasher("itq", n_bits=nb, random_state=0).fit(X[t])
+            s = _map(m.transform(X[q]), m.transform(X[t]), y[q], y[t], nb)
+            if s > best[1]:
+                best = (MFEAT_VIEWS[i], s)
+        rows.append({"bits": nb, "method": f"itq, best single view ({best[0]})", "map": best[1]})
+        Xc = np.hstack([(v - v[t].mean(0)) / np.sqrt(((v[t] - v[t].mean(0)) ** 2).sum(1).mean()) for v in views])
+        m = hashlearn.make_hasher("itq", n_bits=nb, random_state=0).fit(Xc[t])
+        rows.append({"bits": nb, "method": "itq, concatenated views", "map": _map(m.transform(Xc[q]), m.transform(Xc[t]),
+                                                                                  y[q], y[t], nb)})
+        for r in rows[-5:]:
+            print(r, flush=True)
+    write_json(OUT / "mvh.json", {"rows": rows, "command": "OMP_NUM_THREADS=1 python bench/crossmodal.py mvh",
+                                  "date": now_iso(), "machine": machine_summary(machine_info())})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("parts", nargs="+")
+    ap.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--bits", default="16,32,64,128")
+    ap.add_argument("--paired", default="0.1,0.3,0.5,0.7,1.0")
+    a = ap.parse_args()
+    for part in a.parts:
+        if part in ("wiki", "mfeat", "mnist"):
+            part_protocol(part, a.data_dir, a.bits, a.paired)
+        elif part == "lifelong":
+            part_lifelong(a.data_dir)
+        elif part == "scale":
+            part_scale()
+        elif part == "mvh":
+            part_mvh(a.data_dir)
+        else:
+            raise SystemExit(f"unknown part {part!r}")
+
+
+if __name__ == "__main__":
+    main()

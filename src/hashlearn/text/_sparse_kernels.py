@@ -1,0 +1,147 @@
+"""numba kernels of :mod:`hashlearn.text.sparse` (private). Single-threaded per call, cached on disk.
+
+Top-k uses a min-heap of (score, doc); ties are broken towards the smaller document id so that the
+exact kernels agree with a stable sort.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _worse(s1, d1, s2, d2):
+    # True when (s1, d1) ranks below (s2, d2): lower score, or equal score and larger id.
+    return s1 < s2 or (s1 == s2 and d1 > d2)
+
+
+@njit(cache=True)
+def _heap_push(hs, hd, size, k, s, d):
+    """Offer (s, d) to a min-heap of capacity k holding ``size`` items; returns the new size."""
+    if size < k:
+        i = size
+        hs[i] = s
+        hd[i] = d
+        size += 1
+        while i > 0:
+            p = (i - 1) // 2
+            if _worse(hs[i], hd[i], hs[p], hd[p]):
+                hs[i], hs[p] = hs[p], hs[i]
+                hd[i], hd[p] = hd[p], hd[i]
+                i = p
+            else:
+                break
+        return size
+    if not _worse(hs[0], hd[0], s, d):
+        return size
+    hs[0] = s
+    hd[0] = d
+    i = 0
+    while True:
+        left = 2 * i + 1
+        right = left + 1
+        m = i
+        if left < size and _worse(hs[left], hd[left], hs[m], hd[m]):
+            m = left
+        if right < size and _worse(hs[right], hd[right], hs[m], hd[m]):
+            m = right
+        if m == i:
+            break
+        hs[i], hs[m] = hs[m], hs[i]
+        hd[i], hd[m] = hd[m], hd[i]
+        i = m
+    return size
+
+
+@njit(cache=True)
+def _drain(hs, hd, size, out_s, out_i, row):
+    # Sort the heap content best first into the output row.
+    order = np.argsort(-hs[:size], kind="mergesort")
+    # equal scores: smaller id first
+    n = size
+    tmp_s = hs[:size][order]
+    tmp_d = hd[:size][order]
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and tmp_s[j + 1] == tmp_s[i]:
+            j += 1
+        if j > i:
+            tmp_d[i:j + 1] = np.sort(tmp_d[i:j + 1])
+        i = j + 1
+    for j in range(n):
+        out_s[row, j] = tmp_s[j]
+        out_i[row, j] = tmp_d[j]
+
+
+@njit(cache=True)
+def taat_search(q_ptr, q_idx, q_val, k, post_ptr, post_docs, post_vals, n_docs):
+    nq = q_ptr.shape[0] - 1
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    acc = np.zeros(n_docs, dtype=np.float32)
+    touched = np.empty(n_docs, dtype=np.int32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    for qi in range(nq):
+        nt = 0
+        for j in range(q_ptr[qi], q_ptr[qi + 1]):
+            t = q_idx[j]
+            w = q_val[j]
+            for p in range(post_ptr[t], post_ptr[t + 1]):
+                d = post_docs[p]
+                if acc[d] == 0.0:
+                    touched[nt] = d
+                    nt += 1
+                acc[d] += w * post_vals[p]
+        size = 0
+        for j in range(nt):
+            d = touched[j]
+            if acc[d] > 0.0:
+                size = _heap_push(hs, hd, size, k, acc[d], d)
+            acc[d] = 0.0
+        _drain(hs, hd, size, out_s, out_i, qi)
+    return out_s, out_i
+
+
+@njit(cache=True)
+def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_ptr, block_doc_ptr, block_docs,
+                   sum_ptr, sum_idx, sum_val, fwd_ptr, fwd_idx, fwd_val, n_docs, n_features):
+    nq = q_ptr.shape[0] - 1
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    qd = np.zeros(n_features, dtype=np.float32)
+    visited = np.full(n_docs, -1, dtype=np.int64)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    for qi in range(nq):
+        a, b = q_ptr[qi], q_ptr[qi + 1]
+        for j in range(a, b):
+            qd[q_idx[j]] = q_val[j]
+        order = np.argsort(-q_val[a:b], kind="mergesort")
+        n_terms = min(query_cut, b - a)
+        size = 0
+        for o in range(n_terms):
+            t = q_idx[a + order[o]]
+            for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
+                if size == k:
+                    bound = 0.0
+                    for s in range(sum_ptr[blk], sum_ptr[blk + 1]):
+                        bound += qd[sum_idx[s]] * sum_val[s]
+                    if bound * heap_factor <= hs[0]:
+                        continue
+                for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
+                    d = block_docs[p]
+                    if visited[d] == qi:
+                        continue
+                    visited[d] = qi
+                    score = np.float32(0.0)
+                    for f in range(fwd_ptr[d], fwd_ptr[d + 1]):
+                        score += qd[fwd_idx[f]] * fwd_val[f]
+                    if score > 0.0:
+                        size = _heap_push(hs, hd, size, k, score, d)
+        for j in range(a, b):
+            qd[q_idx[j]] = 0.0
+        _drain(hs, hd, size, out_s, out_i, qi)
+    return out_s, out_i
