@@ -5,7 +5,7 @@ Parts (run one or several: ``python bench/crossmodal.py PART [PART ...]``):
 * ``wiki``, ``mfeat``, ``mnist`` — the semi-paired protocol through the CLI
   (``hashlearn bench crossmodal``): image→text and text→image mAP per method, bits and pairing ratio;
 * ``lifelong`` — ``partial_fit`` on an increment with new classes vs a full retrain on all data;
-* ``scale`` — fit time of each method on up to 100,000 items per view (MNIST two-view, resampled);
+* ``scale-wiki`` / ``scale-mnist`` — fit time with 20,000 and 100,000 rows per view (resampled data);
 * ``mvh`` — multi-view fusion on the 6 UCI mfeat views vs single-view and concatenated ITQ;
 * ``markdown`` — render bench/sections/crossmodal.md from the JSON files.
 
@@ -43,18 +43,29 @@ def _cli(args):
     return " ".join(["hashlearn", *cmd]), time.time() - t
 
 
-def part_protocol(name, data_dir, bits, paired):
+def part_protocol(name, data_dir, bits, paired, methods=METHODS):
     OUT.mkdir(parents=True, exist_ok=True)
     extra = {"wiki": ["--dataset", "wiki", "--data-file", str(data_dir / "wiki" / "wiki_data.mat")],
              "mfeat": ["--dataset", "mfeat", "--data-file", str(data_dir / "mfeat" / "handwritten.mat"),
                        "--views", "0,2"],
              "mnist": ["--dataset", "mnist", "--n-queries", "1000"]}[name]
-    args = [*extra, "--bits", bits, "--paired", paired, "--methods", METHODS,
-            "--json", str(OUT / f"{name}.json"), "--plots", str(OUT / "plots")]
+    target = OUT / f"{name}.json"
+    merge = methods != METHODS and target.is_file()
+    out = OUT / f"{name}.{methods.replace(',', '_')}.json" if merge else target
+    args = [*extra, "--bits", bits, "--paired", paired, "--methods", methods,
+            "--json", str(out), "--plots", str(OUT / "plots")]
     cmd, wall = _cli(args)
-    res = json.loads((OUT / f"{name}.json").read_text())
-    res.update(command="OMP_NUM_THREADS=1 " + cmd, wall_s=wall, date=now_iso(), machine=machine_summary(machine_info()))
-    write_json(OUT / f"{name}.json", res)
+    res = json.loads(out.read_text())
+    info = dict(command="OMP_NUM_THREADS=1 " + cmd, wall_s=wall, date=now_iso(), machine=machine_summary(machine_info()))
+    if merge:  # re-run of some methods: replace their rows in the full result, keep both commands
+        full = json.loads(target.read_text())
+        names = set(methods.split(","))
+        full["rows"] = [r for r in full["rows"] if r["method"] not in names] + res["rows"]
+        full.setdefault("reruns", []).append(info)
+        write_json(target, full)
+    else:
+        res.update(info)
+        write_json(target, res)
 
 
 def _map(q, db, yq, ydb, nb):
@@ -117,31 +128,40 @@ def part_lifelong(data_dir, nb=32, ratio=0.5):
                                        "date": now_iso(), "machine": machine_summary(machine_info())})
 
 
-def part_scale(sizes=(10000, 30000, 100000), nb=64, ratio=0.3, methods=("rreh", "cmfh", "cca-itq")):
-    """Fit time on MNIST two-view enlarged by resampling (with small pixel noise) to n items per view."""
+def part_scale(data_dir, dataset="wiki", rows_per_view=(20000, 100000), nb=64, ratio=0.3,
+               methods=("rreh", "cca-itq", "cmfh")):
+    """Fit time with ``rows_per_view`` rows in each view (``ratio`` of them paired), on Wiki training items
+    (or MNIST two-view) enlarged by resampling with small noise (1% of each feature's std)."""
     import hashlearn
     from hashlearn.crossmodal.base import semi_paired_split
-    from hashlearn.crossmodal.data import mnist_two_view
+    from hashlearn.crossmodal.data import load_wiki, mnist_two_view
 
-    base, _ = mnist_two_view()
+    if dataset == "wiki":
+        w = load_wiki(data_dir / "wiki" / "wiki_data.mat")
+        base = [w["I_tr"], w["T_tr"]]
+    else:
+        base, _ = mnist_two_view()
     rng = np.random.default_rng(0)
     rows = []
-    for n in sizes:
+    for per_view in rows_per_view:
+        # a fraction `ratio` of the items is paired, the rest split between the views: rows per view =
+        # n * (ratio + (1 - ratio) / 2)
+        n = int(round(per_view / (ratio + (1 - ratio) / 2)))
         idx = rng.integers(0, base[0].shape[0], size=n)
-        views = [(b[idx] + 0.01 * rng.standard_normal((n, b.shape[1]))).astype(np.float32) for b in base]
+        views = [(b[idx] + 0.01 * b.std(0) * rng.standard_normal((n, b.shape[1]))).astype(np.float32) for b in base]
         r0, r1, pairs = semi_paired_split(n, ratio, 0)
         fv = [views[0][r0], views[1][r1]]
         for name in methods:
             model = hashlearn.make_hasher(name, n_bits=nb, random_state=0)
             t = time.perf_counter(); model.fit(fv, pairs); fit_s = time.perf_counter() - t
             t = time.perf_counter(); model.transform(views[1], view=1); enc_s = time.perf_counter() - t
-            row = {"method": name, "n_per_view_items": n, "rows_view0": len(r0), "rows_view1": len(r1),
-                   "n_pairs": len(pairs), "bits": nb, "fit_s": fit_s, "encode_s": enc_s,
-                   "n_iter": int(len(getattr(model, "objective_", [])))}
+            row = {"dataset": dataset, "method": name, "rows_view0": len(r0), "rows_view1": len(r1),
+                   "n_pairs": len(pairs), "dims": [b.shape[1] for b in base], "bits": nb, "fit_s": fit_s,
+                   "encode_s_per_view": enc_s, "n_iter": int(max(len(getattr(model, "objective_", [])) - 1, 0))}
             print(row, flush=True)
             rows.append(row)
-    write_json(OUT / "scale.json", {"rows": rows, "command": "OMP_NUM_THREADS=1 python bench/crossmodal.py scale",
-                                    "date": now_iso(), "machine": machine_summary(machine_info())})
+    write_json(OUT / f"scale_{dataset}.json", {"rows": rows, "command": f"OMP_NUM_THREADS=1 python bench/crossmodal.py scale-{dataset}",
+                                               "date": now_iso(), "machine": machine_summary(machine_info())})
 
 
 def part_mvh(data_dir, bits=(16, 32, 64)):
@@ -179,20 +199,111 @@ def part_mvh(data_dir, bits=(16, 32, 64)):
                                   "date": now_iso(), "machine": machine_summary(machine_info())})
 
 
+def _load(name):
+    path = OUT / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def part_markdown():
+    lines = ["## Cross-modal and multi-view hashing (issue 4)", ""]
+    proto = [_load(n) for n in ("wiki", "mfeat", "mnist")]
+    for res in proto:
+        if res is None:
+            continue
+        a, b = res["views"]
+        rows = res["rows"]
+        lines += [f"### {res['dataset']}: {a}→{b} / {b}→{a} mAP under semi-paired training", "",
+                  f"Command: `{res['command']}` — {res['date']}, machine: {res['machine']}.", "",
+                  *[f"Re-run of some methods, rows replaced: `{x['command']}` — {x['date']}." for x in res.get("reruns", [])],
+                  "",
+                  "Each cell: `" + a + "→" + b + " / " + b + "→" + a + "`; **bold** = best of the row's methods "
+                  "(per direction). The `paired` column is the fraction of training items that keep both views.", ""]
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        lines.append("| bits | paired | " + " | ".join(methods) + " | RREH ≥ best other (both directions) |")
+        lines.append("|---|---|" + "---|" * len(methods) + "---|")
+        for nb in sorted({r["bits"] for r in rows}):
+            for p in sorted({r["paired"] for r in rows}):
+                cell = {r["method"]: r for r in rows if r["bits"] == nb and r["paired"] == p}
+                best = {k: max(c[k] for c in cell.values()) for k in ("map_q0_db1", "map_q1_db0")}
+
+                def fmt(m, k):
+                    v = cell[m][k]
+                    return f"**{v:.3f}**" if v == best[k] else f"{v:.3f}"
+                others = [m for m in methods if m != "rreh"]
+                wins = all(cell["rreh"][k] >= max(cell[m][k] for m in others) for k in best) if others else True
+                lines.append(f"| {nb} | {p:g} | " + " | ".join(f"{fmt(m, 'map_q0_db1')} / {fmt(m, 'map_q1_db0')}"
+                                                            for m in methods) + f" | {'yes' if wins else 'no'} |")
+        lines.append("")
+    life = _load("lifelong")
+    if life:
+        lines += ["### Lifelong updates: `partial_fit` on new classes vs full retrain", "",
+                  f"Command: `{life['command']}` — {life['date']}, machine: {life['machine']}.", "",
+                  "Old model: RREH (32 bits) fitted on the items of 8 classes (50% paired); increment: the items "
+                  "of the 2 remaining classes (50% paired). `partial` keeps the old items' codes as they were "
+                  "stored and encodes the new items and the queries with the updated functions; `full` refits "
+                  "on everything and re-encodes everything. Queries: all test items (in brackets: queries of the "
+                  "two new classes only).", "",
+                  "| dataset | old / new items | fit old (s) | partial_fit (s) | full retrain (s) | speed-up | "
+                  "partial mAP (q0→db1 / q1→db0) | full mAP | gap (points) |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in life["rows"]:
+            gap = max(r["full_map_q0_db1"] - r["partial_map_q0_db1"], r["full_map_q1_db0"] - r["partial_map_q1_db0"])
+            lines.append(
+                f"| {r['dataset']} | {r['n_old']} / {r['n_new']} | {r['fit_old_s']:.1f} | {r['partial_fit_s']:.1f} | "
+                f"{r['full_retrain_s']:.1f} | {r['full_retrain_s'] / r['partial_fit_s']:.1f}× | "
+                f"{r['partial_map_q0_db1']:.3f} / {r['partial_map_q1_db0']:.3f} "
+                f"({r['partial_newclass_map_q0_db1']:.3f} / {r['partial_newclass_map_q1_db0']:.3f}) | "
+                f"{r['full_map_q0_db1']:.3f} / {r['full_map_q1_db0']:.3f} "
+                f"({r['full_newclass_map_q0_db1']:.3f} / {r['full_newclass_map_q1_db0']:.3f}) | {100 * gap:.1f} |")
+        lines.append("")
+    for ds in ("wiki", "mnist"):
+        sc = _load(f"scale_{ds}")
+        if sc:
+            lines += [f"### Fit time at scale ({ds} resampled, 30% paired, 64 bits)", "",
+                      f"Command: `{sc['command']}` — {sc['date']}, machine: {sc['machine']}.", "",
+                      "| method | rows view 0 / view 1 | pairs | dims | fit (s) | iterations | encode one view (s) |",
+                      "|---|---|---|---|---|---|---|"]
+            for r in sc["rows"]:
+                lines.append(f"| {r['method']} | {r['rows_view0']} / {r['rows_view1']} | {r['n_pairs']} | "
+                             f"{r['dims'][0]} / {r['dims'][1]} | {r['fit_s']:.1f} | {r['n_iter']} | "
+                             f"{r['encode_s_per_view']:.2f} |")
+            lines.append("")
+    mv = _load("mvh")
+    if mv:
+        lines += ["### Multi-view fusion on the 6 UCI mfeat views (one code per item)", "",
+                  f"Command: `{mv['command']}` — {mv['date']}, machine: {mv['machine']}.", "",
+                  "500 random query digits, 1,500 database/training digits; mAP by label over the Hamming ranking.", "",
+                  "| bits | method | mAP | fit (s) | learned view weights |", "|---|---|---|---|---|"]
+        for r in mv["rows"]:
+            fit = f"{r['fit_s']:.1f}" if "fit_s" in r else ""
+            lines.append(f"| {r['bits']} | {r['method']} | {r['map']:.3f} | {fit} | {r.get('weights', '')} |")
+        lines.append("")
+    SECTION.parent.mkdir(parents=True, exist_ok=True)
+    extra = SECTION.with_suffix(".notes.md")
+    text = "\n".join(lines)
+    if extra.is_file():
+        text += "\n" + extra.read_text()
+    SECTION.write_text(text)
+    print(f"wrote {SECTION}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("parts", nargs="+")
     ap.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"))
     ap.add_argument("--bits", default="16,32,64,128")
     ap.add_argument("--paired", default="0.1,0.3,0.5,0.7,1.0")
+    ap.add_argument("--methods", default=METHODS, help="re-run only these methods and merge their rows")
     a = ap.parse_args()
     for part in a.parts:
         if part in ("wiki", "mfeat", "mnist"):
-            part_protocol(part, a.data_dir, a.bits, a.paired)
+            part_protocol(part, a.data_dir, a.bits, a.paired, a.methods)
         elif part == "lifelong":
             part_lifelong(a.data_dir)
-        elif part == "scale":
-            part_scale()
+        elif part in ("scale-wiki", "scale-mnist"):
+            part_scale(a.data_dir, part.split("-")[1],
+                       methods=("rreh", "cca-itq", "cmfh") if part == "scale-wiki" else ("rreh",))
+        elif part == "markdown":
+            part_markdown()
         elif part == "mvh":
             part_mvh(a.data_dir)
         else:

@@ -294,7 +294,7 @@ quantity. The
 functional hash runs each candidate (a copy, re-initialised with fixed seeded weights, float64) on 32
 probes drawn in the bounding box of the training data: architectures that differ only by Identity
 layers or repeated ReLUs share a key. Syntactic cache key: the module's `repr`. Checking mode compares
-the cached validation error with a full re-training, exactly (tolerance 0).
+the cached fitness with that of a full re-training, exactly (tolerance 0).
 
 {markdown_table(rows, [("cache", "cache"), ("seconds", "wall s"), ("speedup", "speedup (wall)"), ("cpu_speedup", "speedup (CPU)"), ("hit_rate", "hit rate"), ("evaluations", "trainings"), ("saved", "trainings saved"), ("fc", "false collisions"), ("same", "same history"), ("hash_ms", "hash ms / candidate"), ("best", "best fitness"), ("arch", "best architecture")])}
 """

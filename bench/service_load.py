@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -82,6 +83,25 @@ def in_process(data_dir: Path, Q: np.ndarray, seconds: float) -> dict:
         out["rerank" if rerank else "hamming"] = _summary(lat, seconds, 0)
     st.close(snapshot=False)
     return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(pid, coro_fn):
+    """Run a load phase; add the server's and this client's CPU milliseconds per request."""
+    import resource
+
+    s0, c0 = _cpu_seconds(pid), resource.getrusage(resource.RUSAGE_SELF)
+    res = asyncio.run(coro_fn())
+    s1, c1 = _cpu_seconds(pid), resource.getrusage(resource.RUSAGE_SELF)
+    n = res["search"]["requests"] + res.get("write", {}).get("requests", 0)
+    res["server_cpu_ms_per_request"] = (s1 - s0) * 1000 / max(n, 1)
+    res["client_cpu_ms_per_request"] = ((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)) * 1000 / max(n, 1)
+    return res
 
 
 def _summary(lat, seconds, errors) -> dict:
@@ -183,11 +203,11 @@ def main(argv=None) -> int:
         try:
             for rerank in (False, True):
                 asyncio.run(_load(srv.url, Q, args.clients, 3.0, rerank))  # warm-up (numba kernels, caches)
-                res = asyncio.run(_load(srv.url, Q, args.clients, args.duration, rerank))
+                res = _measured(srv.proc.pid, lambda: _load(srv.url, Q, args.clients, args.duration, rerank))
                 row["http_rerank" if rerank else "http_hamming"] = res
                 print(f"[n={n}] rerank={rerank} {json.dumps(res['search'])}", flush=True)
-            res = asyncio.run(_load(srv.url, Q, args.clients, args.duration, False, writers=max(1, args.clients // 4),
-                                    dim=args.dim))
+            res = _measured(srv.proc.pid, lambda: _load(srv.url, Q, args.clients, args.duration, False,
+                                                        writers=max(1, args.clients // 4), dim=args.dim))
             row["http_mixed"] = res
             print(f"[n={n}] mixed {json.dumps({k: v for k, v in res.items() if k != 'error_samples'})}", flush=True)
         finally:
@@ -200,7 +220,8 @@ def main(argv=None) -> int:
 
 
 def markdown(results) -> str:
-    lines = ["| vectors | mode | clients | searches/s | p50 ms | p99 ms | errors |", "|---:|---|---:|---:|---:|---:|---:|"]
+    lines = ["| vectors | mode | clients | searches/s | p50 ms | p99 ms | errors | server CPU ms/request | client CPU ms/request |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     clients = results["args"]["clients"]
     for n, row in results["sizes"].items():
         for key, label in (("http_hamming", "HTTP, Hamming top-10"), ("http_rerank", "HTTP, rerank 100 → top-10"),
@@ -210,10 +231,11 @@ def markdown(results) -> str:
             if key == "http_mixed":
                 w = row[key]["write"]
                 extra = f" (+ {w['points_per_second']:.0f} points/s upserted in fsync'ed batches of 100, p50 {w['p50_ms']:.1f} ms, {w['errors']} errors)"
-            lines.append(f"| {int(n):,} | {label}{extra} | {clients} | {s['per_second']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors']} |")
+            lines.append(f"| {int(n):,} | {label}{extra} | {clients} | {s['per_second']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+                         f"{s['errors']} | {row[key]['server_cpu_ms_per_request']:.2f} | {row[key]['client_cpu_ms_per_request']:.2f} |")
         for key, label in (("hamming", "in-process, Hamming"), ("rerank", "in-process, rerank")):
             s = row["in_process"][key]
-            lines.append(f"| {int(n):,} | {label} (no HTTP, 1 caller) | 1 | {s['per_second']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | 0 |")
+            lines.append(f"| {int(n):,} | {label} (no HTTP, 1 caller) | 1 | {s['per_second']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | 0 | - | - |")
     return "\n".join(lines)
 
 

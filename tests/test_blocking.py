@@ -310,7 +310,7 @@ def test_neural_blocker_trains_and_hashes():
     left, right, truth = _tables(120, seed=8)
     L, R = prepare_table(left), prepare_table(right)
     E = _hash_embedder()
-    nb = NeuralBlocker(5, n_bits=64, epochs=4, hidden=64, embedder=E, random_state=0)
+    nb = NeuralBlocker(5, n_bits=64, epochs=4, lr=3e-3, batch_size=32, hidden=64, embedder=E, random_state=0)
     run = run_blocking(nb, L, R, truth=truth)
     assert len(nb.losses_) == 4 and nb.losses_[-1] < nb.losses_[0]
     assert run.pairs.shape[0] == 5 * len(L) and np.bincount(run.pairs[:, 0]).max() == 5

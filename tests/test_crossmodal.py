@@ -278,3 +278,15 @@ def test_gradient_histograms_shape_and_norm():
     img[:, 14:] = 1.0
     h = gradient_histograms(img.ravel()[None]).reshape(4, 4, 9)
     assert h[..., 0].sum() > 0 and np.allclose(h[..., 1:], 0)
+
+
+def test_partial_fit_memory_is_validated_and_scales_statistics(planted):
+    views, _ = planted
+    with pytest.raises(ValidationError, match="memory must be in"):
+        RREH(n_bits=8, memory=0.0).fit(views)
+    a = RREH(n_bits=8, memory=0.5, random_state=0, **FAST).fit([v[:200] for v in views])
+    before = a.stats_["HZZ0"].copy()
+    a.partial_fit([v[200:] for v in views])
+    Z = [a.feature_maps_[0].transform(views[0][200:])]
+    # the old Gram matrix is halved, the batch's own Gram matrix is added
+    np.testing.assert_allclose(a.stats_["HZZ0"], 0.5 * before + Z[0].T @ Z[0], rtol=1e-10, atol=1e-10)

@@ -154,3 +154,20 @@ def test_wiki_rreh_beats_chance_with_30_percent_pairs():
     rows = run_protocol(data, ["rreh"], [16], [0.3])
     # chance level for 10 balanced-ish classes is about 0.12; the measured value is about 0.22
     assert rows[0]["map_q0_db1"] > 0.18 and rows[0]["map_q1_db0"] > 0.16
+
+
+def test_deep_xm_planted_alignment_and_round_trip(planted, tmp_path):
+    pytest.importorskip("torch")
+    views, y = planted
+    model = hashlearn.make_hasher("deep-xm", n_bits=16, random_state=0, hidden=64, epochs=30, batch_size=100,
+                                  n_threads=1)
+    model.fit(views)
+    assert model.loss_[-1] < model.loss_[0]
+    q = model.transform(views[0], view=0)
+    db = model.transform(views[1], view=1)
+    assert self_map(q, db, y, y, 16) > 0.85
+    fused = model.transform_fused(views)
+    assert self_map(fused, fused, y, y, 16) > 0.85
+    loaded = hashlearn.load(hashlearn.save(model, tmp_path / "deep.hl"))
+    np.testing.assert_array_equal(loaded.transform(views[1], view=1), db)
+    np.testing.assert_array_equal(loaded.transform_fused(views), fused)

@@ -17,7 +17,7 @@ import hashlearn
 from hashlearn.errors import IncompatibleError, NotFittedError, ValidationError
 from hashlearn.hashing import MinHash, band_candidates, band_candidates_between, optimal_bands
 from hashlearn.hashing.base import PersistableEstimatorMixin
-from hashlearn.hashing.minhash import EMPTY_VALUE, MERSENNE_61, _mulmod61
+from hashlearn.hashing.minhash import EMPTY_VALUE, MERSENNE_61, _mulmod61  # noqa: F401
 
 
 def _set_pair(rng, size_a, size_b, shared, universe=10**9):
@@ -52,7 +52,14 @@ def test_compiled_kernel_equals_numpy_reference():
     np.testing.assert_array_equal(fast, mh.transform(records))
     # the reference itself, for one record, against Python integers
     x = [int(v) % MERSENNE_61 for v in tok[rec == 0]]
-    expect = [min((int(a) * v + int(b)) % MERSENNE_61 for v in x) for a, b in zip(mh.perm_a_, mh.perm_b_)]
+    M64 = (1 << 64) - 1
+
+    def mix(z):  # splitmix64 finaliser in Python integers, then the low 61 bits
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        return (z ^ (z >> 31)) & MERSENNE_61
+
+    expect = [min(mix((int(a) * v + int(b)) % MERSENNE_61) for v in x) for a, b in zip(mh.perm_a_, mh.perm_b_)]
     assert len(x) == 5 and fast[0].tolist() == expect
     np.testing.assert_array_equal(fast[1], EMPTY_VALUE)
 

@@ -110,6 +110,16 @@ def test_multi_view_is_a_union_of_views(wine):
     assert 0 < sub.sample_indices_.size < len(X)
 
 
+def test_degenerate_inputs(rng):
+    X = rng.normal(size=(40, 3))
+    one_class = HashedInstanceSelector(3, random_state=0).fit(X, np.zeros(40, int))
+    assert 1 <= one_class.sample_indices_.size <= 8  # at most one per bucket of 3 cuts
+    single = HashedInstanceSelector(4, mode="multi_level", random_state=0).fit(X[:1], [7])
+    assert single.sample_indices_.tolist() == [0] and single.reduction_rate_ == 0.0
+    const = HashedInstanceSelector(4, random_state=0).fit(np.ones((10, 2)), np.arange(10) % 2)
+    assert sorted(const.sample_indices_.tolist()) == [0, 1]  # identical rows: one bucket, one per class
+
+
 def test_random_representatives_and_string_labels(wine):
     X, y = wine
     names = np.array(["a", "b", "c"])[y]
@@ -212,6 +222,11 @@ def test_cli_select_writes_rows_and_json(cli, wine_csv, tmp_path, wine):
     assert len(got) == summary["n_selected"] == ref.size
     pd.testing.assert_frame_equal(got, df.iloc[ref].reset_index(drop=True))
     assert summary["reduction_rate"] == pytest.approx(1 - ref.size / len(df))
+    pq = tmp_path / "wine.parquet"
+    df.to_parquet(pq)
+    r = cli("select", str(pq), "--label-col", "kind", "--bits", "6", "-o", str(tmp_path / "from_pq.csv"))
+    assert r.exit_code == 0, r.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "from_pq.csv"), got)
     r = cli("select", str(path), "--label-col", "kind", "--indices-only", "-o", str(tmp_path / "i.npy"),
             "--mode", "multi_view")
     assert r.exit_code == 0, r.output

@@ -37,6 +37,10 @@ def test_serve_other_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HASHLEARN_API_KEYS", "abcdefghij:write")
     code, err = _run(capsys, ["serve", "--data-dir", str(tmp_path / "d"), "--no-auth"])
     assert code == 2 and "choose one" in err
+    monkeypatch.delenv("HASHLEARN_API_KEYS")
+    code, err = _run(capsys, ["serve", "--data-dir", str(tmp_path / "d"), "--no-auth", "--host", "0.0.0.0"])
+    assert code == 2 and "only allowed on a loopback address" in err
+    monkeypatch.setenv("HASHLEARN_API_KEYS", "abcdefghij:write")
     f = tmp_path / "file"
     f.write_text("x")
     code, err = _run(capsys, ["serve", "--data-dir", str(f)])

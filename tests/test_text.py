@@ -489,10 +489,13 @@ def test_cli_index_and_search_with_minilm(tmp_path):
            "--codes", "sign", "--rescore", "float", "--cache-dir", str(cache)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert len(list(cache.glob("*.npy"))) == 1  # the corpus was embedded once and cached
-    r = subprocess.run([sys.executable, "-m", "hashlearn", "text", "search", str(tmp_path / "i.hl"),
-                        "kitten playing with a mouse", "will it storm", "--json", str(tmp_path / "s.json")],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
+    cached = list(cache.glob("*.npy"))
+    assert len(cached) == 1  # the corpus was embedded and cached
+    stamp = cached[0].stat().st_mtime_ns
+    assert main(["text", "index", str(corpus), "-o", str(tmp_path / "j.hl"), "--codes", "sign",
+                 "--cache-dir", str(cache)]) == 0
+    assert list(cache.glob("*.npy")) == cached and cached[0].stat().st_mtime_ns == stamp  # served from the cache
+    assert main(["text", "search", str(tmp_path / "i.hl"), "kitten playing with a mouse", "will it storm",
+                 "--json", str(tmp_path / "s.json")]) == 0
     res = json.loads((tmp_path / "s.json").read_text())
     assert res["0"][0][0] == "cats" and res["1"][0][0] == "rain"

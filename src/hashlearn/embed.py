@@ -10,6 +10,7 @@ keyed by a hash of the model name and the exact texts, so a corpus is embedded o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -35,7 +36,9 @@ def texts_fingerprint(texts: Sequence[str], model_id: str) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
 def _load_sentence_transformer(model: str, device: str):
+    """The model, loaded once per (name, device) in a process and shared by every :class:`Embedder`."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - depends on the environment

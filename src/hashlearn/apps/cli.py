@@ -47,7 +47,7 @@ def _register_blocking(app) -> None:
         min_similarity: Optional[float] = typer.Option(None, "--min-similarity", help="MinHash: drop candidates below this estimated Jaccard."),
         max_per_record: Optional[int] = typer.Option(None, "--max-per-record", help="MinHash: keep the best N candidates per left record."),
         train_pairs: Optional[Path] = typer.Option(None, "--train-pairs", help="Neural: labelled matches (two id columns, like --truth)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="Neural: training epochs (default 10)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Neural: training epochs (default 3)."),
         model: Optional[str] = typer.Option(None, "--model", help="Sentence-transformers model (default all-MiniLM-L6-v2, offline)."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache embeddings in this folder."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Candidate pairs: .csv or .parquet (left_id, right_id, blocker)."),

@@ -625,7 +625,8 @@ class EvaluationCache:
     Parameters
     ----------
     evaluate : callable
-        ``evaluate(candidate) -> value`` (e.g. a fitness); called only on a cache miss.
+        ``evaluate(candidate) -> value`` (e.g. a fitness); called only on a cache miss. If it raises,
+        the exception propagates and nothing is cached.
     hasher : FunctionalHasher or callable
         A fitted :class:`FunctionalHasher`, or any ``key(candidate) -> hashable`` (e.g. ``str`` for a
         purely syntactic cache, the usual baseline).

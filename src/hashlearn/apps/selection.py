@@ -4,8 +4,9 @@ Keep a small subset of a labelled training set that a classifier can learn from 
 from all of it. Every sample is hashed by random projections with random thresholds (each bit is one
 random cut ``a·x > t`` of the standardised feature space, so a bucket is a local convex cell); inside
 every bucket, each class present keeps its ``per_bucket`` samples closest to the class's centroid in
-that bucket (stratified bucket representatives). Three variants, after the hierarchical hashing of
-GAIS (2025):
+that bucket (stratified bucket representatives). Three variants, named after the single-level,
+multi-level and multi-view hashing of GAIS (2025); the definitions below are ours (we worked from the
+paper's abstract):
 
 ``single``
     one table of ``n_bits`` cuts; representatives of every (bucket, class) group.
@@ -27,8 +28,9 @@ trained on all the data and on random stratified subsets of the same size.
 References
 ----------
 "Scalable Graph Attention-based Instance Selection via Mini-Batch Sampling and Hierarchical
-Hashing", 2025 (GAIS) — the single-level, multi-level and multi-view hierarchical hashing; we keep its
-hashing and replace its graph-attention scoring by per-class bucket representatives.
+Hashing", 2025 (GAIS) — single-level, multi-level and multi-view hierarchical hashing; we keep the idea
+of hashing at several granularities and replace its graph-attention scoring by per-class bucket
+representatives.
 
 M. Datar, N. Immorlica, P. Indyk, V. S. Mirrokni, "Locality-Sensitive Hashing Scheme Based on
 p-Stable Distributions", SoCG 2004 (random projections with random offsets).

@@ -44,7 +44,9 @@ class DeepCrossModalHashing(BaseCrossModalHasher):
     epochs : int, default 60
     batch_size : int, default 256
     lr : float, default 1e-3
-    temperature : float, default 0.3
+    temperature : float, default 1.0
+        (lower values discriminate items within a class and hurt class-level retrieval: 0.50 vs 0.88
+        mAP on the planted test data at 0.3 vs 1.0)
     quant_weight : float, default 0.1
     balance_weight : float, default 0.1
     weight_decay : float, default 1e-4
@@ -69,7 +71,7 @@ class DeepCrossModalHashing(BaseCrossModalHasher):
     """
 
     def __init__(self, n_bits: int = 64, *, hidden: int = 512, epochs: int = 60, batch_size: int = 256,
-                 lr: float = 1e-3, temperature: float = 0.3, quant_weight: float = 0.1, balance_weight: float = 0.1,
+                 lr: float = 1e-3, temperature: float = 1.0, quant_weight: float = 0.1, balance_weight: float = 0.1,
                  weight_decay: float = 1e-4, n_threads: int = 2, random_state=None):
         self.n_bits = n_bits
         self.hidden = hidden

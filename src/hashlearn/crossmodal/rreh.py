@@ -183,6 +183,10 @@ class RREH(BaseCrossModalHasher):
     tol : float, default 1e-4
     init : {"cca", "svd"}, default "svd"
         Initial latent of the paired items (see ``_init_latent``).
+    memory : float in (0, 1], default 1.0
+        :meth:`partial_fit` multiplies the accumulated statistics of earlier batches by this factor
+        (1: every item counts the same; smaller: the hash functions follow the newer batches more,
+        as in recursive least squares with forgetting).
     random_state : int, Generator or None
 
     Attributes
@@ -222,7 +226,8 @@ class RREH(BaseCrossModalHasher):
     def __init__(self, n_bits: int = 64, *, kernel: str = "linear", n_anchors: int = 500,
                  n_relation_anchors: int = 300, n_neighbors: int = 10, lam: float = 0.5, alpha: float = 1.0,
                  mu: float = 1.0, beta: float = 0.1, eta: float = 3.0, gamma: float = 1.0, n_iter: int = 30,
-                 tol: float = 1e-4, init: str = "svd", random_state=None):
+                 tol: float = 1e-4, init: str = "svd", memory: float = 1.0,
+                 random_state=None):
         self.n_bits = n_bits
         self.kernel = kernel
         self.n_anchors = n_anchors
@@ -237,11 +242,14 @@ class RREH(BaseCrossModalHasher):
         self.n_iter = n_iter
         self.tol = tol
         self.init = init
+        self.memory = memory
         self.random_state = random_state
 
     # -- parameters ----------------------------------------------------------------------------------
     def _check_params(self):
         super()._check_params()
+        if not 0 < float(self.memory) <= 1:
+            raise ValidationError(f"memory must be in (0, 1], got {self.memory!r}")
         if self.init not in ("cca", "svd"):
             raise ValidationError(f"init must be 'cca' or 'svd', got {self.init!r}")
         if not (0 < float(self.lam) < 1):
@@ -301,9 +309,11 @@ class RREH(BaseCrossModalHasher):
         data = self._prepare(views, pairs if pairs is not None else np.zeros((0, 2), np.int64), rng,
                              anchors=None if own_anchors else self.anchors_)
         V0 = self._warm_latent(data["Zp"])
-        res = self._solve(data, V0, self.rotation_.copy(), self.stats_, rng,
+        m = float(self.memory)
+        prior = {k: (v if k == "n_batches" else m * v) for k, v in self.stats_.items()}
+        res = self._solve(data, V0, self.rotation_.copy(), prior, rng,
                           fixed_anchor_latent=None if own_anchors else self.anchor_latent_)
-        self._store(res, data, self.stats_, keep_anchors=not own_anchors)
+        self._store(res, data, prior, keep_anchors=not own_anchors)
         return self
 
     def _check_partial_pairs(self, pairs, views):

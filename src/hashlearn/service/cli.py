@@ -19,12 +19,12 @@ def register(app, bench_app) -> None:
         api_keys: Optional[Path] = typer.Option(
             None, "--api-keys", help="File of 'KEY ROLE' lines (role: read or write); also read: $HASHLEARN_API_KEYS."),
         no_auth: bool = typer.Option(False, "--no-auth", help="Serve without API keys (anyone may write)."),
-        max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body (MiB); larger: 413."),
+        max_body_mb: float = typer.Option(64.0, "--max-body-mb", min=0.001, help="Largest request body (MiB); larger: 413."),
         max_batch: int = typer.Option(10000, "--max-batch", min=1, help="Most vectors per upsert or train request."),
         max_queries: int = typer.Option(1000, "--max-queries", min=1, help="Most query vectors per search request."),
         snapshot_records: int = typer.Option(1000, "--snapshot-records", min=1,
                                              help="Take a snapshot after this many logged writes."),
-        snapshot_mb: float = typer.Option(256.0, "--snapshot-mb", help="... or when the log reaches this size (MiB)."),
+        snapshot_mb: float = typer.Option(256.0, "--snapshot-mb", min=0.001, help="... or when the log reaches this size (MiB)."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
     ):
         """Serve collections over HTTP (REST + JSON, web page at /, OpenAPI at /docs)."""
@@ -45,6 +45,8 @@ def register(app, bench_app) -> None:
             raise CLIError(f"no API keys: pass --api-keys FILE or set {ENV_KEYS}, or --no-auth to serve without keys")
         if keys and no_auth:
             raise CLIError("--no-auth given together with API keys; choose one")
+        if no_auth and host not in ("127.0.0.1", "localhost", "::1"):
+            raise CLIError(f"--no-auth is only allowed on a loopback address, not --host {host}")
         application = create_app(
             data_dir, api_keys=keys, auth=not no_auth, max_body_bytes=int(max_body_mb * (1 << 20)),
             max_batch=max_batch, max_queries=max_queries, snapshot_records=snapshot_records,

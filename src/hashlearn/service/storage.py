@@ -830,6 +830,22 @@ class Storage:
     data_dir : path, created if missing
     snapshot_records, snapshot_bytes : a snapshot is taken after this many log records or bytes
     fsync : bool, default True (False only to measure the cost of durability)
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from hashlearn.service import CollectionConfig, Storage
+    >>> storage = Storage(tempfile.mkdtemp())
+    >>> coll = storage.create(CollectionConfig(name="docs", dim=4, n_bits=16))
+    >>> X = np.random.default_rng(0).normal(size=(50, 4))
+    >>> _ = coll.train(X)
+    >>> coll.upsert(list(range(50)), X, [{"even": i % 2 == 0} for i in range(50)])["upserted"]
+    50
+    >>> D, I = coll.search(X[:1], 3)
+    >>> int(I[0, 0]), int(D[0, 0])
+    (0, 0)
+    >>> coll.get(0)["payload"]
+    {'even': True}
     """
 
     def __init__(self, data_dir, *, snapshot_records: int = 1000, snapshot_bytes: int = 256 << 20, fsync: bool = True):

@@ -145,3 +145,128 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
             qd[q_idx[j]] = 0.0
         _drain(hs, hd, size, out_s, out_i, qi)
     return out_s, out_i
+
+
+@njit(cache=True)
+def build_blocks(csc_ptr, csc_rows, csc_vals, keys, fwd_ptr, fwd_idx, fwd_val, posting_length, block_size,
+                 n_features):
+    """Static pruning + clustering of every posting list into blocks.
+
+    Returns ``term_block_ptr`` (V + 1), ``block_doc_ptr`` (n_blocks + 1), ``block_docs`` and the number
+    of postings kept. Centroids: the postings with the smallest random ``keys``.
+    """
+    V = csc_ptr.shape[0] - 1
+    nnz = csc_rows.shape[0]
+    term_block_ptr = np.zeros(V + 1, dtype=np.int64)
+    block_doc_ptr = np.zeros(nnz + 1, dtype=np.int64)
+    block_docs = np.empty(nnz, dtype=np.int32)
+    scratch = np.zeros(n_features, dtype=np.float32)
+    n_blocks = 0
+    n_out = 0
+    for t in range(V):
+        a, b = csc_ptr[t], csc_ptr[t + 1]
+        m = b - a
+        if m == 0:
+            term_block_ptr[t + 1] = n_blocks
+            continue
+        order = np.argsort(-csc_vals[a:b], kind="mergesort")
+        keep = min(m, posting_length)
+        rows = csc_rows[a:b][order[:keep]].copy()
+        rkeys = keys[a:b][order[:keep]]
+        nb = (keep + block_size - 1) // block_size
+        if nb <= 1:
+            rows.sort()
+            for r in rows:
+                block_docs[n_out] = r
+                n_out += 1
+            n_blocks += 1
+            block_doc_ptr[n_blocks] = n_out
+        else:
+            cent = rows[np.argsort(rkeys)[:nb]]
+            best = np.full(keep, -1.0, dtype=np.float32)
+            assign = np.zeros(keep, dtype=np.int64)
+            for ci in range(nb):
+                c = cent[ci]
+                for f in range(fwd_ptr[c], fwd_ptr[c + 1]):
+                    scratch[fwd_idx[f]] = fwd_val[f]
+                for i in range(keep):
+                    r = rows[i]
+                    s = np.float32(0.0)
+                    for f in range(fwd_ptr[r], fwd_ptr[r + 1]):
+                        s += scratch[fwd_idx[f]] * fwd_val[f]
+                    if s > best[i]:
+                        best[i] = s
+                        assign[i] = ci
+                for f in range(fwd_ptr[c], fwd_ptr[c + 1]):
+                    scratch[fwd_idx[f]] = 0.0
+            # group by cluster (documents sorted inside a block); empty clusters make no block
+            o = np.argsort(assign * (np.int64(1) << 32) + rows.astype(np.int64), kind="mergesort")
+            prev = -1
+            for j in range(keep):
+                i = o[j]
+                if assign[i] != prev and prev != -1:
+                    n_blocks += 1
+                    block_doc_ptr[n_blocks] = n_out
+                prev = assign[i]
+                block_docs[n_out] = rows[i]
+                n_out += 1
+            n_blocks += 1
+            block_doc_ptr[n_blocks] = n_out
+        term_block_ptr[t + 1] = n_blocks
+    return term_block_ptr, block_doc_ptr[: n_blocks + 1].copy(), block_docs[:n_out].copy(), n_out
+
+
+@njit(cache=True)
+def block_summaries(block_doc_ptr, block_docs, fwd_ptr, fwd_idx, fwd_val, energy, n_features):
+    """Coordinate-wise max of each block's vectors, pruned to the top entries holding ``energy`` of the L1 mass."""
+    n_blocks = block_doc_ptr.shape[0] - 1
+    scratch = np.zeros(n_features, dtype=np.float32)
+    touched = np.empty(n_features, dtype=np.int32)
+    cap = max(1024, 4 * block_docs.shape[0])
+    out_idx = np.empty(cap, dtype=np.int32)
+    out_val = np.empty(cap, dtype=np.float32)
+    ptr = np.zeros(n_blocks + 1, dtype=np.int64)
+    n = 0
+    for blk in range(n_blocks):
+        nt = 0
+        for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
+            d = block_docs[p]
+            for f in range(fwd_ptr[d], fwd_ptr[d + 1]):
+                j = fwd_idx[f]
+                v = fwd_val[f]
+                if scratch[j] == 0.0:
+                    touched[nt] = j
+                    nt += 1
+                if v > scratch[j]:
+                    scratch[j] = v
+        vals = np.empty(nt, dtype=np.float32)
+        for i in range(nt):
+            vals[i] = scratch[touched[i]]
+        order = np.argsort(-vals, kind="mergesort")
+        total = 0.0
+        for i in range(nt):
+            total += vals[i]
+        keep = nt
+        if energy < 1.0:
+            acc = 0.0
+            for i in range(nt):
+                acc += vals[order[i]]
+                if acc >= energy * total:
+                    keep = i + 1
+                    break
+        if n + keep > cap:
+            while n + keep > cap:
+                cap *= 2
+            new_idx = np.empty(cap, dtype=np.int32)
+            new_val = np.empty(cap, dtype=np.float32)
+            new_idx[:n] = out_idx[:n]
+            new_val[:n] = out_val[:n]
+            out_idx, out_val = new_idx, new_val
+        for i in range(keep):
+            out_idx[n] = touched[order[i]]
+            out_val[n] = vals[order[i]]
+            n += 1
+        ptr[blk + 1] = n
+        for i in range(nt):
+            scratch[touched[i]] = 0.0
+    return ptr, out_idx[:n].copy(), out_val[:n].copy()

@@ -205,57 +205,29 @@ class SeismicIndex:
         self._check_params()
         X = _check_csr(X, "documents")
         rng = check_random_state(self.random_state)
+        from ._sparse_kernels import block_summaries, build_blocks
+
         n, V = X.shape
         C = X.tocsc()
-        term_block_ptr = np.zeros(V + 1, np.int64)
-        block_docs, block_doc_ptr = [], [0]
-        sum_idx, sum_val, sum_ptr = [], [], [0]
-        kept = 0
-        for t in range(V):
-            a, b = C.indptr[t], C.indptr[t + 1]
-            rows, w = C.indices[a:b], C.data[a:b]
-            if len(rows) > self.posting_length:
-                top = np.argpartition(-w, self.posting_length - 1)[: self.posting_length]
-                rows = rows[top]
-            kept += len(rows)
-            n_blocks = int(np.ceil(len(rows) / self.block_size)) if len(rows) else 0
-            if n_blocks <= 1:
-                groups = [rows] if len(rows) else []
-            else:
-                cent = rng.choice(rows, size=n_blocks, replace=False)
-                sims = (X[rows] @ X[cent].T).toarray()
-                assign = sims.argmax(axis=1)
-                groups = [rows[assign == g] for g in range(n_blocks) if np.any(assign == g)]
-            for g in groups:
-                g = np.sort(g)
-                block_docs.append(g)
-                block_doc_ptr.append(block_doc_ptr[-1] + len(g))
-                summ = X[g].max(axis=0).tocsr()
-                idx, val = summ.indices, summ.data
-                order = np.argsort(-val, kind="stable")
-                idx, val = idx[order], val[order]
-                if self.summary_energy < 1 and len(val):
-                    cum = np.cumsum(val)
-                    keep = int(np.searchsorted(cum, self.summary_energy * cum[-1]) + 1)
-                    idx, val = idx[:keep], val[:keep]
-                sum_idx.append(idx)
-                sum_val.append(val)
-                sum_ptr.append(sum_ptr[-1] + len(idx))
-            term_block_ptr[t + 1] = term_block_ptr[t] + len(groups)
+        C.sort_indices()
+        fwd_ptr, fwd_idx, fwd_val = X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data.astype(np.float32)
+        keys = rng.random(C.nnz)
+        term_block_ptr, block_doc_ptr, block_docs, kept = build_blocks(
+            C.indptr.astype(np.int64), C.indices.astype(np.int32), C.data.astype(np.float32), keys,
+            fwd_ptr, fwd_idx, fwd_val, int(self.posting_length), int(self.block_size), V)
+        sum_ptr, sum_idx, sum_val = block_summaries(block_doc_ptr, block_docs, fwd_ptr, fwd_idx, fwd_val,
+                                                    float(self.summary_energy), V)
         self.n_docs_, self.n_features_in_ = int(n), int(V)
         self.term_block_ptr_ = term_block_ptr
-        self.block_doc_ptr_ = np.asarray(block_doc_ptr, np.int64)
-        self.block_docs_ = np.concatenate(block_docs).astype(np.int32) if block_docs else np.zeros(0, np.int32)
-        self.sum_ptr_ = np.asarray(sum_ptr, np.int64)
-        self.sum_idx_ = np.concatenate(sum_idx).astype(np.int32) if sum_idx else np.zeros(0, np.int32)
-        self.sum_val_ = np.concatenate(sum_val).astype(np.float32) if sum_val else np.zeros(0, np.float32)
-        self.fwd_ptr_ = X.indptr.astype(np.int64)
-        self.fwd_idx_ = X.indices.astype(np.int32)
-        self.fwd_val_ = X.data.astype(np.float32)
-        self.n_blocks_ = len(block_docs)
+        self.block_doc_ptr_ = block_doc_ptr
+        self.block_docs_ = block_docs
+        self.sum_ptr_, self.sum_idx_, self.sum_val_ = sum_ptr, sum_idx, sum_val
+        self.fwd_ptr_, self.fwd_idx_, self.fwd_val_ = fwd_ptr, fwd_idx, fwd_val
+        self.n_blocks_ = int(len(block_doc_ptr) - 1)
         self.postings_kept_ = int(kept)
         self.postings_total_ = int(X.nnz)
         return self
+
 
     def search(self, Q, k: int = 10, *, query_cut: int | None = None, heap_factor: float | None = None):
         """Approximate top-``k`` of each query (nq, V); query-time ``query_cut``/``heap_factor`` override."""

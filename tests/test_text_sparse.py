@@ -1,0 +1,105 @@
+"""hashlearn.text.sparse: Seismic-style index, plain inverted index and exhaustive scoring.
+
+The exact configurations are compared with brute force (dense ``Q @ X.T``); the approximate knobs must
+only lose recall, never return wrong scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from hashlearn.errors import NotFittedError, ValidationError
+from hashlearn.text.sparse import InvertedIndex, SeismicIndex, exhaustive_search, term_vectors
+
+
+def _sparse_data(seed=0, n=400, V=300, nq=40, density=0.05):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, V, density=density, random_state=rng, dtype=np.float32, format="csr")
+    X.data = rng.gamma(1.0, 1.0, X.nnz).astype(np.float32)  # continuous weights: no ties
+    Q = sp.random(nq, V, density=0.03, random_state=rng, dtype=np.float32, format="csr")
+    Q.data = rng.random(Q.nnz).astype(np.float32) + 0.1
+    return X, Q
+
+
+def _brute(X, Q, k):
+    S = (Q @ X.T).toarray()
+    ids = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    vals = np.take_along_axis(S, ids, 1)
+    return vals, np.where(vals > 0, ids, -1)
+
+
+def _check_exact(scores, ids, ref_scores, ref_ids):
+    np.testing.assert_allclose(np.where(ids >= 0, scores, 0), np.where(ref_ids >= 0, ref_scores, 0), rtol=1e-5)
+    np.testing.assert_array_equal(ids, ref_ids)
+
+
+def test_exhaustive_and_inverted_index_are_exact():
+    X, Q = _sparse_data()
+    ref = _brute(X, Q, 10)
+    _check_exact(*exhaustive_search(X, Q, 10), *ref)
+    _check_exact(*InvertedIndex().fit(X).search(Q, 10), *ref)
+
+
+def test_seismic_without_pruning_is_exact():
+    X, Q = _sparse_data(seed=1)
+    s = SeismicIndex(posting_length=10**6, block_size=4, summary_energy=1.0, query_cut=10**6, heap_factor=1.0,
+                     random_state=0).fit(X)
+    assert s.postings_kept_ == s.postings_total_ == X.nnz
+    # every posting is in exactly one block of its term
+    assert len(s.block_docs_) == X.nnz and s.n_blocks_ >= X.shape[1] // 2
+    _check_exact(*s.search(Q, 10), *_brute(X, Q, 10))
+
+
+def test_seismic_approximation_only_loses_recall():
+    X, Q = _sparse_data(seed=2, n=800)
+    ref_s, ref_i = _brute(X, Q, 10)
+    S = (Q @ X.T).toarray()
+    exact = SeismicIndex(posting_length=10**6, block_size=8, summary_energy=1.0, random_state=0).fit(X)
+    recalls = []
+    for kw in ({"posting_length": 40, "block_size": 8, "summary_energy": 0.5},
+               {"posting_length": 10, "block_size": 4, "summary_energy": 0.3}):
+        s = SeismicIndex(random_state=0, **kw).fit(X)
+        assert s.postings_kept_ < X.nnz
+        scores, ids = s.search(Q, 10, query_cut=3, heap_factor=0.8)
+        ok = ids >= 0
+        # returned scores are the true inner products of the returned documents, in descending order
+        np.testing.assert_allclose(scores[ok], np.take_along_axis(S, np.where(ok, ids, 0), 1)[ok], rtol=1e-5)
+        assert np.all(np.diff(np.where(ok, scores, -np.inf), axis=1) <= 1e-6)
+        recalls.append(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, (b >= 0).sum())
+                                for a, b in zip(ids, ref_i)]))
+    full = exact.search(Q, 10, query_cut=3)[1]
+    assert 0 < recalls[1] <= recalls[0] <= 1.0
+    assert recalls[0] < 1.0 or np.array_equal(full, ref_i)
+
+
+def test_term_vectors_give_bm25_scores():
+    docs = ["protein folding in cells", "cells divide", "protein protein interaction networks", "heart disease"]
+    D, Q, vocab = term_vectors(docs, ["protein cells", "heart"])
+    assert "the" not in vocab and D.shape == (4, len(vocab))
+    from hashlearn.text.lexical import BM25
+
+    s, p = BM25().fit(docs).search(["protein cells", "heart"], k=4)
+    S = (Q @ D.T).toarray()
+    for qi in range(2):
+        ok = p[qi] >= 0
+        np.testing.assert_allclose(S[qi, p[qi][ok]], s[qi][ok], rtol=1e-4)
+
+
+def test_sparse_bad_input():
+    X, Q = _sparse_data()
+    with pytest.raises(ValidationError, match="negative"):
+        SeismicIndex().fit(-X)
+    with pytest.raises(ValidationError, match="100 features but the index has 300"):
+        InvertedIndex().fit(X).search(Q[:, :100], 5)
+    with pytest.raises(ValidationError, match="summary_energy"):
+        SeismicIndex(summary_energy=0).fit(X)
+    with pytest.raises(ValidationError, match="k must be"):
+        exhaustive_search(X, Q, 0)
+    with pytest.raises(NotFittedError):
+        SeismicIndex().search(Q)
+    bad = X.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValidationError, match="NaN"):
+        SeismicIndex().fit(bad)
