@@ -250,6 +250,33 @@ def markdown(args):
             for r in bpr_rows:
                 lines.append(f"| {r['codes']} | {_fmt(r.get('bpr_init_dev_score'))} | {_fmt(r.get('bpr_dev_score'))} | "
                              f"{r.get('bpr_best_epoch')} | {_fmt(r.get('fit_seconds'), 0)} |")
+        def get(codes, rescore="none", asym=False):
+            return next((r for r in rows if r["codes"] == codes and r["rescore"] == rescore
+                         and bool(r.get("asymmetric")) == asym), None)
+
+        sign = get("sign")
+        lines += ["", "Targets of issue 6 (test split, no tuning on it):", ""]
+        for bits, target in ((384, 0.61), (128, 0.55), (64, 0.50)):
+            r = get(f"bpr:{bits}")
+            if r:
+                itq = get(f"itq:{bits}")
+                lines.append(f"- `bpr:{bits}` without rescoring: nDCG@10 {r['ndcg@10']:.4f} (target >= {target}: "
+                             f"{'met' if r['ndcg@10'] >= target else 'NOT met'}; sign 384 bits {sign['ndcg@10']:.4f}, "
+                             f"ITQ {bits} bits {itq['ndcg@10']:.4f}).")
+        budget = [r for r in rows if r.get("bytes_per_doc") and r["bytes_per_doc"] <= 1536 / 32
+                  and r["rescore"] not in (None,) and not r["codes"].startswith(("bm25", "hybrid"))]
+        best = max(budget, key=lambda r: r["ndcg@10"]) if budget else None
+        if best:
+            lines.append(f"- With rescoring at <= 48 B/doc searched (1/32 of float): best `{best['codes']}` + "
+                         f"{best['rescore']} rescoring, nDCG@10 {best['ndcg@10']:.4f} = "
+                         f"{100 * best['ndcg@10'] / float_ndcg:.1f} % of float (target >= 99 %: "
+                         f"{'met' if best['ndcg@10'] >= 0.99 * float_ndcg else 'NOT met'}).")
+        hyb = [r for r in rows if r["codes"].startswith("hybrid")]
+        if hyb:
+            h = max(hyb, key=lambda r: r["ndcg@10"])
+            lines.append(f"- Hybrid: best `{h['codes']}` nDCG@10 {h['ndcg@10']:.4f} (target >= 0.68: "
+                         f"{'met' if h['ndcg@10'] >= 0.68 else 'NOT met'}); BM25 alone "
+                         f"{next(r['ndcg@10'] for r in rows if r['codes'] == 'bm25'):.4f}.")
         lines += ["", f"Float nDCG@10 = {float_ndcg:.4f}; 99 % of it = {0.99 * float_ndcg:.4f}. "
                   f"Embedding throughput, measured in this run on {meta['embed_sample']} abstracts with 2 torch "
                   f"threads while the machine was shared: {meta['embed_docs_per_s']:.1f} docs/s. Embedding cache: the "

@@ -315,6 +315,10 @@ def test_neural_blocker_trains_and_hashes():
     assert len(nb.losses_) == 4 and nb.losses_[-1] < nb.losses_[0]
     assert run.pairs.shape[0] == 5 * len(L) and np.bincount(run.pairs[:, 0]).max() == 5
     assert run.metrics["pair_completeness"] >= 0.9
+    losses = nb.losses_
+    nb.k = 2  # same tables: the trained projection is reused, not retrained
+    p2 = nb.candidate_pairs(L, R)
+    assert nb.losses_ is losses and p2.shape[0] == 2 * len(L)
     X = E.encode(L.texts())
     codes = nb.codes(X)
     assert codes.dtype == np.uint64 and codes.shape == (len(L), 1)

@@ -178,6 +178,21 @@ def test_search_matches_brute_force(tmp_path, rng):
         assert I[q].tolist() == match[order].tolist()
     D, I = coll.search(Q, 3, filter={"g": "no such value"})
     assert (I == -1).all()
+    # several keys, a list value (checked by scan), booleans apart from numbers, after deletes/replacements
+    coll.upsert([2000, 2001, 2002, 2003], rng.normal(size=(4, DIM)),
+                [{"g": 1, "f": True, "l": [1, 2]}, {"g": 1, "f": 1, "l": [1, 2]}, {"g": 1, "f": True}, None])
+    for flt, want in [({"g": 1, "f": True}, {2000, 2002}), ({"f": 1}, {2001}), ({"g": 1, "l": [1, 2]}, {2000, 2001}),
+                      ({"l": [1, 2]}, {2000, 2001}), ({"f": True, "l": [2, 1]}, set())]:
+        D, I = coll.search(Q[:1], 50, filter=flt)
+        got = set(I[0][I[0] >= 0].tolist())
+        assert got == want, (flt, got)
+    coll.upsert([2000], rng.normal(size=(1, DIM)), [{"g": 2}])  # replacing drops the old payload's terms
+    coll.delete([2002])
+    D, I = coll.search(Q[:1], 50, filter={"f": True})
+    assert set(I[0][I[0] >= 0].tolist()) == set()
+    st2 = _storage(tmp_path)  # the inverted index is rebuilt on load
+    D2, I2 = st2.get("c").search(Q, 8, filter={"g": 1})
+    np.testing.assert_array_equal(I2, coll.search(Q, 8, filter={"g": 1})[1])
     got = coll.get(5)
     assert got["payload"] == {"g": 1, "tag": "new"}
     with pytest.raises(NotFound):

@@ -109,7 +109,9 @@ class Search(_Model):
     k: StrictInt = Field(10, ge=1, le=10000)
     rerank: StrictBool = False
     candidates: Optional[StrictInt] = Field(None, ge=1, le=100000)
-    filter: Optional[dict[str, Any]] = Field(None, description="Keep points whose payload equals these key: value pairs")
+    filter: Optional[dict[str, Any]] = Field(
+        None, description="Keep only points whose payload has payload[key] == value for every pair (top-level keys; "
+                          "JSON equality: true is not 1); the top-k is exact among the matching points")
 
 
 class SearchResult(BaseModel):

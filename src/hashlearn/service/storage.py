@@ -214,6 +214,7 @@ class ServiceCollectionState:
         self.pos: dict[int, int] = {}
         self.ids_increasing = True
         self.payloads: dict[int, object] = {}
+        self.inverted: dict[tuple, set[int]] = {}  # (key, value) of scalar payload fields -> ids
         self.seq = 0
 
     # views
@@ -265,8 +266,52 @@ class ServiceCollectionState:
         self.n = self._ids.shape[0]
         self.pos = dict(zip(self._ids.tolist(), range(self.n)))
         for i in ids.tolist():
-            self.payloads.pop(i, None)
+            self._drop_payload(i)
         return len(rows)
+
+    def _set_payload(self, i: int, p: dict) -> None:
+        self.payloads[i] = p
+        for key, value in p.items():
+            term = _term(key, value)
+            if term is not None:
+                self.inverted.setdefault(term, set()).add(i)
+
+    def _drop_payload(self, i: int) -> None:
+        p = self.payloads.pop(i, None)
+        if p:
+            for key, value in p.items():
+                term = _term(key, value)
+                ids = self.inverted.get(term) if term is not None else None
+                if ids is not None:
+                    ids.discard(i)
+                    if not ids:
+                        del self.inverted[term]
+
+    def matching(self, filter: dict) -> np.ndarray:
+        """Rows (increasing) of the points whose payload has ``payload[key] == value`` for every item.
+
+        Scalar values (string, number, boolean, null) are looked up in an inverted index; a list or
+        object value is checked on the remaining candidates. ``1`` and ``true`` are different values.
+        """
+        candidates = None
+        rest = {}
+        for key, value in filter.items():
+            term = _term(key, value)
+            if term is None:
+                rest[key] = value
+                continue
+            ids = self.inverted.get(term, set())
+            candidates = set(ids) if candidates is None else candidates & ids
+            if not candidates:
+                return np.zeros(0, np.int64)
+        if candidates is None:
+            candidates = self.payloads.keys()
+        if rest:
+            candidates = [i for i in candidates if all(
+                k in self.payloads[i] and _json_equal(self.payloads[i][k], v) for k, v in rest.items())]
+        rows = np.fromiter((self.pos[i] for i in candidates), np.int64)
+        rows.sort()
+        return rows
 
     def apply_upsert(self, seq: int, ids: np.ndarray, X: np.ndarray, payloads, codes=None) -> None:
         self._remove(ids)
@@ -286,7 +331,7 @@ class ServiceCollectionState:
         if payloads is not None:
             for i, p in zip(ids.tolist(), payloads):
                 if p is not None:
-                    self.payloads[i] = p
+                    self._set_payload(i, p)
         self.seq = seq
 
     def apply_delete(self, seq: int, ids: np.ndarray) -> int:
@@ -336,7 +381,8 @@ class ServiceCollectionState:
             raise ValueError("snapshot ids are not unique")
         obj.ids_increasing = bool(n < 2 or np.all(np.diff(ids) > 0))
         values = json.loads(bytes(state["payloads_json"]).decode())
-        obj.payloads = dict(zip(state["payload_ids"].tolist(), values))
+        for i, p in zip(state["payload_ids"].tolist(), values):
+            obj._set_payload(i, p)
         obj.seq = int(state["seq"])
         return obj
 
@@ -743,10 +789,7 @@ class Collection:
             kk = max(k, cand) if rerank else k
             codes, ids = st.codes, st.ids
             if filter:
-                rows = np.fromiter(
-                    (st.pos[pid] for pid, p in st.payloads.items() if isinstance(p, dict) and all(
-                        key in p and _json_equal(p[key], v) for key, v in filter.items())), np.int64)
-                rows.sort()
+                rows = st.matching(filter)
                 codes, ids = codes[rows], ids[rows]
             # One thread for a few queries: the server's concurrency comes from concurrent requests,
             # and small parallel regions only add wake-up latency on a busy machine.
@@ -812,6 +855,16 @@ class Collection:
             if self.wal is not None:
                 self.wal.close()
             self.closed = True
+
+
+def _term(key: str, value):
+    """Inverted-index key of a scalar payload field; None for lists and objects. Booleans are tagged
+    apart from numbers (JSON ``true`` is not ``1``); ``1`` and ``1.0`` are the same JSON number."""
+    if isinstance(value, bool):
+        return (key, "b", value)
+    if value is None or isinstance(value, (int, float, str)):
+        return (key, "v", value)
+    return None
 
 
 def _json_equal(a, b) -> bool:

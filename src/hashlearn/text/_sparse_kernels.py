@@ -105,6 +105,28 @@ def taat_search(q_ptr, q_idx, q_val, k, post_ptr, post_docs, post_vals, n_docs):
     return out_s, out_i
 
 
+@njit(cache=True, inline="always")
+def _sparse_dot(qt_idx, qt_val, qd, idx, val, a, b):
+    """<q, v> for a sparse v with sorted indices idx[a:b]: scan v with the dense query ``qd`` when v is
+    short, else binary-search each of the query's terms in v (short queries, long summaries)."""
+    nq = qt_idx.shape[0]
+    s = np.float32(0.0)
+    if b - a <= 8 * nq:
+        for f in range(a, b):
+            s += qd[idx[f]] * val[f]
+    else:
+        lo = a
+        for j in range(nq):
+            t = qt_idx[j]
+            pos = lo + np.searchsorted(idx[lo:b], t)
+            if pos < b and idx[pos] == t:
+                s += qt_val[j] * val[pos]
+            lo = pos
+            if lo >= b:
+                break
+    return s
+
+
 @njit(cache=True)
 def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_ptr, block_doc_ptr, block_docs,
                    sum_ptr, sum_idx, sum_val, fwd_ptr, fwd_idx, fwd_val, n_docs, n_features):
@@ -119,6 +141,9 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
         a, b = q_ptr[qi], q_ptr[qi + 1]
         for j in range(a, b):
             qd[q_idx[j]] = q_val[j]
+        qorder = np.argsort(q_idx[a:b])
+        qt_idx = q_idx[a:b][qorder]
+        qt_val = q_val[a:b][qorder]
         order = np.argsort(-q_val[a:b], kind="mergesort")
         n_terms = min(query_cut, b - a)
         size = 0
@@ -126,9 +151,7 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
             t = q_idx[a + order[o]]
             for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
                 if size == k:
-                    bound = 0.0
-                    for s in range(sum_ptr[blk], sum_ptr[blk + 1]):
-                        bound += qd[sum_idx[s]] * sum_val[s]
+                    bound = _sparse_dot(qt_idx, qt_val, qd, sum_idx, sum_val, sum_ptr[blk], sum_ptr[blk + 1])
                     if bound * heap_factor <= hs[0]:
                         continue
                 for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
@@ -136,9 +159,7 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
                     if visited[d] == qi:
                         continue
                     visited[d] = qi
-                    score = np.float32(0.0)
-                    for f in range(fwd_ptr[d], fwd_ptr[d + 1]):
-                        score += qd[fwd_idx[f]] * fwd_val[f]
+                    score = _sparse_dot(qt_idx, qt_val, qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
                     if score > 0.0:
                         size = _heap_push(hs, hd, size, k, score, d)
         for j in range(a, b):
@@ -262,9 +283,11 @@ def block_summaries(block_doc_ptr, block_docs, fwd_ptr, fwd_idx, fwd_val, energy
             new_idx[:n] = out_idx[:n]
             new_val[:n] = out_val[:n]
             out_idx, out_val = new_idx, new_val
+        kept = order[:keep].copy()
+        by_index = np.argsort(touched[:nt][kept])
         for i in range(keep):
-            out_idx[n] = touched[order[i]]
-            out_val[n] = vals[order[i]]
+            out_idx[n] = touched[kept[by_index[i]]]
+            out_val[n] = vals[kept[by_index[i]]]
             n += 1
         ptr[blk + 1] = n
         for i in range(nt):

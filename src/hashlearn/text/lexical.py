@@ -117,8 +117,8 @@ def reciprocal_rank_fusion(rankings, k: int = 100, *, c: float = 60.0, weights=N
     --------
     >>> import numpy as np
     >>> s, p = reciprocal_rank_fusion([np.array([[0, 1, 2]]), np.array([[2, 1, 0]])], k=3)
-    >>> p[0].tolist()
-    [1, 0, 2]
+    >>> p[0].tolist()  # 0 and 2: 1/61 + 1/63 each; 1: 2/62, a little less
+    [0, 2, 1]
     """
     nq = _check_runs(rankings)
     weights = [1.0] * len(rankings) if weights is None else list(weights)

@@ -42,6 +42,7 @@ def _check_csr(X, name: str, n_features: int | None = None):
         X = sp.csr_matrix(X)
     X = sp.csr_matrix(X, dtype=np.float32)
     X.sum_duplicates()
+    X.sort_indices()
     if X.shape[0] == 0:
         raise ValidationError(f"{name} is empty")
     if n_features is not None and X.shape[1] != n_features:
