@@ -300,7 +300,7 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         import torch
 
         torch.set_num_threads(int(self.n_threads))
-        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        rng.integers(2**31)  # reserved draw (a torch seed in earlier versions): keeps fitted heads reproducible
         n, b = X.shape[0], self.n_bits
         full = n <= self.max_full_corpus
         Xt = torch.from_numpy(X)

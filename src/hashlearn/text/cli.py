@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-text_app = typer.Typer(no_args_is_help=True, help="Text retrieval on compact codes (needs the [text] extra).")
+text_app = typer.Typer(no_args_is_help=True,
+                       help="Text retrieval on compact codes (needs the dependencies of the 'text' extra).")
 
 
 def _split_list(text: str, what: str) -> list[str]:
@@ -121,7 +121,7 @@ def index_cmd(
 
     from ..io import save
     from .beir import ReadReport, iter_corpus
-    from .index import TextIndex, make_encoder, parse_codes
+    from .index import parse_codes
 
     _check_output(output)
     name, _ = parse_codes(codes)

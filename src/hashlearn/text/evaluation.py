@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ValidationError
 from .beir import load_beir, read_qrels
 from .index import RESCORE_MODES, parse_codes
