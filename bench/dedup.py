@@ -9,7 +9,7 @@ planted pairs whose exact Jaccard is >= the threshold.
 Parts:
 
 * ``scale``  the CLI path (``hashlearn dedup texts.txt``: texts streamed from disk twice, never held in
-             memory) in a fresh subprocess, so its peak RSS (``ru_maxrss``) is the whole run's.
+             memory) in a fresh subprocess; its peak RSS is the child's ``VmHWM`` (whole run, incl. imports).
 * ``peer``   on the first ``--peer-n`` texts, in one process, interleaved: our ``NearDuplicates`` vs
              ``datasketch.MinHashLSH`` (same permutations, threshold and shingles; datasketch gives
              candidates only, so its time is sketch + insert + query, without verification).
@@ -90,10 +90,13 @@ def run_scale(n, threshold, q, seed):
     del texts
     out_json = OUT / f"dedup_{n}.json"
     clusters = OUT / f"dedup_{n}_clusters.csv"
-    code = ("import resource, sys; from hashlearn.cli import main; "
+    # Peak RSS is VmHWM of the child's own address space: ru_maxrss would not do, Linux carries the
+    # (large) RSS of the forked parent, which holds the generated corpus, across execve into the child.
+    code = ("import sys; from hashlearn.cli import main; "
             f"rc = main(['dedup', {str(path)!r}, '--threshold', '{threshold}', '--q', '{q}', '--json', "
             f"{str(out_json)!r}, '-o', {str(clusters)!r}, '--quiet']); "
-            "print('PEAK_RSS_MIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+            "print('PEAK_RSS_MIB', int(hwm) / 1024); sys.exit(rc)")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     wall = time.perf_counter() - t0

@@ -149,6 +149,77 @@ def dense(args):
     _log(f"wrote {OUT / 'text_scifact_dense.json'}")
 
 
+def lexical(args):
+    """BM25 and hybrids only (float and sign runs recomputed): text_scifact_lexical.json."""
+    from hashlearn.text.beir import load_beir
+    from hashlearn.text.lexical import BM25, reciprocal_rank_fusion, score_fusion
+    from hashlearn.text.pipeline import evaluate_codes, evaluate_run, fit_encoder, load_embeddings
+
+    data = load_beir(DATA, "test")
+    corpus = data.corpus
+    qids, qtexts = data.judged_queries()
+    X = load_embeddings(DATA / "minilm", "corpus", corpus.ids)
+    Qe = load_embeddings(DATA / "minilm", "queries", qids)
+    bm = BM25().fit(corpus.full_texts)
+    t0 = time.perf_counter()
+    bs, bp = bm.search(qtexts, k=100)
+    rows = [evaluate_run("bm25", bs, bp, qids, corpus.ids, data.qrels, seconds=time.perf_counter() - t0)]
+    for spec, mode in (("float", "none"), ("sign", "none"), ("sign", "float"), ("sign", "int8")):
+        enc = fit_encoder(spec, X)
+        ref, (ds, dp) = evaluate_codes(enc, X, Qe, qids, corpus.ids, data.qrels, codes=spec, rescore=mode)
+        label = spec + ("" if mode == "none" else f"+{mode}")
+        rs, rp = reciprocal_rank_fusion([bp, dp], k=100)
+        rows.append(evaluate_run(f"hybrid RRF (bm25, {label})", rs, rp, qids, corpus.ids, data.qrels,
+                                 bytes_per_doc=ref["bytes_per_doc"]))
+        for w in (0.3, 0.5):
+            ss, sp = score_fusion([(bs, bp), (ds, dp)], k=100, weights=[w, 1 - w])
+            rows.append(evaluate_run(f"hybrid score (bm25 w={w}, {label})", ss, sp, qids, corpus.ids,
+                                     data.qrels, bytes_per_doc=ref["bytes_per_doc"]))
+    write_json(OUT / "text_scifact_lexical.json", {"rows": rows})
+
+
+def from_log(args):
+    """Rebuild text_scifact_dense.json from the log of an interrupted ``--part dense`` run."""
+    import re
+
+    rows, meta = [], {"command": "OMP_NUM_THREADS=2 python bench/text_scifact.py --part dense --self-supervised "
+                                 "(interrupted; rows rebuilt from its log by --part from-log)"}
+    fits = {}
+    for line in Path(args.log).read_text().splitlines():
+        m = re.search(r"embedding: ([\d.]+) docs/s; cache ([\d.]+)s -> ([\d.]+)s", line)
+        if m:
+            meta.update(embed_docs_per_s=float(m[1]), pseudo_embed_seconds_first_call=float(m[2]),
+                        pseudo_embed_seconds_cached=float(m[3]))
+        m = re.search(r"(bpr:\d+) fitted in (\d+)s, best epoch (-?\d+), dev ([\d.]+) -> ([\d.]+)", line)
+        if m:
+            fits[m[1]] = {"fit_seconds": float(m[2]), "bpr_best_epoch": int(m[3]), "bpr_init_dev_score": float(m[4]),
+                          "bpr_dev_score": float(m[5])}
+        m = re.search(r"\] (\S+(?: \(self-sup\.\))?)\s+(\w+)\s+asym-first=(\w+): nDCG@10 ([\d.]+) R@100 ([\d.]+) "
+                      r"(\d+) q/s", line)
+        if m:
+            codes = m[1]
+            bits = None if codes == "float" else (384 if codes in ("sign", "msign") else int(codes.split(":")[1].split()[0]))
+            searched = 1536 if bits is None else 8 * ((bits + 63) // 64)
+            extra = {"float": 1536, "int8": 384}.get(m[2], 0) if bits else 0
+            row = {"codes": codes, "rescore": m[2], "asymmetric": m[3] == "True", "bits": bits,
+                   "ndcg@10": float(m[4]), "recall@100": float(m[5]), "queries_per_s": float(m[6]),
+                   "bytes_per_doc": searched, "rescore_bytes_per_doc": extra, "total_bytes_per_doc": searched + extra}
+            row.update(fits.get(codes, {}))
+            rows.append(row)
+    from hashlearn.text.beir import load_beir, read_qrels
+
+    data = load_beir(DATA, "test")
+    train = read_qrels(DATA / "qrels" / "train.tsv")
+    meta.update(queries_evaluated=len(data.judged_queries()[0]), documents=len(data.corpus),
+                train={"pairs": sum(1 for r in train.values() for s in r.values() if s > 0)},
+                pseudo_queries=len(data.corpus), embed_sample=args.embed_sample, machine=machine_info(),
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(Path(args.log).stat().st_mtime)))
+    lex = OUT / "text_scifact_lexical.json"
+    if lex.is_file():
+        rows += json.loads(lex.read_text())["rows"]
+    write_json(OUT / "text_scifact_dense.json", {"meta": meta, "rows": rows})
+
+
 def sparse(args):
     from hashlearn.text.beir import load_beir
     from hashlearn.text.sparse import InvertedIndex, SeismicIndex, exhaustive_search, term_vectors
@@ -311,7 +382,8 @@ def markdown(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["dense", "sparse", "markdown"], required=True)
+    p.add_argument("--part", choices=["dense", "sparse", "lexical", "from-log", "markdown"], required=True)
+    p.add_argument("--log", help="log of an interrupted dense run (for --part from-log)")
     p.add_argument("--bpr-bits", type=int, nargs="*", default=[384, 256, 128, 64])
     p.add_argument("--self-supervised", action="store_true")
     p.add_argument("--embed-sample", type=int, default=200)
@@ -321,7 +393,8 @@ def main():
     if args.part != "markdown" and not (DATA / "corpus.jsonl").is_file():
         sys.exit(f"missing {DATA / 'corpus.jsonl'}: SciFact (BEIR format) is needed for this benchmark")
     OUT.mkdir(parents=True, exist_ok=True)
-    {"dense": dense, "sparse": sparse, "markdown": markdown}[args.part](args)
+    {"dense": dense, "sparse": sparse, "lexical": lexical, "from-log": from_log,
+     "markdown": markdown}[args.part](args)
 
 
 if __name__ == "__main__":
