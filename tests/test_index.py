@@ -701,3 +701,20 @@ def test_hashindex_rerank_search_on_empty_fitted_index(how):
     D, I = index.search(Xq, 4)
     assert D.shape == I.shape == (len(Xq), 4)
     assert np.all(I == -1) and np.all(np.isinf(D))
+
+
+def test_duplicate_id_check_tracks_adds_and_removes():
+    rng = np.random.default_rng(3)
+    index = BinaryIndex(64)
+    codes = lambda m: rng.integers(0, 2**63, size=(m, 1), dtype=np.uint64)  # noqa: E731
+    index.add(codes(3), ids=[5, 3, 9])
+    index.add(codes(1), ids=[4])  # below the largest id, not present: accepted
+    with pytest.raises(ValidationError, match="id 3 is already"):
+        index.add(codes(2), ids=[7, 3])
+    assert index.ntotal == 4  # the rejected batch added nothing
+    assert index.remove([3]) == 1
+    index.add(codes(1), ids=[3])  # free again after removal
+    index.add(codes(2), ids=[10, 11])  # above every id: fast path
+    with pytest.raises(ValidationError, match="id 11 is already"):
+        index.add(codes(1), ids=[11])
+    assert sorted(index.ids.tolist()) == [3, 4, 5, 9, 10, 11]

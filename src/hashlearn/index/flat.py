@@ -27,6 +27,16 @@ def _as_ids(ids, n: int, name: str = "ids") -> np.ndarray:
     return arr
 
 
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Boolean mask: which ``values`` occur in ``sorted_set`` (binary search; np.isin is ~300× slower
+    for a small batch against a large id set)."""
+    if sorted_set.size == 0:
+        return np.zeros(values.shape, bool)
+    pos = np.searchsorted(sorted_set, values)
+    pos[pos == sorted_set.size] = 0
+    return sorted_set[pos] == values
+
+
 class CodeStore:
     """Growable (codes, ids) arrays shared by the binary indexes.
 
@@ -43,6 +53,7 @@ class CodeStore:
         self.ntotal = 0
         self._next_id = 0
         self.ids_increasing = True
+        self._sorted_ids = None  # lazily built sorted copy of ids, for duplicate checks
 
     @property
     def codes(self) -> np.ndarray:
@@ -73,9 +84,13 @@ class CodeStore:
             ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
         else:
             ids = _as_ids(ids, m)
-            if m and self.ntotal and np.isin(ids, self.ids).any():
-                dup = ids[np.isin(ids, self.ids)][0]
-                raise ValidationError(f"id {dup} is already in the index (remove it first to replace it)")
+            # Ids above every id ever assigned cannot collide: skip the check (the common append case).
+            if m and self.ntotal and int(ids.min()) < self._next_id:
+                present = _member(ids, self._sorted())
+                if present.any():
+                    raise ValidationError(
+                        f"id {ids[present][0]} is already in the index (remove it first to replace it)"
+                    )
         if m == 0:
             return ids
         if self.ntotal and ids[0] <= self._ids[self.ntotal - 1]:
@@ -87,13 +102,19 @@ class CodeStore:
         self._ids[self.ntotal : self.ntotal + m] = ids
         self.ntotal += m
         self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self._sorted_ids = None
         return ids
+
+    def _sorted(self) -> np.ndarray:
+        if self._sorted_ids is None:
+            self._sorted_ids = np.sort(self.ids)
+        return self._sorted_ids
 
     def remove(self, ids) -> int:
         ids = np.asarray(ids, dtype=np.int64).ravel()
         if self.ntotal == 0 or ids.size == 0:
             return 0
-        drop = np.isin(self.ids, ids)
+        drop = _member(self.ids, np.sort(ids))
         n_drop = int(drop.sum())
         if n_drop:
             keep = ~drop
@@ -101,6 +122,7 @@ class CodeStore:
             self._codes = np.ascontiguousarray(codes)
             self._ids = np.ascontiguousarray(kept_ids)
             self.ntotal = kept_ids.shape[0]
+            self._sorted_ids = None
         return n_drop
 
     def check_queries(self, q) -> np.ndarray:
