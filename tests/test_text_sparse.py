@@ -78,6 +78,7 @@ def test_term_vectors_give_bm25_scores():
     docs = ["protein folding in cells", "cells divide", "protein protein interaction networks", "heart disease"]
     D, Q, vocab = term_vectors(docs, ["protein cells", "heart"])
     assert "the" not in vocab and D.shape == (4, len(vocab))
+    pytest.importorskip("bm25s")
     from hashlearn.text.lexical import BM25
 
     s, p = BM25().fit(docs).search(["protein cells", "heart"], k=4)

@@ -32,7 +32,6 @@ Examples
 from __future__ import annotations
 
 import numbers
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
