@@ -39,6 +39,9 @@ CACHE = Path.home() / ".cache" / "hashlearn" / "embeddings"
 BPR = {384: {"lr": 1e-3, "epochs": 30}, 256: {"lr": 1e-3, "epochs": 30},
        128: {"lr": 3e-3, "epochs": 40}, 64: {"lr": 3e-3, "epochs": 40}}
 
+# self-supervised bpr (no qrels): chosen on the pseudo-query dev check (agreement with the float top 10)
+SELFSUP = {"lr": 1e-2, "epochs": 8, "patience": 3, "verbose": True}
+
 
 def _log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -147,6 +150,125 @@ def dense(args):
                                      data.qrels, bytes_per_doc=ref["bytes_per_doc"]))
     write_json(OUT / "text_scifact_dense.json", {"meta": meta, "rows": rows})
     _log(f"wrote {OUT / 'text_scifact_dense.json'}")
+
+
+def selfsup(args):
+    """Self-supervised bpr (title pseudo-queries only, no qrels at all) vs ITQ at equal bits: text_scifact_selfsup.json.
+
+    The head is distilled from the float model on title pseudo-queries and early-stopped on the agreement of
+    its Hamming top 10 with the float top 10 of 1,000 held-out pseudo-queries; neither train nor test qrels
+    are read before the final evaluation.
+    """
+    import torch
+
+    torch.set_num_threads(2)
+    from hashlearn.embed import Embedder
+    from hashlearn.text.beir import load_beir
+    from hashlearn.text.pipeline import evaluate_codes, fit_encoder, load_embeddings, make_pseudo_queries
+
+    data = load_beir(DATA, "test")
+    corpus = data.corpus
+    qids, _ = data.judged_queries()
+    X = load_embeddings(DATA / "minilm", "corpus", corpus.ids)
+    Qe = load_embeddings(DATA / "minilm", "queries", qids)
+    ptexts, prows = make_pseudo_queries(corpus.titles, corpus.texts, strategy="title")
+    P = Embedder(cache_dir=CACHE, show_progress=False).encode(ptexts)
+    rows = []
+    for bits in args.selfsup_bits:
+        for spec, kind in ((f"itq:{bits}", "itq"), (f"bpr:{bits}", "bpr")):
+            t0 = time.perf_counter()
+            if kind == "itq":
+                enc = fit_encoder(spec, X, random_state=0)
+            else:
+                enc = fit_encoder(spec, X, pseudo_queries=P, pseudo_docs=prows, random_state=0,
+                                  params=dict(SELFSUP))
+            fit_s = time.perf_counter() - t0
+            for asym in (False, True):
+                row, _ = evaluate_codes(enc, X, Qe, qids, corpus.ids, data.qrels, codes=spec, rescore="none",
+                                        candidates=100, asymmetric=asym)
+                row.update(fit_seconds=fit_s, label=spec + (" (self-sup.)" if kind == "bpr" else ""))
+                if kind == "bpr":
+                    row.update(bpr_init_dev_score=enc.init_dev_score_, bpr_dev_score=enc.dev_score_,
+                               bpr_best_epoch=enc.best_epoch_, bpr_epochs_run=len(enc.history_))
+                rows.append(row)
+                _log(f"{row['label']:22s} asym={asym}: nDCG@10 {row['ndcg@10']:.4f} R@100 {row['recall@100']:.4f}")
+    meta = {"command": "OMP_NUM_THREADS=2 python bench/text_scifact.py --part selfsup", "settings": SELFSUP,
+            "pseudo_queries": len(ptexts), "machine": machine_info(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    write_json(OUT / "text_scifact_selfsup.json", {"meta": meta, "rows": rows})
+
+
+def topics(args):
+    """Keyphrase expansion for BM25 and Lbl2Vec-style keyword topic retrieval: text_scifact_topics.json.
+
+    Settings are chosen on the train queries (qrels/train.tsv); the test split is only evaluated.
+    """
+    from hashlearn.embed import Embedder
+    from hashlearn.text.beir import load_beir, read_qrels
+    from hashlearn.text.keyphrases import KeyphraseExtractor, candidate_phrases, expand_documents
+    from hashlearn.text.lexical import BM25
+    from hashlearn.text.pipeline import evaluate_run, load_embeddings
+    from hashlearn.text.topics import TopicRetriever
+
+    data = load_beir(DATA, "test")
+    corpus = data.corpus
+    test_ids, test_texts = data.judged_queries()
+    train_qrels = read_qrels(DATA / "qrels" / "train.tsv")
+    qtext = dict(zip(data.query_ids, data.query_texts))
+    train_ids = [q for q in train_qrels if q in qtext]
+    train_texts = [qtext[q] for q in train_ids]
+    splits = {"train": (train_ids, train_texts, train_qrels), "test": (test_ids, test_texts, data.qrels)}
+    X = load_embeddings(DATA / "minilm", "corpus", corpus.ids)
+    emb = Embedder(cache_dir=CACHE, show_progress=False)
+    rows, meta = [], {"command": "OMP_NUM_THREADS=2 python bench/text_scifact.py --part topics",
+                      "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+    def evaluate(kind, name, split, scores, pos, **extra):
+        ids, _, qrels = splits[split]
+        row = evaluate_run(name, scores, pos, ids, corpus.ids, qrels)
+        row.update(kind=kind, split=split, **extra)
+        rows.append(row)
+        _log(f"{kind:8s} {split:5s} {name:45s} nDCG@10 {row['ndcg@10']:.4f} R@100 {row['recall@100']:.4f}")
+
+    # -- keyphrase expansion of the documents (BM25) --------------------------------------------------------
+    t0 = time.perf_counter()
+    kx = KeyphraseExtractor(emb.encode, top_n=args.keyphrases, diversity=0.5, n_candidates=args.kp_candidates)
+    kps = kx.extract(corpus.full_texts, doc_embeddings=X)
+    meta["keyphrase_seconds"] = time.perf_counter() - t0
+    meta["keyphrase_examples"] = {corpus.ids[i]: kps[i] for i in range(3)}
+    tfidf = [c[: args.keyphrases] for c in candidate_phrases(corpus.full_texts, n_candidates=args.keyphrases)]
+    variants = {"bm25": corpus.full_texts}
+    for rep in (1, 2):
+        variants[f"bm25 + keyphrases x{rep} (MiniLM+MMR)"] = expand_documents(corpus.full_texts, kps, repeat=rep)
+        variants[f"bm25 + keyphrases x{rep} (tf-idf only)"] = expand_documents(corpus.full_texts, tfidf, repeat=rep)
+    for name, texts in variants.items():
+        bm = BM25().fit(texts)
+        for split, (ids, qt, _) in splits.items():
+            bs, bp = bm.search(qt, k=100)
+            evaluate("keyphr", name, split, bs, bp)
+
+    # -- topic retrieval from a few keywords (each query reduced to its top tf-idf words) ---------------------
+    for split, (ids, qt, _) in splits.items():
+        kws = candidate_phrases(qt, max_words=1, n_candidates=args.topic_keywords, df_texts=corpus.full_texts)
+        topics_ = {q: (k or [t]) for q, k, t in zip(ids, kws, qt)}
+        if split == "test":
+            meta["topic_examples"] = {q: topics_[q] for q in ids[:3]}
+        bm = BM25().fit(corpus.full_texts)
+        bs, bp = bm.search([" ".join(topics_[q]) for q in ids], k=100)
+        evaluate("topics", "bm25 on the keywords", split, bs, bp)
+        Qfull = load_embeddings(DATA / "minilm", "queries", ids)
+        S = Qfull @ X.T
+        top = np.argsort(-S, axis=1)[:, :100]
+        evaluate("topics", "float MiniLM, full query text (reference)", split, np.take_along_axis(S, top, 1), top)
+        for mode in ("mean", "joined"):
+            for n_iter, k, w in ((0, 1, 0.0), (1, 5, 0.0), (1, 10, 0.0), (1, 20, 0.0), (1, 5, 0.5), (1, 10, 0.5),
+                                 (1, 20, 0.5), (2, 10, 0.5)):
+                tr = TopicRetriever(emb.encode, n_neighbors=k, keyword_weight=w, n_iter=n_iter, keyword_mode=mode)
+                sc, pos = tr.fit(X, topics_).retrieve(X, k=100)
+                name = (f"keywords {mode}" + (" (no refinement)" if n_iter == 0 else
+                                               f" + Lbl2Vec refine k={k} w={w} iter={n_iter}"))
+                evaluate("topics", name, split, sc, pos, mode=mode, n_iter=n_iter, n_neighbors=k, keyword_weight=w)
+    write_json(OUT / "text_scifact_topics.json", {"meta": meta, "rows": rows})
 
 
 def lexical(args):
@@ -398,7 +520,12 @@ def markdown(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["dense", "sparse", "lexical", "from-log", "markdown"], required=True)
+    p.add_argument("--part", choices=["dense", "sparse", "lexical", "from-log", "selfsup", "topics", "markdown"],
+                   required=True)
+    p.add_argument("--selfsup-bits", type=int, nargs="*", default=[128, 256])
+    p.add_argument("--keyphrases", type=int, default=4)
+    p.add_argument("--kp-candidates", type=int, default=6)
+    p.add_argument("--topic-keywords", type=int, default=3)
     p.add_argument("--log", help="log of an interrupted dense run (for --part from-log)")
     p.add_argument("--bpr-bits", type=int, nargs="*", default=[384, 256, 128, 64])
     p.add_argument("--self-supervised", action="store_true")
@@ -410,7 +537,7 @@ def main():
         sys.exit(f"missing {DATA / 'corpus.jsonl'}: SciFact (BEIR format) is needed for this benchmark")
     OUT.mkdir(parents=True, exist_ok=True)
     {"dense": dense, "sparse": sparse, "lexical": lexical, "from-log": from_log,
-     "markdown": markdown}[args.part](args)
+     "selfsup": selfsup, "topics": topics, "markdown": markdown}[args.part](args)
 
 
 if __name__ == "__main__":

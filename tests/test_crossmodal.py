@@ -290,3 +290,23 @@ def test_partial_fit_memory_is_validated_and_scales_statistics(planted):
     Z = [a.feature_maps_[0].transform(views[0][200:])]
     # the old Gram matrix is halved, the batch's own Gram matrix is added
     np.testing.assert_allclose(a.stats_["HZZ0"], 0.5 * before + Z[0].T @ Z[0], rtol=1e-10, atol=1e-10)
+
+
+def test_partial_fit_batch_latent_is_own_factorisation_rotated_onto_old_axes():
+    """The new batch's initial latent = its own SVD latent times the orthogonal Procrustes rotation onto
+    the old couplings' prediction: same singular values as the SVD latent, and no other rotation of it is
+    closer to the prediction."""
+    views, labels = make_planted_views(500, n_clusters=5, latent_dim=5, dims=(24, 16), noise=0.2, random_state=7)
+    old = labels < 3
+    model = RREH(n_bits=8, kernel="linear", random_state=0).fit([v[old] for v in views])
+    Zp = [model.feature_maps_[v].transform(views[v][~old]) for v in range(2)]
+    rng = np.random.default_rng(0)
+    V0 = model._batch_latent(Zp, 8, np.random.default_rng(1))
+    Vs = model._init_latent(Zp, 8, np.random.default_rng(1))
+    warm = model._warm_latent(Zp)
+    np.testing.assert_allclose(np.linalg.svd(V0, compute_uv=False), np.linalg.svd(Vs, compute_uv=False), rtol=1e-8)
+    best = np.linalg.norm(V0 - warm)
+    assert best <= np.linalg.norm(Vs - warm) + 1e-9
+    for _ in range(20):
+        Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+        assert best <= np.linalg.norm(Vs @ Q - warm) + 1e-9

@@ -331,6 +331,36 @@ def test_bpr_self_supervised_and_persistence(tmp_path):
     np.testing.assert_array_equal(load(tmp_path / "bpr.hl").transform(X), h.transform(X))
 
 
+def test_bpr_self_supervised_distillation_tracks_float_ranking():
+    """Self-supervised (no pairs): the agreement dev check keeps a head whose Hamming top 10 matches the
+    float top 10 of *fresh* queries at least as well as the PCA start, and never worse on its own dev set."""
+    from hashlearn.text.bpr import BPRHasher
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 24)).astype(np.float32) * np.linspace(1.0, 0.3, 24).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    T = X + 0.2 * rng.standard_normal(X.shape).astype(np.float32)
+    fresh = X[:100] + 0.2 * rng.standard_normal((100, 24)).astype(np.float32)
+
+    def agreement(h):
+        truth = _ref_topk(fresh @ X.T, 10)
+        zq, zd = h.margins(fresh) > 0, h.margins(X) > 0
+        got = _ref_topk((2.0 * zq - 1) @ (2.0 * zd - 1).T, 10)
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got)])
+
+    base = dict(n_bits=8, lr=1e-2, pseudo_weight=1.0, random_state=0)
+    start = BPRHasher(epochs=1, lr=1e-12, **{k: v for k, v in base.items() if k != "lr"}).fit(
+        X, pseudo_queries=T, pseudo_docs=np.arange(300))
+    h = BPRHasher(epochs=12, **base).fit(X, pseudo_queries=T, pseudo_docs=np.arange(300))
+    assert h.self_dev == "agreement" and h.dev_score_ >= h.init_dev_score_
+    assert 0.0 < h.init_dev_score_ < 1.0
+    assert agreement(h) >= agreement(start) - 0.02, (agreement(h), agreement(start))
+    own = BPRHasher(epochs=2, self_dev="own_document", **base).fit(X, pseudo_queries=T, pseudo_docs=np.arange(300))
+    assert own.init_dev_score_ != h.init_dev_score_  # a different dev target
+    with pytest.raises(ValidationError, match="self_dev must be one of"):
+        BPRHasher(n_bits=8, self_dev="title").fit(X, pseudo_queries=T, pseudo_docs=np.arange(300))
+
+
 def test_bpr_bad_input():
     from hashlearn.errors import NotFittedError
     from hashlearn.text.bpr import BPRHasher

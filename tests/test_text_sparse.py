@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 from hashlearn.errors import NotFittedError, ValidationError
-from hashlearn.text.sparse import InvertedIndex, SeismicIndex, exhaustive_search, term_vectors
+from hashlearn.text.sparse import (InvertedIndex, SeismicIndex, exhaustive_search, exhaustive_search_numba,
+                                   term_vectors)
 
 
 def _sparse_data(seed=0, n=400, V=300, nq=40, density=0.05):
@@ -40,19 +41,26 @@ def test_exhaustive_and_inverted_index_are_exact():
     ref = _brute(X, Q, 10)
     _check_exact(*exhaustive_search(X, Q, 10), *ref)
     _check_exact(*InvertedIndex().fit(X).search(Q, 10), *ref)
+    _check_exact(*exhaustive_search_numba(X, Q, 10), *ref)
+    # k larger than the number of matching documents: -1 / -inf past the end, as the reference
+    s, i = exhaustive_search_numba(X, Q, X.shape[0] + 5)
+    assert i.shape == (Q.shape[0], X.shape[0] + 5) and np.all(i[:, X.shape[0]:] == -1)
+    np.testing.assert_array_equal(i[:, :X.shape[0]], _brute(X, Q, X.shape[0])[1])
 
 
-def test_seismic_without_pruning_is_exact():
+@pytest.mark.parametrize("block_order", ["bound", "list"])
+def test_seismic_without_pruning_is_exact(block_order):
     X, Q = _sparse_data(seed=1)
     s = SeismicIndex(posting_length=10**6, block_size=4, summary_energy=1.0, query_cut=10**6, heap_factor=1.0,
-                     random_state=0).fit(X)
+                     block_order=block_order, random_state=0).fit(X)
     assert s.postings_kept_ == s.postings_total_ == X.nnz
     # every posting is in exactly one block of its term
     assert len(s.block_docs_) == X.nnz and s.n_blocks_ >= X.shape[1] // 2
     _check_exact(*s.search(Q, 10), *_brute(X, Q, 10))
 
 
-def test_seismic_approximation_only_loses_recall():
+@pytest.mark.parametrize("block_order", ["bound", "list"])
+def test_seismic_approximation_only_loses_recall(block_order):
     X, Q = _sparse_data(seed=2, n=800)
     ref_s, ref_i = _brute(X, Q, 10)
     S = (Q @ X.T).toarray()
@@ -62,14 +70,14 @@ def test_seismic_approximation_only_loses_recall():
                {"posting_length": 10, "block_size": 4, "summary_energy": 0.3}):
         s = SeismicIndex(random_state=0, **kw).fit(X)
         assert s.postings_kept_ < X.nnz
-        scores, ids = s.search(Q, 10, query_cut=3, heap_factor=0.8)
+        scores, ids = s.search(Q, 10, query_cut=3, heap_factor=0.8, block_order=block_order)
         ok = ids >= 0
         # returned scores are the true inner products of the returned documents, in descending order
         np.testing.assert_allclose(scores[ok], np.take_along_axis(S, np.where(ok, ids, 0), 1)[ok], rtol=1e-5)
         assert np.all(np.diff(np.where(ok, scores, -np.inf), axis=1) <= 1e-6)
         recalls.append(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, (b >= 0).sum())
                                 for a, b in zip(ids, ref_i)]))
-    full = exact.search(Q, 10, query_cut=3)[1]
+    full = exact.search(Q, 10, query_cut=3, block_order=block_order)[1]
     assert 0 < recalls[1] <= recalls[0] <= 1.0
     assert recalls[0] < 1.0 or np.array_equal(full, ref_i)
 
@@ -98,6 +106,12 @@ def test_sparse_bad_input():
         SeismicIndex(summary_energy=0).fit(X)
     with pytest.raises(ValidationError, match="k must be"):
         exhaustive_search(X, Q, 0)
+    with pytest.raises(ValidationError, match="k must be"):
+        exhaustive_search_numba(X, Q, 0)
+    with pytest.raises(ValidationError, match="block_order"):
+        SeismicIndex(block_order="random").fit(X)
+    with pytest.raises(ValidationError, match="block_order"):
+        SeismicIndex(posting_length=10, random_state=0).fit(X).search(Q, 5, block_order="zigzag")
     with pytest.raises(NotFittedError):
         SeismicIndex().search(Q)
     bad = X.copy()

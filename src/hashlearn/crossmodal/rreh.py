@@ -148,7 +148,8 @@ class RREH(BaseCrossModalHasher):
     * ``V``: rows outside ``S`` in closed form, ``V_i = b_i A⁻¹`` with
       ``A = Σ_v λ_v U_vU_vᵀ + (2μ + β) I``; the anchor rows solve
       ``V_S A + Σ_v (G_vᵀG_v) V_S (αλ_v U_vU_vᵀ + β I) = b_S + Σ_v G_vᵀ(αλ_v Z_vᵘU_vᵀ + β B_vᵘRᵀ)`` by
-      conjugate gradients from the current value (monotone on the quadratic);
+      conjugate gradients warm-started from the current value (at most 10 steps per alternation;
+      every CG iterate lowers the quadratic, so the step is monotone without being solved exactly);
     * ``R`` = orthogonal Procrustes on the r × r matrix ``[V; M_0; M_1]ᵀ B``;
     * ``B`` discrete and exact, no relaxation: ``Bᵖ = sgn(β V R + η Σ_v Z_vᵖ H_v)``,
       ``B_vᵘ = sgn(β M_v R + η Z_vᵘ H_v)``;
@@ -160,7 +161,9 @@ class RREH(BaseCrossModalHasher):
     Lifelong updates: :meth:`partial_fit` runs the same alternation on a new batch only, with the
     previous items' latents and codes frozen; their contribution enters through accumulated r × r and
     D × r statistics (:attr:`stats_`), so codes already stored in an index stay valid and the cost is
-    linear in the batch size.
+    linear in the batch size. The batch's latent starts from its own factorisation rotated onto the old
+    latent axes by orthogonal Procrustes (:meth:`_batch_latent`), so new classes are not forced into the
+    old couplings' span.
 
     Parameters
     ----------
@@ -389,9 +392,21 @@ class RREH(BaseCrossModalHasher):
         of Wiki and MNIST two-view; see ``docs/crossmodal.md``.)
         """
         warm = self._warm_latent(Zp)
-        if Zp[0].shape[0] < 2:
+        n = Zp[0].shape[0]
+        if n < 2:
             return warm
-        Vs = self._init_latent(Zp, r, rng)
+        Zc = np.hstack(Zp)
+        if self.init == "svd" and n < Zc.shape[1]:
+            # the same latent as _init_latent's SVD (up to column signs, which the Procrustes rotation
+            # absorbs), from the eigenvectors of the n_p × n_p Gram matrix: cheaper for a small batch
+            k = min(r, Zp[0].shape[1], Zp[1].shape[1], n)
+            Vs = 1e-3 * rng.standard_normal((n, r))
+            w, E = np.linalg.eigh(Zc @ Zc.T)
+            top = np.argsort(w)[::-1][:k]
+            Vs[:, :k] = E[:, top] * np.sqrt(np.maximum(w[top], 0.0))
+            Vs *= np.sqrt(r / max(np.mean(np.sum(Vs * Vs, axis=1)), 1e-300))
+        else:
+            Vs = self._init_latent(Zp, r, rng)
         return Vs @ procrustes(Vs.T @ warm)
 
     def _solve(self, data, V, R, prior, rng, fixed_anchor_latent=None):
@@ -411,11 +426,11 @@ class RREH(BaseCrossModalHasher):
         # Gram matrices of the fixed inputs (plus the frozen items' statistics).
         PZZ = [prior[f"PZZ{v}"] + Zp[v].T @ Zp[v] for v in range(2)]
         HZZ = [prior[f"HZZ{v}"] + Zp[v].T @ Zp[v] + Zu[v].T @ Zu[v] for v in range(2)]
-        HZZ_f = [cho_factor(HZZ[v] + (ga / et) * np.eye(HZZ[v].shape[0])) for v in range(2)]
-        PZZ_f = [cho_factor(PZZ[v] + (ga / mu) * np.eye(PZZ[v].shape[0])) for v in range(2)]
+        HZZ_f = [cho_factor(HZZ[v] + (ga / et) * np.eye(HZZ[v].shape[0]), check_finite=False) for v in range(2)]
+        PZZ_f = [cho_factor(PZZ[v] + (ga / mu) * np.eye(PZZ[v].shape[0]), check_finite=False) for v in range(2)]
 
         def chol_solve(L, B):
-            return cho_solve(L, B)
+            return cho_solve(L, B, check_finite=False)
 
         # initial codes and hash functions
         M = [G[v] @ anchor_latent(V) for v in range(2)]
@@ -457,7 +472,7 @@ class RREH(BaseCrossModalHasher):
                     def op(Y, A=A, C=C):
                         return Y @ A + GtG[0] @ (Y @ C[0]) + GtG[1] @ (Y @ C[1])
 
-                    Vnew[S] = _cg(op, rhs_S, V[S], n_iter=50)
+                    Vnew[S] = _cg(op, rhs_S, V[S], n_iter=10)  # warm start: a few steps suffice
                 V = Vnew
                 M = [G[v] @ anchor_latent(V) for v in range(2)]
             # R (orthogonal Procrustes over all rows, frozen items included)

@@ -129,7 +129,15 @@ def _sparse_dot(qt_idx, qt_val, qd, idx, val, a, b):
 
 @njit(cache=True)
 def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_ptr, block_doc_ptr, block_docs,
-                   sum_ptr, sum_idx, sum_val, fwd_ptr, fwd_idx, fwd_val, n_docs, n_features):
+                   sum_ptr, sum_idx, sum_val, fwd_ptr, fwd_idx, fwd_val, n_docs, n_features, sorted_blocks):
+    """Seismic query processing.
+
+    ``sorted_blocks=False``: the paper's order -- the ``query_cut`` heaviest terms in decreasing weight, each
+    term's blocks in list order, a block skipped when ``heap_factor * <q, summary> <= k-th score``.
+    ``sorted_blocks=True``: the bounds of all those blocks are computed first and the blocks are visited in
+    decreasing bound, stopping at the first one whose bound cannot beat the k-th score (early exit; the
+    heap fills with good documents first, so fewer blocks are opened).
+    """
     nq = q_ptr.shape[0] - 1
     out_s = np.full((nq, k), -np.inf, dtype=np.float32)
     out_i = np.full((nq, k), -1, dtype=np.int64)
@@ -137,6 +145,9 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
     visited = np.full(n_docs, -1, dtype=np.int64)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
+    cap = 1024
+    cand_b = np.empty(cap, dtype=np.float32)
+    cand_k = np.empty(cap, dtype=np.int64)
     for qi in range(nq):
         a, b = q_ptr[qi], q_ptr[qi + 1]
         for j in range(a, b):
@@ -147,13 +158,26 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
         order = np.argsort(-q_val[a:b], kind="mergesort")
         n_terms = min(query_cut, b - a)
         size = 0
-        for o in range(n_terms):
-            t = q_idx[a + order[o]]
-            for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
-                if size == k:
-                    bound = _sparse_dot(qt_idx, qt_val, qd, sum_idx, sum_val, sum_ptr[blk], sum_ptr[blk + 1])
-                    if bound * heap_factor <= hs[0]:
-                        continue
+        if sorted_blocks:
+            nc = 0
+            for o in range(n_terms):
+                t = q_idx[a + order[o]]
+                for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
+                    if nc == cap:
+                        cap *= 2
+                        nb_ = np.empty(cap, dtype=np.float32)
+                        nk_ = np.empty(cap, dtype=np.int64)
+                        nb_[:nc] = cand_b[:nc]
+                        nk_[:nc] = cand_k[:nc]
+                        cand_b, cand_k = nb_, nk_
+                    cand_b[nc] = _sparse_dot(qt_idx, qt_val, qd, sum_idx, sum_val, sum_ptr[blk], sum_ptr[blk + 1])
+                    cand_k[nc] = blk
+                    nc += 1
+            border = np.argsort(-cand_b[:nc])
+            for o in range(nc):
+                blk = cand_k[border[o]]
+                if size == k and cand_b[border[o]] * heap_factor <= hs[0]:
+                    break
                 for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
                     d = block_docs[p]
                     if visited[d] == qi:
@@ -162,6 +186,22 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
                     score = _sparse_dot(qt_idx, qt_val, qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
                     if score > 0.0:
                         size = _heap_push(hs, hd, size, k, score, d)
+        else:
+            for o in range(n_terms):
+                t = q_idx[a + order[o]]
+                for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
+                    if size == k:
+                        bound = _sparse_dot(qt_idx, qt_val, qd, sum_idx, sum_val, sum_ptr[blk], sum_ptr[blk + 1])
+                        if bound * heap_factor <= hs[0]:
+                            continue
+                    for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
+                        d = block_docs[p]
+                        if visited[d] == qi:
+                            continue
+                        visited[d] = qi
+                        score = _sparse_dot(qt_idx, qt_val, qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
+                        if score > 0.0:
+                            size = _heap_push(hs, hd, size, k, score, d)
         for j in range(a, b):
             qd[q_idx[j]] = 0.0
         _drain(hs, hd, size, out_s, out_i, qi)
@@ -293,3 +333,29 @@ def block_summaries(block_doc_ptr, block_docs, fwd_ptr, fwd_idx, fwd_val, energy
         for i in range(nt):
             scratch[touched[i]] = 0.0
     return ptr, out_idx[:n].copy(), out_val[:n].copy()
+
+
+@njit(cache=True)
+def forward_scan_search(q_ptr, q_idx, q_val, k, fwd_ptr, fwd_idx, fwd_val, n_features):
+    """Exhaustive exact top-k: every document's ``<q, d>`` from the forward index (dense query lookup)."""
+    nq = q_ptr.shape[0] - 1
+    n_docs = fwd_ptr.shape[0] - 1
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    qd = np.zeros(n_features, dtype=np.float32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    for qi in range(nq):
+        for j in range(q_ptr[qi], q_ptr[qi + 1]):
+            qd[q_idx[j]] = q_val[j]
+        size = 0
+        for d in range(n_docs):
+            s = np.float32(0.0)
+            for f in range(fwd_ptr[d], fwd_ptr[d + 1]):
+                s += qd[fwd_idx[f]] * fwd_val[f]
+            if s > 0.0 and (size < k or s >= hs[0]):
+                size = _heap_push(hs, hd, size, k, s, d)
+        for j in range(q_ptr[qi], q_ptr[qi + 1]):
+            qd[q_idx[j]] = 0.0
+        _drain(hs, hd, size, out_s, out_i, qi)
+    return out_s, out_i

@@ -40,6 +40,7 @@ __all__ = ["BPRHasher"]
 
 _INITS = ("pca", "itq", "identity", "random")
 _QUERY_SIDES = ("binary", "float", "both")
+_SELF_DEVS = ("agreement", "own_document")
 
 
 @persistable
@@ -63,7 +64,10 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
     distill_temperature : float, default 0.02
         Temperature of the float model's cosine similarities in the distillation target.
     pseudo_weight : float, default 0.5
-        Weight of the pseudo-query cross-entropy (pseudo-query → its own document).
+        Weight of the pseudo-query loss (cross-entropy to its own document + distillation).
+    pseudo_ce_weight : float, default 1.0
+        Weight of the cross-entropy part inside the pseudo-query loss; 0 = pure distillation from the
+        float model on the pseudo-queries (the self-supervised setting of the SciFact benchmark).
     query_side : {"binary", "both", "float"}, default "binary"
         How queries are scored in training: binary codes (symmetric Hamming search), float
         projections (asymmetric search: float query × binary document), or the sum of both losses.
@@ -77,6 +81,13 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         Share of the training queries held out for early stopping (by query, never by pair).
     patience : int, default 6
         Epochs without dev improvement before stopping.
+    self_dev : {"agreement", "own_document"}, default "agreement"
+        Dev check of the self-supervised mode (no ``pairs``): ``agreement`` scores held-out
+        pseudo-queries' binary top-``dev_k`` against the float model's top-``dev_k`` (nDCG@k with the
+        float top-k as the relevant set: the distillation target); ``own_document`` scores the
+        pseudo-query's source document only (easy for titles, so it rarely moves).
+    dev_k : int, default 10
+        Size of the float top-k in the ``agreement`` check.
     n_threads : int, default 2
         torch threads.
     random_state : int, Generator or None
@@ -90,7 +101,8 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
     best_epoch_ : int
         Epoch (0-based) whose head was kept; -1 if the initial head was best.
     dev_score_ : float
-        nDCG@10 (symmetric Hamming ranking, binary relevance) of the kept head on the dev split.
+        nDCG@10 (symmetric Hamming ranking, binary relevance) of the kept head on the dev split
+        (self-supervised, ``self_dev="agreement"``: relevance = the float model's top ``dev_k``).
     init_dev_score_ : float
         The same for the initial head (plain sign bits or PCA/ITQ codes).
     history_ : ndarray (n_epochs_run, 2) float64
@@ -118,10 +130,11 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
 
     def __init__(self, n_bits: int = 128, *, init: str = "pca", epochs: int = 30, batch_size: int = 64,
                  lr: float = 1e-3, temperature: float = 0.05, distill_weight: float = 1.0,
-                 distill_temperature: float = 0.02, pseudo_weight: float = 0.5, query_side: str = "binary",
+                 distill_temperature: float = 0.02, pseudo_weight: float = 0.5, pseudo_ce_weight: float = 1.0,
+                 query_side: str = "binary",
                  max_full_corpus: int = 50_000, hard_negatives: int = 30, random_negatives: int = 2048,
-                 dev_fraction: float = 0.2, patience: int = 6, n_threads: int = 2, random_state=None,
-                 verbose: bool = False):
+                 dev_fraction: float = 0.2, patience: int = 6, self_dev: str = "agreement", dev_k: int = 10,
+                 n_threads: int = 2, random_state=None, verbose: bool = False):
         self.n_bits = n_bits
         self.init = init
         self.epochs = epochs
@@ -131,12 +144,15 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
         self.pseudo_weight = pseudo_weight
+        self.pseudo_ce_weight = pseudo_ce_weight
         self.query_side = query_side
         self.max_full_corpus = max_full_corpus
         self.hard_negatives = hard_negatives
         self.random_negatives = random_negatives
         self.dev_fraction = dev_fraction
         self.patience = patience
+        self.self_dev = self_dev
+        self.dev_k = dev_k
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
@@ -211,16 +227,18 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
             if not isinstance(v, numbers.Integral) or v < 1:
                 raise ValidationError(f"{name} must be a positive integer, got {v!r}")
 
-        for name in ("n_bits", "epochs", "batch_size", "n_threads", "patience"):
+        for name in ("n_bits", "epochs", "batch_size", "n_threads", "patience", "dev_k"):
             positive_int(name)
         if self.init not in _INITS:
             raise ValidationError(f"init must be one of {', '.join(_INITS)}; got {self.init!r}")
+        if self.self_dev not in _SELF_DEVS:
+            raise ValidationError(f"self_dev must be one of {', '.join(_SELF_DEVS)}; got {self.self_dev!r}")
         if self.query_side not in _QUERY_SIDES:
             raise ValidationError(f"query_side must be one of {', '.join(_QUERY_SIDES)}; got {self.query_side!r}")
         for name in ("lr", "temperature", "distill_temperature"):
             if not float(getattr(self, name)) > 0:
                 raise ValidationError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("distill_weight", "pseudo_weight"):
+        for name in ("distill_weight", "pseudo_weight", "pseudo_ce_weight"):
             if float(getattr(self, name)) < 0:
                 raise ValidationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.dev_fraction) < 1.0:
@@ -320,7 +338,15 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
             order = rng.permutation(len(TD))
             n_dev = min(int(round(len(TD) * self.dev_fraction)), 1000)
             dev_idx, pseudo_train = order[:n_dev], order[n_dev:]
-            dev_queries, dev_rel = T[dev_idx], [{int(d)} for d in TD[dev_idx]]
+            dev_queries = T[dev_idx]
+            if self.self_dev == "agreement":
+                # Distillation check: how well the binary ranking reproduces the float model's top-k.
+                k = min(int(self.dev_k), n)
+                sims = dev_queries @ X.T
+                top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                dev_rel = [set(r.tolist()) for r in top]
+            else:
+                dev_rel = [{int(d)} for d in TD[dev_idx]]
         positives = {}
         if train_pairs is not None:
             for q, dd in P:  # mask every positive of a query (train and dev pairs share no query)
@@ -353,7 +379,7 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
             rand = rng.choice(n, size=min(self.random_negatives, n), replace=False)
             return np.unique(np.concatenate([np.asarray(must, np.int64), hard, rand]))
 
-        def listwise(qv, targets, mask_rows=None):
+        def listwise(qv, targets, mask_rows=None, ce_weight=1.0):
             cand = candidate_set(qv, targets)
             Xc = Xt if cand is None else Xt[torch.from_numpy(cand)]
             if cand is not None:
@@ -377,7 +403,8 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
                             if col is not None and col != targets[r]:
                                 m[r, col] = True
                     s_ce = s.masked_fill(m, -1e4)
-                loss = loss + F.cross_entropy(s_ce, torch.as_tensor(targets))
+                if ce_weight > 0:
+                    loss = loss + ce_weight * F.cross_entropy(s_ce, torch.as_tensor(targets))
                 if teacher is not None:
                     loss = loss + self.distill_weight * F.kl_div(F.log_softmax(s, dim=1), teacher,
                                                                  reduction="batchmean")
@@ -386,6 +413,8 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         Wn, cn = head_np()
         best = (dev_score(Wn, cn), -1, Wn, cn)
         self.init_dev_score_ = float(best[0])
+        if self.verbose:
+            print(f"bpr initial head: dev nDCG@10 {best[0]:.4f}", flush=True)
         history, since_best = [], 0
         bs = int(self.batch_size)
         for epoch in range(int(self.epochs)):
@@ -407,7 +436,8 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
                     take = pseudo_perm[(bi * bs) % max(len(pseudo_perm), 1):][:bs]
                     if len(take):
                         tv = torch.from_numpy(T[take])
-                        loss = loss + self.pseudo_weight * listwise(tv, TD[take].tolist())
+                        loss = loss + self.pseudo_weight * listwise(tv, TD[take].tolist(),
+                                                                    ce_weight=float(self.pseudo_ce_weight))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

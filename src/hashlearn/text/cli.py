@@ -3,6 +3,8 @@
 ``hashlearn text index``  corpus.jsonl → a saved :class:`~hashlearn.text.index.TextIndex` (streamed in batches)
 ``hashlearn text search`` an index + query text(s) → ranked document ids
 ``hashlearn text eval``   BEIR folder → nDCG@10, Recall@100, bytes/doc, queries/s per codes × rescoring
+``hashlearn text topics`` corpus + keyword-defined topics → each topic's documents (Lbl2Vec-style)
+``hashlearn text keyphrases`` corpus → keyphrases per document (+ an expanded corpus for BM25)
 """
 
 from __future__ import annotations
@@ -242,6 +244,111 @@ def search_cmd(
         table.add_row(text[:60], " ".join(f"{d}:{s:.3g}" for d, s in results[qid][:k]))
     console.print(table)
     _write_json(json_path, results)
+
+
+def _corpus_and_vectors(corpus_path, embeddings, model, cache_dir):
+    """The corpus, its document embeddings (precomputed or embedded) and the embedder's encode function."""
+    from hashlearn.cli import CLIError
+
+    from ..embed import Embedder
+    from .beir import read_corpus
+    from .pipeline import load_embeddings
+
+    if not corpus_path.is_file():
+        raise CLIError(f"{corpus_path}: no such corpus file")
+    corpus = read_corpus(corpus_path)
+    if len(corpus) == 0:
+        raise CLIError(f"{corpus_path}: no documents")
+    emb = Embedder(model, cache_dir=cache_dir, show_progress=False)
+    X = (load_embeddings(embeddings, "corpus", corpus.ids) if embeddings is not None
+         else emb.encode(corpus.full_texts, use_cache=cache_dir is not None))
+    return corpus, X, emb
+
+
+@text_app.command("topics")
+def topics_cmd(
+    corpus_path: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format)"),
+    topic: List[str] = typer.Option(..., "--topic", "-t", help="NAME=keyword,keyword,... (repeatable)"),
+    k: int = typer.Option(10, "-k", "--k", help="documents per topic"),
+    n_neighbors: int = typer.Option(20, help="documents averaged into each refined label vector"),
+    keyword_weight: float = typer.Option(0.5, help="share of the keyword vector kept in the label vector"),
+    n_iter: int = typer.Option(1, help="refinement rounds (0 = keyword vectors only)"),
+    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy + corpus.ids"),
+    model: str = typer.Option("all-MiniLM-L6-v2"),
+    cache_dir: Optional[Path] = typer.Option(None),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write {topic: [[doc_id, score], ...]}"),
+):
+    """Lbl2Vec-style topic retrieval: the documents of each keyword-defined topic."""
+    from rich.table import Table
+
+    from hashlearn.cli import CLIError, _check_output, _write_json, console
+
+    from .topics import TopicRetriever
+
+    _check_output(json_path)
+    topics = {}
+    for item in topic:
+        name, sep, kws = item.partition("=")
+        if not sep or not name.strip():
+            raise CLIError(f"--topic must be NAME=kw1,kw2 (got {item!r})")
+        if name.strip() in topics:
+            raise CLIError(f"duplicate topic name {name.strip()!r}")
+        topics[name.strip()] = _split_list(kws, f"--topic {name.strip()}")
+    if k < 1:
+        raise CLIError(f"k must be >= 1, got {k}")
+    corpus, X, emb = _corpus_and_vectors(corpus_path, embeddings, model, cache_dir)
+    tr = TopicRetriever(emb.encode, n_neighbors=n_neighbors, keyword_weight=keyword_weight, n_iter=n_iter)
+    scores, rows = tr.fit(X, topics).retrieve(X, k=k)
+    results = {name: [[corpus.ids[r], float(s)] for s, r in zip(srow, rrow)]
+               for name, srow, rrow in zip(tr.topic_names_, scores, rows)}
+    table = Table(title=f"{len(topics)} topics, {len(corpus)} documents")
+    table.add_column("topic")
+    table.add_column("top documents (id:cosine)")
+    for name, hits in results.items():
+        table.add_row(name, " ".join(f"{d}:{s:.3f}" for d, s in hits[:10]))
+    console.print(table)
+    _write_json(json_path, results)
+
+
+@text_app.command("keyphrases")
+def keyphrases_cmd(
+    corpus_path: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format)"),
+    top_n: int = typer.Option(5, help="keyphrases per document"),
+    diversity: float = typer.Option(0.5, help="MMR diversity in [0, 1]"),
+    candidates: int = typer.Option(10, help="tf-idf pre-selected candidates embedded per document"),
+    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy + corpus.ids"),
+    model: str = typer.Option("all-MiniLM-L6-v2"),
+    cache_dir: Optional[Path] = typer.Option(None),
+    expanded: Optional[Path] = typer.Option(None, help="write corpus.jsonl with the keyphrases appended to the text"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write {doc_id: [keyphrase, ...]}"),
+):
+    """KeyBERT-style keyphrases of each document (embedding-ranked n-grams + MMR); optional expanded corpus."""
+    import json
+
+    from hashlearn.cli import CLIError, _check_output, _write_json, console
+
+    from ..io.persist import atomic_write
+    from .keyphrases import KeyphraseExtractor, expand_documents
+
+    _check_output(json_path)
+    _check_output(expanded)
+    if top_n < 1 or candidates < 1:
+        raise CLIError(f"--top-n and --candidates must be >= 1 (got {top_n}, {candidates})")
+    corpus, X, emb = _corpus_and_vectors(corpus_path, embeddings, model, cache_dir)
+    kps = KeyphraseExtractor(emb.encode, top_n=top_n, diversity=diversity, n_candidates=candidates).extract(
+        corpus.full_texts, doc_embeddings=X)
+    for i in range(min(5, len(corpus))):
+        console.print(f"{corpus.ids[i]}: {'; '.join(kps[i])}", highlight=False)
+    _write_json(json_path, dict(zip(corpus.ids, kps)))
+    if expanded is not None:
+        texts = expand_documents(corpus.texts, kps)
+
+        def write(f):
+            for did, title, text in zip(corpus.ids, corpus.titles, texts):
+                f.write((json.dumps({"_id": did, "title": title, "text": text}) + "\n").encode())
+
+        atomic_write(expanded, write)
+        console.print(f"wrote {expanded}")
 
 
 def register(app, bench_app) -> None:

@@ -11,10 +11,13 @@ Representations" (Bruch, Nardini, Rulli, Venturini, SIGIR 2024):
    ``summary_energy`` of its L1 mass;
 4. **query**: the ``query_cut`` heaviest query terms are visited in decreasing weight; a block is
    skipped when ``heap_factor × <q, summary>`` cannot beat the current k-th score; otherwise its
-   documents are scored exactly with the forward index (each document once per query).
+   documents are scored exactly with the forward index (each document once per query). With
+   ``block_order="bound"`` the bounds of all candidate blocks are computed first and blocks are opened in
+   decreasing bound until one cannot beat the k-th score (early exit).
 
 :class:`InvertedIndex` is the exact baseline over the same vectors (term-at-a-time accumulation over
-full posting lists), and :func:`exhaustive_search` scores every document (``X @ q``, scipy).
+full posting lists), and :func:`exhaustive_search` scores every document (``X @ q``, scipy CSR product;
+:func:`exhaustive_search_numba` does the same from the forward index, one query at a time).
 :func:`term_vectors` makes BM25-weighted document vectors and count query vectors, so that
 ``<q, d>`` is the BM25 score (no learned-sparse model is available offline).
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from ..errors import NotFittedError, ValidationError
 
-__all__ = ["SeismicIndex", "InvertedIndex", "exhaustive_search", "term_vectors"]
+__all__ = ["SeismicIndex", "InvertedIndex", "exhaustive_search", "exhaustive_search_numba", "term_vectors"]
 
 
 def _check_csr(X, name: str, n_features: int | None = None):
@@ -110,6 +113,19 @@ def exhaustive_search(X, Q, k: int = 10, *, block: int = 256):
     return out_s, out_i
 
 
+def exhaustive_search_numba(X, Q, k: int = 10):
+    """Exact top-``k`` by scoring every document from the forward (row) index, one query at a time
+    (numba, single thread): cost ``nnz(X)`` per query whatever the query length. Same output as
+    :func:`exhaustive_search`."""
+    X = _check_csr(X, "documents")
+    Q = _check_csr(Q, "queries", X.shape[1])
+    k = _check_k(k)
+    from ._sparse_kernels import forward_scan_search
+
+    return forward_scan_search(Q.indptr.astype(np.int64), Q.indices.astype(np.int32), Q.data, k,
+                               X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data, X.shape[1])
+
+
 class InvertedIndex:
     """Exact term-at-a-time retrieval over full posting lists (the plain inverted index baseline).
 
@@ -156,6 +172,13 @@ class SeismicIndex:
         Heaviest query terms visited (the paper's query_cut).
     heap_factor : float, default 1.0
         Skip a block when ``heap_factor * <q, summary>`` is below the current k-th score; < 1 skips more.
+    block_order : {"list", "bound"}, default "list"
+        ``"list"``: the paper's order (terms by decreasing weight, each list's blocks in order, skipping
+        blocks whose bound fails). ``"bound"``: the summary bounds of all blocks of the cut terms are
+        computed first and blocks are opened in decreasing bound, stopping at the first that fails
+        (early exit); the heap fills with strong documents early, so fewer blocks are opened -- but with
+        energy-pruned summaries the bounds underestimate and the early exit loses recall; on SciFact
+        passages (``bench/text_sparse.py``) ``"list"`` gave the better recall/speed trade-off.
     random_state : int, Generator or None
 
     Attributes
@@ -181,12 +204,13 @@ class SeismicIndex:
     """
 
     def __init__(self, *, posting_length: int = 1000, block_size: int = 16, summary_energy: float = 0.5,
-                 query_cut: int = 10, heap_factor: float = 1.0, random_state=None):
+                 query_cut: int = 10, heap_factor: float = 1.0, block_order: str = "list", random_state=None):
         self.posting_length = posting_length
         self.block_size = block_size
         self.summary_energy = summary_energy
         self.query_cut = query_cut
         self.heap_factor = heap_factor
+        self.block_order = block_order
         self.random_state = random_state
 
     def _check_params(self):
@@ -198,6 +222,8 @@ class SeismicIndex:
             raise ValidationError(f"summary_energy must be in (0, 1], got {self.summary_energy!r}")
         if not float(self.heap_factor) > 0:
             raise ValidationError(f"heap_factor must be > 0, got {self.heap_factor!r}")
+        if self.block_order not in ("bound", "list"):
+            raise ValidationError(f"block_order must be 'bound' or 'list', got {self.block_order!r}")
 
     def fit(self, X):
         """Build the index over documents ``X`` (n, V), sparse or dense, non-negative; returns ``self``."""
@@ -230,8 +256,10 @@ class SeismicIndex:
         return self
 
 
-    def search(self, Q, k: int = 10, *, query_cut: int | None = None, heap_factor: float | None = None):
-        """Approximate top-``k`` of each query (nq, V); query-time ``query_cut``/``heap_factor`` override."""
+    def search(self, Q, k: int = 10, *, query_cut: int | None = None, heap_factor: float | None = None,
+               block_order: str | None = None):
+        """Approximate top-``k`` of each query (nq, V); query-time ``query_cut``/``heap_factor``/``block_order``
+        override the constructor's."""
         if not hasattr(self, "fwd_ptr_"):
             raise NotFittedError("SeismicIndex is not fitted yet: call fit(X) first")
         Q = _check_csr(Q, "queries", self.n_features_in_)
@@ -240,12 +268,15 @@ class SeismicIndex:
         hf = self.heap_factor if heap_factor is None else float(heap_factor)
         if qc < 1 or hf <= 0:
             raise ValidationError(f"query_cut must be >= 1 and heap_factor > 0, got {qc}, {hf}")
+        bo = self.block_order if block_order is None else block_order
+        if bo not in ("bound", "list"):
+            raise ValidationError(f"block_order must be 'bound' or 'list', got {bo!r}")
         from ._sparse_kernels import seismic_search
 
         return seismic_search(Q.indptr.astype(np.int64), Q.indices.astype(np.int32), Q.data, k, qc, hf,
                               self.term_block_ptr_, self.block_doc_ptr_, self.block_docs_, self.sum_ptr_,
                               self.sum_idx_, self.sum_val_, self.fwd_ptr_, self.fwd_idx_, self.fwd_val_,
-                              self.n_docs_, self.n_features_in_)
+                              self.n_docs_, self.n_features_in_, bo == "bound")
 
     def memory_bytes(self) -> dict:
         """Bytes of the forward index, the pruned posting lists (block documents) and the summaries."""
