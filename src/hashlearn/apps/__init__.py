@@ -2,6 +2,8 @@
 
 * :mod:`hashlearn.apps.blocking` -- entity blocking (candidate pairs for record linkage / deduplication).
 * :mod:`hashlearn.apps.dedup` -- near-duplicate clusters of texts or vectors, streamed.
+* :mod:`hashlearn.apps.funchash` -- functional-equivalence hashing and an evaluation cache for search loops.
+* :mod:`hashlearn.apps.selection` -- hashed instance selection (single-level, multi-level, multi-view).
 
 Submodules are imported on first use, so ``import hashlearn.apps`` stays light.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["blocking", "dedup"]
+__all__ = ["blocking", "dedup", "funchash", "selection"]
 
 
 def __getattr__(name):

@@ -19,6 +19,10 @@ def register(app, bench_app) -> None:
     """Add this package's commands to the hashlearn typer app (and its bench group)."""
     _register_blocking(app)
     _register_dedup(app)
+    from . import funchash, selection
+
+    funchash.register_cli(app, bench_app)
+    selection.register_cli(app, bench_app)
 
 
 def _fmt(v) -> str:
