@@ -40,7 +40,7 @@ BPR = {384: {"lr": 1e-3, "epochs": 30}, 256: {"lr": 1e-3, "epochs": 30},
        128: {"lr": 3e-3, "epochs": 40}, 64: {"lr": 3e-3, "epochs": 40}}
 
 # self-supervised bpr (no qrels): chosen on the pseudo-query dev check (agreement with the float top 10)
-SELFSUP = {"lr": 1e-2, "epochs": 8, "patience": 3, "verbose": True}
+SELFSUP = {"lr": 3e-4, "epochs": 6, "patience": 3, "pseudo_weight": 1.0, "pseudo_ce_weight": 0.0, "verbose": True}
 
 
 def _log(msg):
