@@ -9,7 +9,9 @@ Public API (heavy dependencies — torch, sentence-transformers, bm25s, numba ke
   self-supervised with pseudo-queries);
 * :class:`BM25`, :func:`reciprocal_rank_fusion`, :func:`score_fusion`;
 * :class:`SeismicIndex`, :class:`InvertedIndex`, :func:`exhaustive_search`, :func:`term_vectors`;
-* :func:`beir_metrics`, :func:`beir_eval` — BEIR's nDCG@k / Recall@k and the whole evaluation.
+* :func:`beir_metrics`, :func:`beir_eval` — BEIR's nDCG@k / Recall@k and the whole evaluation;
+* :class:`TopicRetriever` — documents for a topic given by a few keywords (Lbl2Vec-style);
+* :class:`KeyphraseExtractor`, :func:`candidate_phrases`, :func:`expand_documents` — keyphrase expansion.
 
 CLI: ``hashlearn text index | search | eval`` (see :mod:`hashlearn.text.cli`).
 """
@@ -22,10 +24,13 @@ from .lexical import BM25, reciprocal_rank_fusion, score_fusion
 from .metrics import beir_metrics
 from .pipeline import load_embeddings, make_pseudo_queries
 from .sparse import InvertedIndex, SeismicIndex, exhaustive_search, term_vectors
+from .keyphrases import KeyphraseExtractor, candidate_phrases, expand_documents
+from .topics import TopicRetriever
 
 __all__ = [
     "BeirData", "Corpus", "Document", "ReadReport", "iter_corpus", "load_beir", "read_corpus", "read_qrels",
     "read_queries", "BPRHasher", "beir_eval", "RESCORE_MODES", "SignCodes", "TextIndex", "make_encoder",
     "parse_codes", "BM25", "reciprocal_rank_fusion", "score_fusion", "beir_metrics", "load_embeddings",
     "make_pseudo_queries", "InvertedIndex", "SeismicIndex", "exhaustive_search", "term_vectors",
+    "TopicRetriever", "KeyphraseExtractor", "candidate_phrases", "expand_documents",
 ]
