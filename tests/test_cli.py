@@ -425,6 +425,11 @@ def test_set_hasher_is_refused_for_vectors(capsys, tmp_path, data):
     assert_one_line_error(rc, err, "minhash", "sets")
 
 
+def test_cross_modal_hasher_is_refused_for_one_matrix(capsys, tmp_path, data):
+    rc, out, err = run(capsys, "fit", data["base.npy"], "-m", "rreh", "-o", tmp_path / "m.hlx")
+    assert_one_line_error(rc, err, "rreh", "cross-modal", "bench crossmodal")
+
+
 def test_set_hasher_is_refused_by_eval_before_any_work(capsys):
     # BUG: _resolve_methods accepts 'minhash'; eval computes the ground truth, starts the progress
     # bar and only then fails, so stderr holds progress lines besides the error.

@@ -108,7 +108,7 @@ def test_create_validation_and_conflicts(tmp_path):
         st.create(CollectionConfig(name="a", dim=0))
     with pytest.raises(Exception, match="unknown method 'nope'"):
         st.create(CollectionConfig(name="a", dim=4, method="nope"))
-    with pytest.raises(ValidationError, match="hashes sets"):
+    with pytest.raises(ValidationError, match="not a vector hasher"):
         st.create(CollectionConfig(name="a", dim=4, method="minhash"))
     with pytest.raises(ValidationError, match="does not accept parameter"):
         st.create(CollectionConfig(name="a", dim=4, params={"bogus": 1}))

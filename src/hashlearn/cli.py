@@ -296,6 +296,12 @@ def _write_plots(folder: Path, ds, rows: list[dict], bit_list: list[int]) -> lis
     return written
 
 
+_KIND_TEXT = {
+    "set": "hashes sets, not vectors",
+    "crossmodal": "is cross-modal: it fits several views (use `hashlearn bench crossmodal` or the Python API)",
+}
+
+
 def _resolve_methods(text: str) -> list[str]:
     from .evaluate import FAISS_METHODS
     from .hashing import get_hasher_class, list_methods
@@ -309,7 +315,7 @@ def _resolve_methods(text: str) -> list[str]:
         if name not in FAISS_METHODS:
             cls = get_hasher_class(name)  # raises UnknownMethodError listing the known names
             if cls.input_kind != "vector":
-                raise CLIError(f"method {name!r} hashes sets, not vectors; vector methods: "
+                raise CLIError(f"method {name!r} {_KIND_TEXT.get(cls.input_kind, 'does not hash vectors')}; vector methods: "
                                f"{', '.join(list_methods(kind='vector') + sorted(FAISS_METHODS))}")
     return names
 
@@ -435,7 +441,7 @@ def fit(
     _check_output(output)
     hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
     if hasher.input_kind != "vector":
-        raise CLIError(f"method {method!r} hashes sets, not vectors")
+        raise CLIError(f"method {method!r} {_KIND_TEXT.get(hasher.input_kind, 'does not hash vectors')}")
     X = _read_matrix(data, "training vectors")
     hasher.fit(X)
     save(hasher, output)

@@ -162,7 +162,10 @@ class CollectionConfig:
             raise ValidationError(f"random_state must be a non-negative integer, got {self.random_state!r}")
         cls = get_hasher_class(self.method)
         if getattr(cls, "input_kind", "vector") != "vector":
-            raise ValidationError(f"method {self.method!r} hashes sets, not vectors; collections need a vector hasher")
+            raise ValidationError(
+                f"method {self.method!r} is not a vector hasher (its kind is {cls.input_kind!r}); "
+                "collections need a vector hasher"
+            )
         try:
             self.make_hasher()
         except TypeError as exc:
