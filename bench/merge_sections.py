@@ -2,7 +2,7 @@
 
 Each section lands between ``<!-- section:NAME:start -->`` and ``<!-- section:NAME:end -->`` markers
 (replaced in place if present, appended otherwise), so re-running a benchmark and this script updates
-RESULTS.md without touching the other sections. ``NAME.notes.md`` files are appended to ``NAME``.
+RESULTS.md without touching the other sections. ``NAME.notes.md`` files are appended to ``NAME`` unless it already holds them.
 
     python bench/merge_sections.py
 """
@@ -19,7 +19,7 @@ ORDER = ["crossmodal", "service", "text", "text_sparse", "blocking", "funchash_s
 def section_text(name: str) -> str:
     parts = [(HERE / "sections" / f"{name}.md").read_text().strip()]
     notes = HERE / "sections" / f"{name}.notes.md"
-    if notes.is_file():
+    if notes.is_file() and notes.read_text().strip() not in parts[0]:  # some generators embed their notes
         parts.append(notes.read_text().strip())
     return "\n\n".join(parts)
 
