@@ -24,6 +24,7 @@ import numpy as np
 from .codes import MISSING_DISTANCE
 from .errors import DataFileError, NotFittedError, ValidationError
 from .hashing.base import check_vectors_array
+from .index.hashindex import rerank_distances
 
 __all__ = ["ShardedIndex", "merge_topk"]
 
@@ -167,16 +168,7 @@ class _ShardImpl:
             mine = (cand >= 0) & (sorted_ids[where] == cand)
             pos[mine] = order[where[mine]]
         V = np.where(mine[..., None], self.vectors[pos] if self.vectors.shape[0] else 0, 0).astype(np.float32)
-        if self.metric == "l2":
-            dist = np.einsum("qcd,qcd->qc", V, V) - 2 * np.einsum("qcd,qd->qc", V, Xq) + (Xq * Xq).sum(1)[:, None]
-            dist = np.maximum(dist, 0)
-        elif self.metric == "ip":
-            dist = -np.einsum("qcd,qd->qc", V, Xq)
-        else:
-            qn = Xq / np.maximum(np.linalg.norm(Xq, axis=1, keepdims=True), 1e-30)
-            vn = np.linalg.norm(V, axis=2)
-            dist = 1 - np.einsum("qcd,qd->qc", V, qn) / np.maximum(vn, 1e-30)
-        return np.where(mine, dist, np.inf).astype(np.float32)
+        return np.where(mine, rerank_distances(Xq, V, self.metric), np.inf).astype(np.float32)
 
 
 class ShardedIndex:

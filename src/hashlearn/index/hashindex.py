@@ -16,6 +16,22 @@ _METRICS = ("l2", "ip", "cosine")
 
 
 @persistable
+def rerank_distances(Xq: np.ndarray, V: np.ndarray, metric: str) -> np.ndarray:
+    """Exact distances of each query to its candidates' vectors.
+
+    Xq: (nq, d) float32 queries; V: (nq, c, d) float32 candidate vectors. Returns (nq, c): squared L2
+    for ``"l2"``, negated inner product for ``"ip"``, 1 - cosine for ``"cosine"`` (smaller is closer).
+    """
+    if metric == "l2":
+        dist = np.einsum("qcd,qcd->qc", V, V) - 2 * np.einsum("qcd,qd->qc", V, Xq) + (Xq * Xq).sum(1)[:, None]
+        return np.maximum(dist, 0)
+    if metric == "ip":
+        return -np.einsum("qcd,qd->qc", V, Xq)
+    qn = Xq / np.maximum(np.linalg.norm(Xq, axis=1, keepdims=True), 1e-30)
+    vn = np.linalg.norm(V, axis=2)
+    return 1 - np.einsum("qcd,qd->qc", V, qn) / np.maximum(vn, 1e-30)
+
+
 class HashIndex:
     """Approximate nearest-neighbour index over float vectors: binary search, then float re-rank.
 
@@ -156,16 +172,7 @@ class HashIndex:
         pos = np.zeros_like(cand)
         pos[valid] = self._positions(cand[valid])
         V = self._vectors[pos]  # (nq, c, d)
-        if self.metric == "l2":
-            dist = np.einsum("qcd,qcd->qc", V, V) - 2 * np.einsum("qcd,qd->qc", V, Xq) + (Xq * Xq).sum(1)[:, None]
-            dist = np.maximum(dist, 0)
-        elif self.metric == "ip":
-            dist = -np.einsum("qcd,qd->qc", V, Xq)
-        else:
-            qn = Xq / np.maximum(np.linalg.norm(Xq, axis=1, keepdims=True), 1e-30)
-            vn = np.linalg.norm(V, axis=2)
-            dist = 1 - np.einsum("qcd,qd->qc", V, qn) / np.maximum(vn, 1e-30)
-        dist = np.where(valid, dist, np.inf).astype(np.float32)
+        dist = np.where(valid, rerank_distances(Xq, V, self.metric), np.inf).astype(np.float32)
         # Sort by (distance, id) so ties are deterministic.
         order = np.lexsort((np.where(valid, cand, np.iinfo(np.int64).max), dist), axis=1)[:, :k]
         D = np.take_along_axis(dist, order, 1)
