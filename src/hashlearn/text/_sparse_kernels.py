@@ -127,9 +127,60 @@ def _sparse_dot(qt_idx, qt_val, qd, idx, val, a, b):
     return s
 
 
+@njit(cache=True, inline="always")
+def _summary_bound(qt_idx, qt_val, qd, idx, qv, scale, a, b):
+    """``scale * <q, summary>`` for an 8-bit summary (codes ``qv[a:b]`` at sorted indices ``idx[a:b]``)."""
+    nq = qt_idx.shape[0]
+    s = np.float32(0.0)
+    if b - a <= 8 * nq:
+        for f in range(a, b):
+            s += qd[idx[f]] * np.float32(qv[f])
+    else:
+        lo = a
+        for j in range(nq):
+            t = qt_idx[j]
+            pos = lo + np.searchsorted(idx[lo:b], t)
+            if pos < b and idx[pos] == t:
+                s += qt_val[j] * np.float32(qv[pos])
+            lo = pos
+            if lo >= b:
+                break
+    return s * scale
+
+
+@njit(cache=True)
+def quantize_summaries(sum_ptr, sum_val):
+    """8-bit codes of the summaries, one scale per block, rounded *up* (``code * scale >= value``), so a
+    quantised summary still bounds every document of its block."""
+    n_blocks = sum_ptr.shape[0] - 1
+    codes = np.empty(sum_val.shape[0], dtype=np.uint8)
+    scales = np.zeros(n_blocks, dtype=np.float32)
+    for blk in range(n_blocks):
+        a, b = sum_ptr[blk], sum_ptr[blk + 1]
+        m = np.float32(0.0)
+        for f in range(a, b):
+            if sum_val[f] > m:
+                m = sum_val[f]
+        if m == 0.0:
+            for f in range(a, b):
+                codes[f] = 0
+            continue
+        sc = np.float32(m / np.float32(255.0))
+        while np.float32(255.0) * sc < m:
+            sc = np.nextafter(sc, np.float32(np.inf))
+        scales[blk] = sc
+        for f in range(a, b):
+            c = np.int64(np.ceil(sum_val[f] / sc))
+            while c < 255 and np.float32(c) * sc < sum_val[f]:
+                c += 1
+            codes[f] = min(c, 255)
+    return codes, scales
+
+
 @njit(cache=True)
 def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_ptr, block_doc_ptr, block_docs,
-                   sum_ptr, sum_idx, sum_val, fwd_ptr, fwd_idx, fwd_val, n_docs, n_features, sorted_blocks):
+                   sum_ptr, sum_idx, sum_q, sum_scale, fwd_ptr, fwd_idx, fwd_val, n_docs, n_features,
+                   sorted_blocks):
     """Seismic query processing.
 
     ``sorted_blocks=False``: the paper's order -- the ``query_cut`` heaviest terms in decreasing weight, each
@@ -142,7 +193,7 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
     out_s = np.full((nq, k), -np.inf, dtype=np.float32)
     out_i = np.full((nq, k), -1, dtype=np.int64)
     qd = np.zeros(n_features, dtype=np.float32)
-    visited = np.full(n_docs, -1, dtype=np.int64)
+    visited = np.full(n_docs, -1, dtype=np.int32)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
     cap = 1024
@@ -152,9 +203,8 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
         a, b = q_ptr[qi], q_ptr[qi + 1]
         for j in range(a, b):
             qd[q_idx[j]] = q_val[j]
-        qorder = np.argsort(q_idx[a:b])
-        qt_idx = q_idx[a:b][qorder]
-        qt_val = q_val[a:b][qorder]
+        qt_idx = q_idx[a:b]  # the caller passes CSR rows with sorted indices (``_check_csr``)
+        qt_val = q_val[a:b]
         order = np.argsort(-q_val[a:b], kind="mergesort")
         n_terms = min(query_cut, b - a)
         size = 0
@@ -170,7 +220,8 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
                         nb_[:nc] = cand_b[:nc]
                         nk_[:nc] = cand_k[:nc]
                         cand_b, cand_k = nb_, nk_
-                    cand_b[nc] = _sparse_dot(qt_idx, qt_val, qd, sum_idx, sum_val, sum_ptr[blk], sum_ptr[blk + 1])
+                    cand_b[nc] = _summary_bound(qt_idx, qt_val, qd, sum_idx, sum_q, sum_scale[blk], sum_ptr[blk],
+                                                 sum_ptr[blk + 1])
                     cand_k[nc] = blk
                     nc += 1
             border = np.argsort(-cand_b[:nc])
@@ -191,7 +242,8 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
                 t = q_idx[a + order[o]]
                 for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
                     if size == k:
-                        bound = _sparse_dot(qt_idx, qt_val, qd, sum_idx, sum_val, sum_ptr[blk], sum_ptr[blk + 1])
+                        bound = _summary_bound(qt_idx, qt_val, qd, sum_idx, sum_q, sum_scale[blk], sum_ptr[blk],
+                                               sum_ptr[blk + 1])
                         if bound * heap_factor <= hs[0]:
                             continue
                     for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
@@ -206,6 +258,110 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
             qd[q_idx[j]] = 0.0
         _drain(hs, hd, size, out_s, out_i, qi)
     return out_s, out_i
+
+
+@njit(cache=True)
+def seismic_search_r(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_ptr, block_doc_ptr, block_docs,
+                   sum_ptr, sum_idx, sum_q, sum_scale, bfwd_ptr, bfwd_idx, bfwd_val, n_docs, n_features,
+                   sorted_blocks):
+    """Seismic query processing (documents scored from the block-local copies of their vectors).
+
+    ``sorted_blocks=False``: the paper's order -- the ``query_cut`` heaviest terms in decreasing weight, each
+    term's blocks in list order, a block skipped when ``heap_factor * <q, summary> <= k-th score``.
+    ``sorted_blocks=True``: the bounds of all those blocks are computed first and the blocks are visited in
+    decreasing bound, stopping at the first one whose bound cannot beat the k-th score (early exit; the
+    heap fills with good documents first, so fewer blocks are opened).
+    """
+    nq = q_ptr.shape[0] - 1
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    qd = np.zeros(n_features, dtype=np.float32)
+    visited = np.full(n_docs, -1, dtype=np.int32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    cap = 1024
+    cand_b = np.empty(cap, dtype=np.float32)
+    cand_k = np.empty(cap, dtype=np.int64)
+    for qi in range(nq):
+        a, b = q_ptr[qi], q_ptr[qi + 1]
+        for j in range(a, b):
+            qd[q_idx[j]] = q_val[j]
+        qt_idx = q_idx[a:b]  # the caller passes CSR rows with sorted indices (``_check_csr``)
+        qt_val = q_val[a:b]
+        order = np.argsort(-q_val[a:b], kind="mergesort")
+        n_terms = min(query_cut, b - a)
+        size = 0
+        if sorted_blocks:
+            nc = 0
+            for o in range(n_terms):
+                t = q_idx[a + order[o]]
+                for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
+                    if nc == cap:
+                        cap *= 2
+                        nb_ = np.empty(cap, dtype=np.float32)
+                        nk_ = np.empty(cap, dtype=np.int64)
+                        nb_[:nc] = cand_b[:nc]
+                        nk_[:nc] = cand_k[:nc]
+                        cand_b, cand_k = nb_, nk_
+                    cand_b[nc] = _summary_bound(qt_idx, qt_val, qd, sum_idx, sum_q, sum_scale[blk], sum_ptr[blk],
+                                                 sum_ptr[blk + 1])
+                    cand_k[nc] = blk
+                    nc += 1
+            border = np.argsort(-cand_b[:nc])
+            for o in range(nc):
+                blk = cand_k[border[o]]
+                if size == k and cand_b[border[o]] * heap_factor <= hs[0]:
+                    break
+                for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
+                    d = block_docs[p]
+                    if visited[d] == qi:
+                        continue
+                    visited[d] = qi
+                    score = _sparse_dot(qt_idx, qt_val, qd, bfwd_idx, bfwd_val, bfwd_ptr[p], bfwd_ptr[p + 1])
+                    if score > 0.0:
+                        size = _heap_push(hs, hd, size, k, score, d)
+        else:
+            for o in range(n_terms):
+                t = q_idx[a + order[o]]
+                for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
+                    if size == k:
+                        bound = _summary_bound(qt_idx, qt_val, qd, sum_idx, sum_q, sum_scale[blk], sum_ptr[blk],
+                                               sum_ptr[blk + 1])
+                        if bound * heap_factor <= hs[0]:
+                            continue
+                    for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
+                        d = block_docs[p]
+                        if visited[d] == qi:
+                            continue
+                        visited[d] = qi
+                        score = _sparse_dot(qt_idx, qt_val, qd, bfwd_idx, bfwd_val, bfwd_ptr[p], bfwd_ptr[p + 1])
+                        if score > 0.0:
+                            size = _heap_push(hs, hd, size, k, score, d)
+        for j in range(a, b):
+            qd[q_idx[j]] = 0.0
+        _drain(hs, hd, size, out_s, out_i, qi)
+    return out_s, out_i
+
+
+@njit(cache=True)
+def block_forward(block_docs, fwd_ptr, fwd_idx, fwd_val):
+    """Copy of each block document's vector, laid out block after block (``bfwd_ptr`` per posting), so
+    that scoring an opened block reads memory sequentially instead of jumping across the forward index."""
+    n = block_docs.shape[0]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    for p in range(n):
+        d = block_docs[p]
+        ptr[p + 1] = ptr[p] + fwd_ptr[d + 1] - fwd_ptr[d]
+    idx = np.empty(ptr[n], dtype=fwd_idx.dtype)
+    val = np.empty(ptr[n], dtype=np.float32)
+    for p in range(n):
+        d = block_docs[p]
+        o = ptr[p]
+        for f in range(fwd_ptr[d], fwd_ptr[d + 1]):
+            idx[o] = fwd_idx[f]
+            val[o] = fwd_val[f]
+            o += 1
+    return ptr, idx, val
 
 
 @njit(cache=True)

@@ -248,7 +248,13 @@ class SeismicIndex:
         self.term_block_ptr_ = term_block_ptr
         self.block_doc_ptr_ = block_doc_ptr
         self.block_docs_ = block_docs
-        self.sum_ptr_, self.sum_idx_, self.sum_val_ = sum_ptr, sum_idx, sum_val
+        # 8-bit summaries (a scale per block, rounded up so they still bound their blocks) and 16-bit
+        # term ids when the vocabulary allows: less memory traffic for the bound computations
+        from ._sparse_kernels import quantize_summaries
+
+        self.sum_ptr_ = sum_ptr
+        self.sum_idx_ = sum_idx.astype(np.uint16) if V <= 65536 else sum_idx
+        self.sum_val_, self.sum_scale_ = quantize_summaries(sum_ptr, sum_val)
         self.fwd_ptr_, self.fwd_idx_, self.fwd_val_ = fwd_ptr, fwd_idx, fwd_val
         self.n_blocks_ = int(len(block_doc_ptr) - 1)
         self.postings_kept_ = int(kept)
@@ -275,11 +281,12 @@ class SeismicIndex:
 
         return seismic_search(Q.indptr.astype(np.int64), Q.indices.astype(np.int32), Q.data, k, qc, hf,
                               self.term_block_ptr_, self.block_doc_ptr_, self.block_docs_, self.sum_ptr_,
-                              self.sum_idx_, self.sum_val_, self.fwd_ptr_, self.fwd_idx_, self.fwd_val_,
+                              self.sum_idx_, self.sum_val_, self.sum_scale_, self.fwd_ptr_, self.fwd_idx_, self.fwd_val_,
                               self.n_docs_, self.n_features_in_, bo == "bound")
 
     def memory_bytes(self) -> dict:
         """Bytes of the forward index, the pruned posting lists (block documents) and the summaries."""
         return {"forward": int(self.fwd_ptr_.nbytes + self.fwd_idx_.nbytes + self.fwd_val_.nbytes),
                 "blocks": int(self.block_docs_.nbytes + self.block_doc_ptr_.nbytes + self.term_block_ptr_.nbytes),
-                "summaries": int(self.sum_ptr_.nbytes + self.sum_idx_.nbytes + self.sum_val_.nbytes)}
+                "summaries": int(self.sum_ptr_.nbytes + self.sum_idx_.nbytes + self.sum_val_.nbytes
+                                 + self.sum_scale_.nbytes)}
