@@ -118,3 +118,26 @@ def test_sparse_bad_input():
     bad.data[0] = np.nan
     with pytest.raises(ValidationError, match="NaN"):
         SeismicIndex().fit(bad)
+
+
+def test_seismic_block_vector_copies_and_quantised_summaries():
+    X, Q = _sparse_data(seed=3, n=600)
+    kw = {"posting_length": 60, "block_size": 8, "summary_energy": 1.0, "random_state": 0}
+    a = SeismicIndex(**kw).fit(X)
+    b = SeismicIndex(copy_block_vectors=True, **kw).fit(X)
+    assert a.memory_bytes()["block_vectors"] == 0 < b.memory_bytes()["block_vectors"]
+    for hf in (0.7, 1.0):
+        sa, ia = a.search(Q, 10, query_cut=4, heap_factor=hf)
+        sb, ib = b.search(Q, 10, query_cut=4, heap_factor=hf)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(sa, sb)
+    # 8-bit summaries (rounded up) still bound every document of their block, coordinate-wise
+    Xd = X.toarray()
+    assert a.sum_val_.dtype == np.uint8
+    for blk in range(0, a.n_blocks_, 7):
+        docs = a.block_docs_[a.block_doc_ptr_[blk]:a.block_doc_ptr_[blk + 1]]
+        idx = a.sum_idx_[a.sum_ptr_[blk]:a.sum_ptr_[blk + 1]].astype(np.int64)
+        summ = np.zeros(X.shape[1], np.float32)
+        summ[idx] = a.sum_val_[a.sum_ptr_[blk]:a.sum_ptr_[blk + 1]].astype(np.float32) * a.sum_scale_[blk]
+        assert np.all(summ[None, :] >= Xd[docs])
+        assert np.all(summ[idx] <= Xd[docs][:, idx].max(axis=0) + a.sum_scale_[blk] * (1 + 1e-5))  # one step up at most

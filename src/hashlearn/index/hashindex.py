@@ -15,7 +15,6 @@ __all__ = ["HashIndex"]
 _METRICS = ("l2", "ip", "cosine")
 
 
-@persistable
 def rerank_distances(Xq: np.ndarray, V: np.ndarray, metric: str) -> np.ndarray:
     """Exact distances of each query to its candidates' vectors.
 
@@ -32,6 +31,7 @@ def rerank_distances(Xq: np.ndarray, V: np.ndarray, metric: str) -> np.ndarray:
     return 1 - np.einsum("qcd,qd->qc", V, qn) / np.maximum(vn, 1e-30)
 
 
+@persistable
 class HashIndex:
     """Approximate nearest-neighbour index over float vectors: binary search, then float re-rank.
 

@@ -179,7 +179,7 @@ def quantize_summaries(sum_ptr, sum_val):
 
 @njit(cache=True)
 def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_ptr, block_doc_ptr, block_docs,
-                   sum_ptr, sum_idx, sum_q, sum_scale, fwd_ptr, fwd_idx, fwd_val, n_docs, n_features,
+                   sum_ptr, sum_idx, sum_q, sum_scale, doc_start, doc_end, vec_idx, vec_val, n_docs, n_features,
                    sorted_blocks):
     """Seismic query processing.
 
@@ -188,6 +188,8 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
     ``sorted_blocks=True``: the bounds of all those blocks are computed first and the blocks are visited in
     decreasing bound, stopping at the first one whose bound cannot beat the k-th score (early exit; the
     heap fills with good documents first, so fewer blocks are opened).
+    The vector of the document at posting ``p`` (``block_docs[p]``) is ``vec_idx/vec_val[doc_start[p]:
+    doc_end[p]]``: either the forward index or block-local copies (:func:`block_forward`).
     """
     nq = q_ptr.shape[0] - 1
     out_s = np.full((nq, k), -np.inf, dtype=np.float32)
@@ -234,7 +236,7 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
                     if visited[d] == qi:
                         continue
                     visited[d] = qi
-                    score = _sparse_dot(qt_idx, qt_val, qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
+                    score = _sparse_dot(qt_idx, qt_val, qd, vec_idx, vec_val, doc_start[p], doc_end[p])
                     if score > 0.0:
                         size = _heap_push(hs, hd, size, k, score, d)
         else:
@@ -251,90 +253,7 @@ def seismic_search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_pt
                         if visited[d] == qi:
                             continue
                         visited[d] = qi
-                        score = _sparse_dot(qt_idx, qt_val, qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
-                        if score > 0.0:
-                            size = _heap_push(hs, hd, size, k, score, d)
-        for j in range(a, b):
-            qd[q_idx[j]] = 0.0
-        _drain(hs, hd, size, out_s, out_i, qi)
-    return out_s, out_i
-
-
-@njit(cache=True)
-def seismic_search_r(q_ptr, q_idx, q_val, k, query_cut, heap_factor, term_block_ptr, block_doc_ptr, block_docs,
-                   sum_ptr, sum_idx, sum_q, sum_scale, bfwd_ptr, bfwd_idx, bfwd_val, n_docs, n_features,
-                   sorted_blocks):
-    """Seismic query processing (documents scored from the block-local copies of their vectors).
-
-    ``sorted_blocks=False``: the paper's order -- the ``query_cut`` heaviest terms in decreasing weight, each
-    term's blocks in list order, a block skipped when ``heap_factor * <q, summary> <= k-th score``.
-    ``sorted_blocks=True``: the bounds of all those blocks are computed first and the blocks are visited in
-    decreasing bound, stopping at the first one whose bound cannot beat the k-th score (early exit; the
-    heap fills with good documents first, so fewer blocks are opened).
-    """
-    nq = q_ptr.shape[0] - 1
-    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-    out_i = np.full((nq, k), -1, dtype=np.int64)
-    qd = np.zeros(n_features, dtype=np.float32)
-    visited = np.full(n_docs, -1, dtype=np.int32)
-    hs = np.empty(k, dtype=np.float32)
-    hd = np.empty(k, dtype=np.int64)
-    cap = 1024
-    cand_b = np.empty(cap, dtype=np.float32)
-    cand_k = np.empty(cap, dtype=np.int64)
-    for qi in range(nq):
-        a, b = q_ptr[qi], q_ptr[qi + 1]
-        for j in range(a, b):
-            qd[q_idx[j]] = q_val[j]
-        qt_idx = q_idx[a:b]  # the caller passes CSR rows with sorted indices (``_check_csr``)
-        qt_val = q_val[a:b]
-        order = np.argsort(-q_val[a:b], kind="mergesort")
-        n_terms = min(query_cut, b - a)
-        size = 0
-        if sorted_blocks:
-            nc = 0
-            for o in range(n_terms):
-                t = q_idx[a + order[o]]
-                for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
-                    if nc == cap:
-                        cap *= 2
-                        nb_ = np.empty(cap, dtype=np.float32)
-                        nk_ = np.empty(cap, dtype=np.int64)
-                        nb_[:nc] = cand_b[:nc]
-                        nk_[:nc] = cand_k[:nc]
-                        cand_b, cand_k = nb_, nk_
-                    cand_b[nc] = _summary_bound(qt_idx, qt_val, qd, sum_idx, sum_q, sum_scale[blk], sum_ptr[blk],
-                                                 sum_ptr[blk + 1])
-                    cand_k[nc] = blk
-                    nc += 1
-            border = np.argsort(-cand_b[:nc])
-            for o in range(nc):
-                blk = cand_k[border[o]]
-                if size == k and cand_b[border[o]] * heap_factor <= hs[0]:
-                    break
-                for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
-                    d = block_docs[p]
-                    if visited[d] == qi:
-                        continue
-                    visited[d] = qi
-                    score = _sparse_dot(qt_idx, qt_val, qd, bfwd_idx, bfwd_val, bfwd_ptr[p], bfwd_ptr[p + 1])
-                    if score > 0.0:
-                        size = _heap_push(hs, hd, size, k, score, d)
-        else:
-            for o in range(n_terms):
-                t = q_idx[a + order[o]]
-                for blk in range(term_block_ptr[t], term_block_ptr[t + 1]):
-                    if size == k:
-                        bound = _summary_bound(qt_idx, qt_val, qd, sum_idx, sum_q, sum_scale[blk], sum_ptr[blk],
-                                               sum_ptr[blk + 1])
-                        if bound * heap_factor <= hs[0]:
-                            continue
-                    for p in range(block_doc_ptr[blk], block_doc_ptr[blk + 1]):
-                        d = block_docs[p]
-                        if visited[d] == qi:
-                            continue
-                        visited[d] = qi
-                        score = _sparse_dot(qt_idx, qt_val, qd, bfwd_idx, bfwd_val, bfwd_ptr[p], bfwd_ptr[p + 1])
+                        score = _sparse_dot(qt_idx, qt_val, qd, vec_idx, vec_val, doc_start[p], doc_end[p])
                         if score > 0.0:
                             size = _heap_push(hs, hd, size, k, score, d)
         for j in range(a, b):
