@@ -33,50 +33,14 @@ import numpy as np
 
 from ..errors import ValidationError
 from .base import BaseHasher
+from .pca import _chunk_rows, _mean_cov, _top_eigh
 from .registry import register
 
 __all__ = ["SpectralHashing"]
 
-# Elements (rows × columns) per chunk in the streamed passes: 4M, i.e. 32 MB of float64 temporaries.
-_CHUNK_ELEMS = 1 << 22
 # Widening of the box on both sides, as the ``- eps`` / ``+ eps`` of the authors' code: it keeps the
 # range of a constant direction positive.
 _BOX_EPS = np.finfo(np.float64).eps
-
-
-def _chunk_rows(n_cols: int) -> int:
-    return max(1, _CHUNK_ELEMS // max(1, n_cols))
-
-
-def _streamed_mean_cov(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (d,) and covariance (d, d) of the rows of ``X``, float64, in two passes over row chunks."""
-    n, d = X.shape
-    rows = _chunk_rows(d)
-    total = np.zeros(d, dtype=np.float64)
-    for s in range(0, n, rows):
-        total += X[s : s + rows].sum(axis=0, dtype=np.float64)
-    mean = total / n
-    cov = np.zeros((d, d), dtype=np.float64)
-    for s in range(0, n, rows):
-        Y = X[s : s + rows].astype(np.float64)
-        Y -= mean
-        cov += Y.T @ Y
-    cov /= max(n - 1, 1)
-    return mean, cov
-
-
-def _top_components(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest eigenvalues (descending, clipped at 0) and eigenvectors (d, k) of ``cov``.
-
-    Each eigenvector's entry of largest magnitude is made positive (scikit-learn's ``svd_flip``
-    convention), so the codes do not depend on the LAPACK build.
-    """
-    w, U = np.linalg.eigh(cov)
-    order = np.argsort(w)[::-1][:k]
-    w, U = np.maximum(w[order], 0.0), U[:, order]
-    signs = np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(k)])
-    signs[signs == 0] = 1.0
-    return w, U * signs
 
 
 def spectral_modes(ranges: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,8 +135,8 @@ class SpectralHashing(BaseHasher):
         if n < 2:
             raise ValidationError(f"SpectralHashing needs at least 2 training vectors to fit a box, got {n}")
         p = min(nb, d)
-        mean, cov = _streamed_mean_cov(X)
-        var, U = _top_components(cov, p)
+        mean, cov = _mean_cov(X)
+        var, U = _top_eigh(cov, p)
         self.mean_ = mean.astype(np.float32)
         self.components_ = U.astype(np.float32)
         self.explained_variance_ = var
