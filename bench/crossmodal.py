@@ -44,7 +44,7 @@ def _cli(args):
     return " ".join(["hashlearn", *cmd]), time.time() - t
 
 
-def part_protocol(name, data_dir, bits, paired, methods=METHODS):
+def part_protocol(name, data_dir, bits, paired, methods=METHODS, repeats=3):
     OUT.mkdir(parents=True, exist_ok=True)
     extra = {"wiki": ["--dataset", "wiki", "--data-file", str(data_dir / "wiki" / "wiki_data.mat")],
              "mfeat": ["--dataset", "mfeat", "--data-file", str(data_dir / "mfeat" / "handwritten.mat"),
@@ -53,7 +53,7 @@ def part_protocol(name, data_dir, bits, paired, methods=METHODS):
     target = OUT / f"{name}.json"
     merge = methods != METHODS and target.is_file()
     out = OUT / f"{name}.{methods.replace(',', '_')}.json" if merge else target
-    args = [*extra, "--bits", bits, "--paired", paired, "--methods", methods,
+    args = [*extra, "--bits", bits, "--paired", paired, "--methods", methods, "--repeats", str(repeats),
             "--json", str(out), "--plots", str(OUT / "plots")]
     cmd, wall = _cli(args)
     res = json.loads(out.read_text())
@@ -251,27 +251,34 @@ def _load(name):
 
 
 def part_markdown():
-    from hashlearn.crossmodal.evaluate import plot_rows
+    from hashlearn.crossmodal.evaluate import mean_rows, plot_rows
 
     lines = ["## Cross-modal and multi-view hashing (issue 4)", ""]
     proto = [_load(n) for n in ("wiki", "mfeat", "mnist")]
     for res in proto:  # plots from the merged rows (a re-run of some methods overwrote its own plots)
         if res is not None:
-            plot_rows(res["rows"], OUT / "plots", tuple(res["views"]))
+            res["summary"] = mean_rows(res["rows"])
+            plot_rows(res["summary"], OUT / "plots", tuple(res["views"]))
     for res in proto:
         if res is None:
             continue
         a, b = res["views"]
-        rows = res["rows"]
+        rows = res["summary"]
+        n_seeds = max(r["n_seeds"] for r in rows)
         lines += [f"### {res['dataset']}: {a}→{b} / {b}→{a} mAP under semi-paired training", "",
                   f"Command: `{res['command']}` — {res['date']}, machine: {res['machine']}.", "",
                   *[f"Re-run of some methods, rows replaced: `{x['command']}` — {x['date']}." for x in res.get("reruns", [])],
                   "",
-                  "Each cell: `" + a + "→" + b + " / " + b + "→" + a + "`; **bold** = best of the row's methods "
-                  "(per direction). The `paired` column is the fraction of training items that keep both views.", ""]
+                  "Each cell: `" + a + "→" + b + " / " + b + "→" + a + "`"
+                  + (f", mean ± sd over {n_seeds} seeds (each seed: its own semi-paired split and model seeds; "
+                     "the queries and the database stay)" if n_seeds > 1 else "")
+                  + "; **bold** = best of the row's methods (per direction). The `paired` column is the fraction "
+                  "of training items that keep both views. Last column: in how many seeds RREH is the best "
+                  "method, per direction.", ""]
         methods = list(dict.fromkeys(r["method"] for r in rows))
-        lines.append("| bits | paired | " + " | ".join(methods) + " | RREH ≥ best other (both directions) |")
-        lines.append("|---|---|" + "---|" * len(methods) + "---|")
+        lines.append("| bits | paired | " + " | ".join(methods) + " | RREH mean ≥ best other mean (both directions) "
+                     "| seeds RREH best |")
+        lines.append("|---|---|" + "---|" * len(methods) + "---|---|")
         for nb in sorted({r["bits"] for r in rows}):
             for p in sorted({r["paired"] for r in rows}):
                 cell = {r["method"]: r for r in rows if r["bits"] == nb and r["paired"] == p}
@@ -279,11 +286,13 @@ def part_markdown():
 
                 def fmt(m, k):
                     v = cell[m][k]
-                    return f"**{v:.3f}**" if v == best[k] else f"{v:.3f}"
+                    txt = f"{v:.3f}" + (f"±{cell[m][k + '_sd']:.3f}" if n_seeds > 1 else "")
+                    return f"**{txt}**" if v == best[k] else txt
                 others = [m for m in methods if m != "rreh"]
                 wins = all(cell["rreh"][k] >= max(cell[m][k] for m in others) for k in best) if others else True
+                count = f"{cell['rreh']['wins_map_q0_db1']} / {cell['rreh']['wins_map_q1_db0']} of {cell['rreh']['n_seeds']}"
                 lines.append(f"| {nb} | {p:g} | " + " | ".join(f"{fmt(m, 'map_q0_db1')} / {fmt(m, 'map_q1_db0')}"
-                                                            for m in methods) + f" | {'yes' if wins else 'no'} |")
+                                                            for m in methods) + f" | {'yes' if wins else 'no'} | {count} |")
         lines.append("")
     deep = _load("wiki_deep")
     if deep:
@@ -410,10 +419,11 @@ def main():
     ap.add_argument("--bits", default="16,32,64,128")
     ap.add_argument("--paired", default="0.1,0.3,0.5,0.7,1.0")
     ap.add_argument("--methods", default=METHODS, help="re-run only these methods and merge their rows")
+    ap.add_argument("--repeats", type=int, default=3, help="seeds per cell of the wiki / mfeat / mnist tables")
     a = ap.parse_args()
     for part in a.parts:
         if part in ("wiki", "mfeat", "mnist"):
-            part_protocol(part, a.data_dir, a.bits, a.paired, a.methods)
+            part_protocol(part, a.data_dir, a.bits, a.paired, a.methods, a.repeats)
         elif part == "lifelong":
             part_lifelong(a.data_dir)
         elif part in ("scale-wiki", "scale-mnist"):

@@ -310,3 +310,29 @@ def test_partial_fit_batch_latent_is_own_factorisation_rotated_onto_old_axes():
     for _ in range(20):
         Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
         assert best <= np.linalg.norm(Vs @ Q - warm) + 1e-9
+
+
+def test_rreh_pls_start_follows_shared_structure_not_view_specific_variance():
+    """init="pls" starts from the cross-covariance directions: a loud direction that only one view has
+    (here 4 noise dimensions of view 0 with 36× the variance) does not enter the start, while the SVD of
+    the concatenated views follows it."""
+    rng = np.random.default_rng(0)
+    n = 400
+    Y = rng.standard_normal((n, 3))  # what the two views share
+    Z0 = np.hstack([Y @ rng.standard_normal((3, 6)), 6 * rng.standard_normal((n, 4))])
+    Z1 = Y @ rng.standard_normal((3, 8)) + 0.1 * rng.standard_normal((n, 8))
+    Z = []
+    for z in (Z0, Z1):
+        z = z - z.mean(axis=0)
+        Z.append(z / np.sqrt((z ** 2).sum(axis=1).mean()))
+
+    def explained(V):
+        W, *_ = np.linalg.lstsq(V, Y, rcond=None)
+        return 1 - ((Y - V @ W) ** 2).sum() / (Y ** 2).sum()
+
+    pls = explained(RREH(n_bits=3, init="pls")._init_latent(Z, 3, np.random.default_rng(1)))
+    svd = explained(RREH(n_bits=3, init="svd")._init_latent(Z, 3, np.random.default_rng(1)))
+    assert pls > 0.85
+    assert pls > svd + 0.2
+    with pytest.raises(ValidationError, match="init must be 'pls', 'svd' or 'cca'"):
+        RREH(n_bits=3, init="pca").fit([Z0, Z1])

@@ -113,9 +113,47 @@ def test_cli_bench_crossmodal_planted(tmp_path, capsys):
     assert "view0→view1" in capsys.readouterr().out
 
 
+def test_bench_cli_repeats_average_over_seeds(tmp_path, capsys):
+    out = tmp_path / "xm.json"
+    rc = main(["bench", "crossmodal", "--dataset", "planted", "--bits", "8", "--paired", "0.3",
+               "--methods", "cca-itq,rreh", "--param", "rreh.n_iter=5", "--repeats", "2", "--seed", "3",
+               "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["seeds"] == [3, 4]
+    assert sorted((r["method"], r["seed"]) for r in res["rows"]) == [
+        ("cca-itq", 3), ("cca-itq", 4), ("rreh", 3), ("rreh", 4)]
+    by = {(r["method"], r["seed"]): r for r in res["rows"]}
+    assert by[("rreh", 3)]["map_q0_db1"] != by[("rreh", 4)]["map_q0_db1"]  # a new split and model per seed
+    for s in res["summary"]:
+        vals = [by[(s["method"], seed)]["map_q0_db1"] for seed in (3, 4)]
+        assert s["map_q0_db1"] == pytest.approx(np.mean(vals)) and s["map_q0_db1_sd"] == pytest.approx(np.std(vals))
+        assert s["n_seeds"] == 2
+    wins = {s["method"]: s["wins_map_q0_db1"] for s in res["summary"]}
+    assert wins == {m: sum(by[(m, seed)]["map_q0_db1"] >= max(by[(o, seed)]["map_q0_db1"] for o in ("cca-itq", "rreh"))
+                           for seed in (3, 4)) for m in ("cca-itq", "rreh")}
+    assert "mean ± sd of 2 seeds" in capsys.readouterr().out
+
+
+def test_mean_rows_by_hand():
+    from hashlearn.crossmodal.evaluate import mean_rows
+
+    base = {"dataset": "d", "bits": 8, "paired": 0.5, "n_pairs": 5, "n_only0": 1, "n_only1": 1, "fit_s": 1.0}
+    rows = [dict(base, method="a", seed=0, map_q0_db1=0.2, map_q1_db0=0.5),
+            dict(base, method="b", seed=0, map_q0_db1=0.3, map_q1_db0=0.5),
+            dict(base, method="a", seed=1, map_q0_db1=0.4, map_q1_db0=0.1),
+            dict(base, method="b", seed=1, map_q0_db1=0.1, map_q1_db0=0.2)]
+    got = {r["method"]: r for r in mean_rows(rows)}
+    assert got["a"]["map_q0_db1"] == pytest.approx(0.3) and got["a"]["map_q0_db1_sd"] == pytest.approx(0.1)
+    assert got["b"]["map_q1_db0"] == pytest.approx(0.35) and got["b"]["map_q1_db0_sd"] == pytest.approx(0.15)
+    assert (got["a"]["wins_map_q0_db1"], got["b"]["wins_map_q0_db1"]) == (1, 1)
+    assert (got["a"]["wins_map_q1_db0"], got["b"]["wins_map_q1_db0"]) == (1, 2)  # a tie counts for both
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--repeats", "0"], "--repeats must be >= 1"),
         (["--paired", "1.5"], "--paired fractions must be in (0, 1]"),
         (["--methods", "itq"], "'itq' is not a cross-modal method"),
         (["--methods", "nope"], "unknown method 'nope'"),

@@ -23,7 +23,9 @@ def register(app, bench_app) -> None:
         n_queries: int = typer.Option(500, help="mfeat / mnist / planted: held-out query items"),
         param: Optional[List[str]] = typer.Option(
             None, "--param", help="method.key=value (JSON value), e.g. rreh.beta=0.5; repeatable"),
-        seed: int = typer.Option(0),
+        seed: int = typer.Option(0, help="query split (mfeat / mnist / planted), semi-paired split and model seed"),
+        repeats: int = typer.Option(1, help="run each cell with seeds seed, seed+1, …: new semi-paired split and "
+                                           "model seed each time (the query split stays); tables show mean ± sd"),
         json_path: Optional[Path] = typer.Option(None, "--json", help="write the rows as JSON"),
         plots: Optional[Path] = typer.Option(None, "--plots", help="folder for PNG plots (mAP vs pairing ratio)"),
     ):
@@ -39,7 +41,7 @@ def register(app, bench_app) -> None:
         from hashlearn.cli import CLIError, _check_output, _parse_bits, _parse_params, console
         from hashlearn.hashing import get_hasher_class, list_methods
 
-        from .evaluate import load_crossmodal_dataset, plot_rows, run_protocol
+        from .evaluate import load_crossmodal_dataset, mean_rows, plot_rows, run_protocol
 
         _check_output(json_path)
         if plots is not None and plots.exists() and not plots.is_dir():
@@ -81,28 +83,41 @@ def register(app, bench_app) -> None:
                           f"{a}→{b} {row['map_q0_db1']:.4f}  {b}→{a} {row['map_q1_db0']:.4f}  "
                           f"fit {row['fit_s']:.2f}s", highlight=False)
 
-        rows = run_protocol(data, names, bit_list, ratios, seed=seed, params=params, on_row=progress)
+        if repeats < 1:
+            raise CLIError(f"--repeats must be >= 1, got {repeats}")
+        rows = []
+        for s in range(seed, seed + repeats):
+            for row in run_protocol(data, names, bit_list, ratios, seed=s, params=params, on_row=progress):
+                row["seed"] = s
+                rows.append(row)
+        summary = mean_rows(rows)
+
+        def fmt(row, k):
+            return f"{row[k]:.4f}" + (f"±{row[k + '_sd']:.4f}" if repeats > 1 else "")
+
         for nb in bit_list:
             table = Table(title=f"{data.name}: mAP, {nb} bits ({data.train[0].shape[0]} train items, "
-                                f"{data.test[0].shape[0]} queries)")
+                                f"{data.test[0].shape[0]} queries" + (f", mean ± sd of {repeats} seeds)"
+                                                                      if repeats > 1 else ")"))
             table.add_column("method")
             for r in ratios:
                 table.add_column(f"{a}→{b} @{r:g}", justify="right")
             for r in ratios:
                 table.add_column(f"{b}→{a} @{r:g}", justify="right")
             for name in names:
-                cells = {(row["paired"], k): row[k] for row in rows if row["bits"] == nb and row["method"] == name
-                         for k in ("map_q0_db1", "map_q1_db0")}
-                table.add_row(name, *[f"{cells[(r, 'map_q0_db1')]:.4f}" for r in ratios],
-                              *[f"{cells[(r, 'map_q1_db0')]:.4f}" for r in ratios])
+                cells = {(row["paired"], k): fmt(row, k) for row in summary if row["bits"] == nb
+                         and row["method"] == name for k in ("map_q0_db1", "map_q1_db0")}
+                table.add_row(name, *[cells[(r, "map_q0_db1")] for r in ratios],
+                              *[cells[(r, "map_q1_db0")] for r in ratios])
             console.print(table)
         if plots is not None:
-            for path in plot_rows(rows, plots, data.view_names):
+            for path in plot_rows(summary, plots, data.view_names):
                 console.print(f"plot: {path}", highlight=False, soft_wrap=True)
         if json_path is not None:
             from hashlearn.io.persist import atomic_write
 
             payload = json.dumps({"dataset": data.name, "views": list(data.view_names), "params": params,
-                                  "rows": rows}, indent=1).encode()
+                                  "seeds": list(range(seed, seed + repeats)), "rows": rows, "summary": summary},
+                                 indent=1).encode()
             atomic_write(json_path, lambda fh: fh.write(payload))
             console.print(f"json: {json_path}", highlight=False, soft_wrap=True)

@@ -20,7 +20,7 @@ from ..errors import ValidationError
 from ..metrics import hamming_ranking, mean_average_precision, relevance_from_labels
 from .base import semi_paired_split
 
-__all__ = ["CrossModalData", "cross_modal_map", "run_protocol", "load_crossmodal_dataset"]
+__all__ = ["CrossModalData", "cross_modal_map", "run_protocol", "mean_rows", "load_crossmodal_dataset"]
 
 
 @dataclass
@@ -126,8 +126,37 @@ def run_protocol(data: CrossModalData, methods, bits, ratios, *, seed: int = 0, 
     return rows
 
 
+def mean_rows(rows):
+    """Average the rows of repeated runs (different ``seed``) per (dataset, method, bits, paired).
+
+    Returns one row per group with the mean of ``map_q0_db1``, ``map_q1_db0`` and ``fit_s``, their
+    standard deviations (``*_sd``, population), ``n_seeds`` and ``wins_q0_db1`` / ``wins_q1_db0``: in how
+    many seeds the method's mAP is the best of the methods run on that seed (ties count for all).
+    """
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"], r["bits"], r["paired"]), []).append(r)
+    best = {}
+    for r in rows:
+        key = (r["dataset"], r["bits"], r["paired"], r.get("seed", 0))
+        for k in ("map_q0_db1", "map_q1_db0"):
+            best[key + (k,)] = max(best.get(key + (k,), -np.inf), r[k])
+    out = []
+    for (ds, method, nb, p), rs in groups.items():
+        row = {key: rs[0][key] for key in ("dataset", "method", "bits", "paired", "n_pairs", "n_only0", "n_only1")}
+        for k in ("map_q0_db1", "map_q1_db0", "fit_s"):
+            v = np.array([r[k] for r in rs], dtype=np.float64)
+            row[k], row[f"{k}_sd"] = float(v.mean()), float(v.std())
+        for k in ("map_q0_db1", "map_q1_db0"):
+            row[f"wins_{k}"] = int(sum(r[k] >= best[(ds, nb, p, r.get("seed", 0), k)] for r in rs))
+        row["n_seeds"] = len(rs)
+        out.append(row)
+    return out
+
+
 def plot_rows(rows, folder, view_names=("image", "text")):
-    """PNG plots of mAP vs pairing ratio, one file per (dataset, bits) with both directions."""
+    """PNG plots of mAP vs pairing ratio, one file per (dataset, bits) with both directions (error bars:
+    the ``*_sd`` columns of :func:`mean_rows` rows, when present)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,8 +174,9 @@ def plot_rows(rows, folder, view_names=("image", "text")):
             for ax, key, title in ((axes[0], "map_q0_db1", f"{view_names[0]}→{view_names[1]}"),
                                    (axes[1], "map_q1_db0", f"{view_names[1]}→{view_names[0]}")):
                 for m in sorted({r["method"] for r in sub}):
-                    pts = sorted((r["paired"], r[key]) for r in sub if r["method"] == m)
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
+                    pts = sorted((r["paired"], r[key], r.get(f"{key}_sd", 0.0)) for r in sub if r["method"] == m)
+                    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
+                                capsize=3, label=m)
                 ax.set_title(f"{ds}, {nb} bits: {title}")
                 ax.set_xlabel("fraction of training items paired")
                 ax.grid(alpha=0.3)
