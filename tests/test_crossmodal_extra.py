@@ -210,3 +210,39 @@ def test_deep_xm_planted_alignment_and_round_trip(planted, tmp_path):
     loaded = hashlearn.load(hashlearn.save(model, tmp_path / "deep.hl"))
     np.testing.assert_array_equal(loaded.transform(views[1], view=1), db)
     np.testing.assert_array_equal(loaded.transform_fused(views), fused)
+
+
+def test_deep_xm_neighbours_match_brute_force():
+    from hashlearn.crossmodal.deep import _neighbours
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(60, 5)).astype(np.float32)
+    Z[7] = Z[3]  # a duplicate row: its neighbour list must still exclude the row itself
+    got = _neighbours(Z, 4)
+    D = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(D, np.inf)
+    for i in range(len(Z)):
+        assert i not in got[i]
+        assert set(got[i]) == set(np.argsort(D[i], kind="stable")[:4]) or np.allclose(
+            np.sort(D[i][got[i]]), np.sort(D[i])[:4])
+    assert 7 in got[3] and 3 in got[7]
+
+
+def test_deep_xm_affinity_term_uses_unpaired_rows(planted):
+    """With affinity_weight > 0 the unpaired rows change the model (and with it = 0 they do not)."""
+    pytest.importorskip("torch")
+    views, y = planted
+    pairs = np.stack([np.arange(0, 200), np.arange(0, 200)], axis=1)  # 200 of 600 items paired
+    kw = dict(n_bits=16, random_state=0, hidden=64, epochs=5, batch_size=100, n_threads=1)
+    other = [views[0].copy(), views[1].copy()]
+    other[1][200:] = other[1][200:][::-1]  # unpaired rows of view 1 changed, paired rows identical
+
+    def codes(vs, a):
+        m = hashlearn.make_hasher("deep-xm", affinity_weight=a, **kw).fit(vs, pairs)
+        return m.transform(views[0], view=0)
+
+    np.testing.assert_array_equal(codes(views, 0.0), codes(other, 0.0))
+    a, b = codes(views, 1.0), codes([views[0][:300], views[1]], 1.0)  # fewer unpaired rows of view 0
+    assert not np.array_equal(a, b)
+    with pytest.raises(ValidationError, match="affinity_weight must be >= 0"):
+        hashlearn.make_hasher("deep-xm", affinity_weight=-1.0).fit(views)
