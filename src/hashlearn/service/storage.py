@@ -200,10 +200,10 @@ class CollectionConfig:
 class ServiceCollectionState:
     """Everything a collection holds; saved as its snapshot.
 
-    Row ``i`` of ``ids``, ``vectors`` and ``codes`` describe the same point (insertion order, compacted
-    on delete). Codes are packed uint64 rows (:mod:`hashlearn.codes` layout), searched with
-    :func:`hashlearn.codes.knn_search`. A dict maps ids to rows, so an upsert costs O(batch), not
-    O(collection) — only deletes and replacements compact the arrays.
+    Row ``i`` of ``ids``, ``vectors`` and ``codes`` describe the same point (insertion order; a delete
+    moves the last row into the freed one, and snapshots sort the rows by id again). Codes are packed
+    uint64 rows (:mod:`hashlearn.codes` layout), searched with :func:`hashlearn.codes.knn_search`. A dict
+    maps ids to rows, so upserts, replacements and deletes cost O(batch), not O(collection).
     """
 
     def __init__(self, config: CollectionConfig):
@@ -258,19 +258,41 @@ class ServiceCollectionState:
         self._ids, self._vectors, self._codes = ids, vectors, codes
 
     def _remove(self, ids: np.ndarray) -> int:
-        rows = [self.pos[i] for i in ids.tolist() if i in self.pos]
-        if not rows:
-            return 0
-        keep = np.ones(self.n, bool)
-        keep[rows] = False
-        self._ids = np.ascontiguousarray(self.ids[keep])
-        self._vectors = np.ascontiguousarray(self.vectors[keep])
-        self._codes = np.ascontiguousarray(self.codes[keep])
-        self.n = self._ids.shape[0]
-        self.pos = dict(zip(self._ids.tolist(), range(self.n)))
+        """Remove the stored ``ids`` in O(len(ids)): each freed row takes the current last row.
+
+        Row order then no longer follows the ids (searches break distance ties by id explicitly, see
+        :meth:`Collection.search`) until :meth:`sort_rows_by_id` restores it at the next snapshot.
+        """
+        pos = self.pos
+        rows = sorted({pos[i] for i in ids.tolist() if i in pos}, reverse=True)
+        for r in rows:  # descending, so the last row is never one still to be removed
+            last = self.n - 1
+            del pos[int(self._ids[r])]
+            if r != last:
+                moved = int(self._ids[last])
+                self._ids[r] = moved
+                self._vectors[r] = self._vectors[last]
+                self._codes[r] = self._codes[last]
+                pos[moved] = r
+                self.ids_increasing = False
+            self.n = last
+        if self.n < 2:
+            self.ids_increasing = True
         for i in ids.tolist():
             self._drop_payload(i)
         return len(rows)
+
+    def sort_rows_by_id(self) -> None:
+        """Reorder the rows by increasing id (O(n log n)); searches then use the faster row-order ties."""
+        if self.ids_increasing:
+            return
+        order = np.argsort(self.ids, kind="stable")
+        n = self.n
+        self._ids[:n] = self.ids[order]
+        self._vectors[:n] = self.vectors[order]
+        self._codes[:n] = self.codes[order]
+        self.pos = dict(zip(self._ids[:n].tolist(), range(n)))
+        self.ids_increasing = True
 
     def _set_payload(self, i: int, p: dict) -> None:
         self.payloads[i] = p
@@ -644,6 +666,11 @@ class Collection:
         path = self.folder / f"snapshot-{seq:016d}.hlrn"
         t0 = time.perf_counter()
         if force or not path.exists():
+            if not self.state.ids_increasing:
+                # deletes swap rows (O(batch)); put them back in id order while the state is written
+                # out anyway, so searches return to the cheaper tie rule
+                with self._lock.write():
+                    self.state.sort_rows_by_id()
             with self._lock.read():
                 save(self.state, path)
         if self.wal is not None:
