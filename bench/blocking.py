@@ -278,9 +278,42 @@ def bench_er(names, epochs):
     return rows
 
 
+def bench_neural_ablation(names):
+    """Where the neural blocker's PC goes: frozen exact kNN vs the same blocker untrained (lr 0: hashing of
+    the frozen embeddings only) vs trained self-supervised, at 256 and 1,024 bits, k = 10."""
+    import torch
+
+    torch.set_num_threads(2)
+    from hashlearn.embed import Embedder
+
+    E = Embedder(cache_dir=OUT / "emb", show_progress=False)
+    rows = []
+    for name in names:
+        a, b, sep, fields, key = ER_SETS[name]
+        d = ER / name
+        if not (d / "gt.csv").exists():
+            print(f"skip {name}: {d / 'gt.csv'} missing")
+            continue
+        dfl, dfr = read_table(d / f"{a}.csv", sep=sep), read_table(d / f"{b}.csv", sep=sep)
+        Lall = prepare_table(dfl, id_col="id", name=a, fields=[c for c in dfl.columns if c != "id"])
+        Rall = prepare_table(dfr, id_col="id", name=b, fields=[c for c in dfr.columns if c != "id"])
+        truth = read_truth(d / "gt.csv", Lall, Rall, sep=sep)
+        L = prepare_table(dfl, id_col="id", name=a, fields=fields)
+        R = prepare_table(dfr, id_col="id", name=b, fields=fields)
+        nl, nr = len(L), len(R)
+        t, p = _best_time(lambda: EmbeddingBlocker(10, embedder=E).candidate_pairs(L, R), 1)
+        rows.append(_row(name, "embedding (frozen MiniLM kNN)", "k=10", p, truth, nl, nr, t))
+        for bits in (256, 1024):
+            for label, lr in (("untrained (lr 0)", 0.0), ("self-supervised, 3 epochs", 1e-4)):
+                nb = NeuralBlocker(10, n_bits=bits, lr=lr, embedder=E, random_state=0)
+                t, p = _best_time(lambda: nb.candidate_pairs(L, R), 1)
+                rows.append(_row(name, f"neural, {label}", f"k=10, {bits} bits", p, truth, nl, nr, t))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["febrl", "er", "all"], default="all")
+    ap.add_argument("--part", choices=["febrl", "er", "all", "neural-ablation"], default="all")
     ap.add_argument("--febrl", default="febrl1,febrl2,febrl3,febrl4")
     ap.add_argument("--er", default="abt-buy,amazon-google,dblp-acm")
     ap.add_argument("--repeat", type=int, default=3)
@@ -294,6 +327,8 @@ def main(argv=None):
         rows += bench_febrl(args.febrl.split(","), args.repeat)
     if args.part in ("er", "all"):
         rows += bench_er(args.er.split(","), args.epochs)
+    if args.part == "neural-ablation":
+        rows += bench_neural_ablation(args.er.split(","))
     cols = ["dataset", "method", "params", "PC", "RR", "PQ", "candidates", "cand/rec", "seconds", "cand/s",
             "peak MiB", "speedup vs datasketch"]
     print(markdown_table(rows, cols))
