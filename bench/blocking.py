@@ -204,6 +204,19 @@ ER_SETS = {
 }
 
 
+def _load_er(name):
+    """(left frame, right frame, left table, right table, true matches) on all fields, or None if absent."""
+    a, b, sep, fields, key = ER_SETS[name]
+    d = ER / name
+    if not (d / "gt.csv").exists():
+        print(f"skip {name}: {d / 'gt.csv'} missing")
+        return None
+    dfl, dfr = read_table(d / f"{a}.csv", sep=sep), read_table(d / f"{b}.csv", sep=sep)
+    Lall = prepare_table(dfl, id_col="id", name=a, fields=[c for c in dfl.columns if c != "id"])
+    Rall = prepare_table(dfr, id_col="id", name=b, fields=[c for c in dfr.columns if c != "id"])
+    return dfl, dfr, Lall, Rall, read_truth(d / "gt.csv", Lall, Rall, sep=sep)
+
+
 def bench_er(names, epochs):
     import torch
 
@@ -213,15 +226,11 @@ def bench_er(names, epochs):
     E = Embedder(cache_dir=OUT / "emb", show_progress=False)
     rows = []
     for name in names:
-        a, b, sep, fields, key = ER_SETS[name]
-        d = ER / name
-        if not (d / "gt.csv").exists():
-            print(f"skip {name}: {d / 'gt.csv'} missing")
+        loaded = _load_er(name)
+        if loaded is None:
             continue
-        dfl, dfr = read_table(d / f"{a}.csv", sep=sep), read_table(d / f"{b}.csv", sep=sep)
-        Lall = prepare_table(dfl, id_col="id", name=a, fields=[c for c in dfl.columns if c != "id"])
-        Rall = prepare_table(dfr, id_col="id", name=b, fields=[c for c in dfr.columns if c != "id"])
-        truth = read_truth(d / "gt.csv", Lall, Rall, sep=sep)
+        dfl, dfr, Lall, Rall, truth = loaded
+        a, b, sep, fields, key = ER_SETS[name]
         nl, nr = len(Lall), len(Rall)
         # minhash on all fields at 0.2 vs datasketch (the issue's reference setting)
         mh = MinHashBlocker(0.2, n_perm=128, random_state=0)
@@ -289,15 +298,11 @@ def bench_neural_ablation(names):
     E = Embedder(cache_dir=OUT / "emb", show_progress=False)
     rows = []
     for name in names:
-        a, b, sep, fields, key = ER_SETS[name]
-        d = ER / name
-        if not (d / "gt.csv").exists():
-            print(f"skip {name}: {d / 'gt.csv'} missing")
+        loaded = _load_er(name)
+        if loaded is None:
             continue
-        dfl, dfr = read_table(d / f"{a}.csv", sep=sep), read_table(d / f"{b}.csv", sep=sep)
-        Lall = prepare_table(dfl, id_col="id", name=a, fields=[c for c in dfl.columns if c != "id"])
-        Rall = prepare_table(dfr, id_col="id", name=b, fields=[c for c in dfr.columns if c != "id"])
-        truth = read_truth(d / "gt.csv", Lall, Rall, sep=sep)
+        dfl, dfr, Lall, Rall, truth = loaded
+        a, b, sep, fields, key = ER_SETS[name]
         L = prepare_table(dfl, id_col="id", name=a, fields=fields)
         R = prepare_table(dfr, id_col="id", name=b, fields=fields)
         nl, nr = len(L), len(R)
