@@ -48,15 +48,15 @@ class DeepCrossModalHashing(BaseCrossModalHasher):
         + InfoNCE(f, h_0) + InfoNCE(f, h_1),  f = g ⊙ h_0 + (1 - g) ⊙ h_1,  g = σ(A [h_0; h_1] + c)
         + a · Σ_v InfoNCE(h_v(x), h_v(x⁺))                                intra-modal affinity
 
-    The affinity term is the semi-paired part: every row of view ``v`` (paired or not) is pulled towards
-    one of its ``n_neighbors`` nearest rows ``x⁺`` of the same view (feature-space affinity, after the
-    affinity-aware contrastive learning of PromptHash), so unpaired rows shape each modality's hash
-    function; with ``a = 0`` only the paired part is used, like the paired baselines.
-
     where InfoNCE is the symmetric cross-entropy over cosine similarities / T with the partner as the
     positive and the batch as negatives. The gate ``g`` fuses the two modalities of an item into one
     code (:meth:`transform_fused`). Encoding needs no torch: the trained weights are numpy arrays.
     Codes: ``sgn(h_v(x))``.
+
+    The affinity term is the semi-paired part: every row of view ``v`` (paired or not) is pulled towards
+    one of its ``n_neighbors`` nearest rows ``x⁺`` of the same view (feature-space affinity, after the
+    affinity-aware contrastive learning of PromptHash), so unpaired rows shape each modality's hash
+    function; with ``a = 0`` only the paired part is used, like the paired baselines.
 
     Parameters
     ----------

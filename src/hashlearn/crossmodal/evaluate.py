@@ -130,7 +130,7 @@ def mean_rows(rows):
     """Average the rows of repeated runs (different ``seed``) per (dataset, method, bits, paired).
 
     Returns one row per group with the mean of ``map_q0_db1``, ``map_q1_db0`` and ``fit_s``, their
-    standard deviations (``*_sd``, population), ``n_seeds`` and ``wins_q0_db1`` / ``wins_q1_db0``: in how
+    standard deviations (``*_sd``, population), ``n_seeds`` and ``wins_map_q0_db1`` / ``wins_map_q1_db0``: in how
     many seeds the method's mAP is the best of the methods run on that seed (ties count for all).
     """
     groups: dict = {}
