@@ -217,13 +217,18 @@ def _load_er(name):
     return dfl, dfr, Lall, Rall, read_truth(d / "gt.csv", Lall, Rall, sep=sep)
 
 
-def bench_er(names, epochs):
+def _er_embedder():
+    """MiniLM with the benchmark's embedding cache; torch limited to the machine's 2 cores."""
     import torch
 
     torch.set_num_threads(2)
     from hashlearn.embed import Embedder
 
-    E = Embedder(cache_dir=OUT / "emb", show_progress=False)
+    return Embedder(cache_dir=OUT / "emb", show_progress=False)
+
+
+def bench_er(names, epochs):
+    E = _er_embedder()
     rows = []
     for name in names:
         loaded = _load_er(name)
@@ -290,12 +295,7 @@ def bench_er(names, epochs):
 def bench_neural_ablation(names):
     """Where the neural blocker's PC goes: frozen exact kNN vs the same blocker untrained (lr 0: hashing of
     the frozen embeddings only) vs trained self-supervised, at 256 and 1,024 bits, k = 10."""
-    import torch
-
-    torch.set_num_threads(2)
-    from hashlearn.embed import Embedder
-
-    E = Embedder(cache_dir=OUT / "emb", show_progress=False)
+    E = _er_embedder()
     rows = []
     for name in names:
         loaded = _load_er(name)

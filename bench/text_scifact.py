@@ -46,16 +46,23 @@ SELFSUP = {"lr": 3e-4, "epochs": 6, "patience": 3, "pseudo_weight": 1.0, "pseudo
            "verbose": True}
 
 
-def itq_seeds(args):
-    """ITQ's own spread over its random seed (0-4) at the self-supervised widths: text_scifact_itq_seeds.json."""
+def _scifact_test():
+    """The SciFact test split with its cached MiniLM embeddings: (data, corpus, judged query ids, their
+    texts, corpus embeddings X, query embeddings Qe)."""
     from hashlearn.text.beir import load_beir
-    from hashlearn.text.pipeline import evaluate_codes, fit_encoder, load_embeddings
+    from hashlearn.text.pipeline import load_embeddings
 
     data = load_beir(DATA, "test")
-    corpus = data.corpus
-    qids, _ = data.judged_queries()
-    X = load_embeddings(DATA / "minilm", "corpus", corpus.ids)
-    Qe = load_embeddings(DATA / "minilm", "queries", qids)
+    qids, qtexts = data.judged_queries()
+    return (data, data.corpus, qids, qtexts, load_embeddings(DATA / "minilm", "corpus", data.corpus.ids),
+            load_embeddings(DATA / "minilm", "queries", qids))
+
+
+def itq_seeds(args):
+    """ITQ's own spread over its random seed (0-4) at the self-supervised widths: text_scifact_itq_seeds.json."""
+    from hashlearn.text.pipeline import evaluate_codes, fit_encoder
+
+    data, corpus, qids, _, X, Qe = _scifact_test()
     rows = []
     for bits in args.selfsup_bits:
         for seed in range(5):
@@ -79,16 +86,12 @@ def dense(args):
 
     torch.set_num_threads(2)
     from hashlearn.embed import Embedder
-    from hashlearn.text.beir import load_beir, read_qrels
+    from hashlearn.text.beir import read_qrels
     from hashlearn.text.lexical import BM25, reciprocal_rank_fusion, score_fusion
     from hashlearn.text.pipeline import (evaluate_codes, evaluate_run, fit_encoder, load_embeddings,
                                          make_pseudo_queries, training_pairs)
 
-    data = load_beir(DATA, "test")
-    corpus = data.corpus
-    qids, qtexts = data.judged_queries()
-    X = load_embeddings(DATA / "minilm", "corpus", corpus.ids)
-    Qe = load_embeddings(DATA / "minilm", "queries", qids)
+    data, corpus, qids, qtexts, X, Qe = _scifact_test()
     train_qrels = read_qrels(DATA / "qrels" / "train.tsv")
     qtext = dict(zip(data.query_ids, data.query_texts))
     train_ids = [q for q in train_qrels if q in qtext]
@@ -190,14 +193,9 @@ def selfsup(args):
 
     torch.set_num_threads(2)
     from hashlearn.embed import Embedder
-    from hashlearn.text.beir import load_beir
-    from hashlearn.text.pipeline import evaluate_codes, fit_encoder, load_embeddings, make_pseudo_queries
+    from hashlearn.text.pipeline import evaluate_codes, fit_encoder, make_pseudo_queries
 
-    data = load_beir(DATA, "test")
-    corpus = data.corpus
-    qids, _ = data.judged_queries()
-    X = load_embeddings(DATA / "minilm", "corpus", corpus.ids)
-    Qe = load_embeddings(DATA / "minilm", "queries", qids)
+    data, corpus, qids, _, X, Qe = _scifact_test()
     ptexts, prows = make_pseudo_queries(corpus.titles, corpus.texts, strategy="title")
     P = Embedder(cache_dir=CACHE, show_progress=False).encode(ptexts)
     rows = []
@@ -300,15 +298,10 @@ def topics(args):
 
 def lexical(args):
     """BM25 and hybrids only (float and sign runs recomputed): text_scifact_lexical.json."""
-    from hashlearn.text.beir import load_beir
     from hashlearn.text.lexical import BM25, reciprocal_rank_fusion, score_fusion
-    from hashlearn.text.pipeline import evaluate_codes, evaluate_run, fit_encoder, load_embeddings
+    from hashlearn.text.pipeline import evaluate_codes, evaluate_run, fit_encoder
 
-    data = load_beir(DATA, "test")
-    corpus = data.corpus
-    qids, qtexts = data.judged_queries()
-    X = load_embeddings(DATA / "minilm", "corpus", corpus.ids)
-    Qe = load_embeddings(DATA / "minilm", "queries", qids)
+    data, corpus, qids, qtexts, X, Qe = _scifact_test()
     bm = BM25().fit(corpus.full_texts)
     t0 = time.perf_counter()
     bs, bp = bm.search(qtexts, k=100)
