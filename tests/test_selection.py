@@ -195,8 +195,11 @@ def cli():
     app = typer.Typer()
     bench = typer.Typer()
     app.add_typer(bench, name="bench")
-    selection.register_cli(app, bench)
-    funchash.register_cli(app, bench)
+    from hashlearn.cli import funchash as funchash_cli
+    from hashlearn.cli import selection as selection_cli
+
+    selection_cli.register(app, bench)
+    funchash_cli.register(app, bench)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, list(args))
 
@@ -300,7 +303,6 @@ def test_subprocess_no_heavy_imports_and_cli_exit_codes(tmp_path):
         "import sys, hashlearn.apps.funchash as f, hashlearn.apps.selection as s\n"
         "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'fastapi', 'ray') if m in sys.modules)\n"
         "from hashlearn.cli import app, bench_app, main\n"
-        "f.register_cli(app, bench_app); s.register_cli(app, bench_app)\n"
         f"ok = main(['select', 'iris', '--bits', '4', '--json', {str(js)!r}])\n"
         "bad = main(['select', 'missing.csv'])\n"
         "print('RESULT', heavy, ok, bad)\n"

@@ -13,7 +13,7 @@ Public API (heavy dependencies — torch, sentence-transformers, bm25s, numba ke
 * :class:`TopicRetriever` — documents for a topic given by a few keywords (Lbl2Vec-style);
 * :class:`KeyphraseExtractor`, :func:`candidate_phrases`, :func:`expand_documents` — keyphrase expansion.
 
-CLI: ``hashlearn text index | search | eval`` (see :mod:`hashlearn.text.cli`).
+CLI: ``hashlearn text index | search | eval`` (see :mod:`hashlearn.cli.text`).
 """
 
 from .beir import BeirData, Corpus, Document, ReadReport, iter_corpus, load_beir, read_corpus, read_qrels, read_queries

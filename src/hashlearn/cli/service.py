@@ -30,12 +30,12 @@ def register(app, bench_app) -> None:
         """Serve collections over HTTP (REST + JSON, web page at /, OpenAPI at /docs)."""
         import os
 
-        from hashlearn.cli import CLIError, err_console
+        from ._common import CLIError, err_console
 
         try:
             import uvicorn
 
-            from .app import ENV_KEYS, create_app, load_api_keys
+            from hashlearn.service.app import ENV_KEYS, create_app, load_api_keys
         except ImportError as exc:
             raise CLIError(f"the service needs the [service] extra (pip install 'hashlearn[service]'): {exc}") from None
         if data_dir.exists() and not data_dir.is_dir():

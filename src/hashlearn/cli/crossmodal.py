@@ -38,10 +38,10 @@ def register(app, bench_app) -> None:
 
         from rich.table import Table
 
-        from hashlearn.cli import CLIError, _check_output, _parse_bits, _parse_params, console
+        from ._common import CLIError, _check_output, _parse_bits, _parse_params, console
         from hashlearn.hashing import get_hasher_class, list_methods
 
-        from .evaluate import load_crossmodal_dataset, mean_rows, plot_rows, run_protocol
+        from hashlearn.crossmodal.evaluate import load_crossmodal_dataset, mean_rows, plot_rows, run_protocol
 
         _check_output(json_path)
         if plots is not None and plots.exists() and not plots.is_dir():

@@ -1,133 +1,35 @@
-"""Command-line interface: ``hashlearn --help``.
-
-Every command validates its input and reports a problem as one line on stderr with exit code 2
-(never a traceback); output files are written atomically, so a failed command leaves files on disk
-as they were.
-"""
+"""The core commands: ``demo``, ``fit``, ``encode``, ``index build``, ``search``, ``eval``, ``methods``,
+``info`` and ``bench hashing``."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Compact similarity search with hashing.")
-index_app = typer.Typer(no_args_is_help=True, help="Build and inspect indexes.")
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks under the field's standard protocols.")
-app.add_typer(index_app, name="index")
-app.add_typer(bench_app, name="bench")
-
-# Result tables are wide; keep them readable when stdout is a pipe or a log file (rich defaults to 80).
-console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True)
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit code 2."""
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-def _parse_bits(text: str) -> list[int]:
-    try:
-        bits = [int(b) for b in text.split(",") if b.strip()]
-    except ValueError:
-        raise CLIError(f"--bits must be a comma-separated list of integers, got {text!r}") from None
-    if not bits or any(b < 1 for b in bits):
-        raise CLIError(f"--bits must list positive integers, got {text!r}")
-    return bits
-
-
-def _parse_params(items: Optional[List[str]]) -> dict:
-    params = {}
-    for item in items or []:
-        if "=" not in item:
-            raise CLIError(f"--param expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value
-    return params
-
-
-def _read_matrix(path: Path, what: str) -> np.ndarray:
-    from .io.readers import read_vectors
-
-    return np.asarray(read_vectors(path))
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    """A .npy file (codes, ids) read into memory; errors name the file."""
-    from .io.readers import read_npy
-
-    return np.asarray(read_npy(path, mmap=False))
-
-
-def _check_output(*paths: Optional[Path]) -> None:
-    """Refuse an output path that cannot be replaced by a file, before doing any work."""
-    for path in paths:
-        if path is not None and Path(path).is_dir():
-            raise CLIError(f"{path}: is a directory; give a file name for the output")
-
-
-def _atomic_write(path: Path, write) -> None:
-    from .io.persist import atomic_write
-
-    atomic_write(path, write)
-
-
-def _atomic_write_all(items) -> None:
-    """Write several files: each to a temporary file first, then all renamed (none if a write fails)."""
-    staged = []
-    try:
-        for path, write in items:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-            staged.append((tmp, path))
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
-
-
-def _write_json(path: Optional[Path], payload) -> None:
-    if path is None:
-        return
-    data = json.dumps(payload, indent=2, default=_json_default).encode()
-    _atomic_write(path, lambda fh: fh.write(data))
-    err_console.print(f"[dim]wrote {path}[/dim]")
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _load_object(path: Path):
-    from .io import load
-
-    return load(path)
+from ._common import (
+    CLIError,
+    _atomic_write,
+    _atomic_write_all,
+    _check_output,
+    _json_default,
+    _load_object,
+    _parse_bits,
+    _parse_params,
+    _read_matrix,
+    _read_npy,
+    _write_json,
+    app,
+    bench_app,
+    console,
+    err_console,
+    index_app,
+)
 
 
 def _rows_table(title: str, rows: list[dict]) -> Table:
@@ -181,9 +83,9 @@ def _run_protocol(dataset: str, methods: list[str], bits: list[int], n_queries: 
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .datasets import load_dataset
-    from .errors import HashlearnError
-    from .evaluate import GroundTruth, evaluate_method
+    from hashlearn.datasets import load_dataset
+    from hashlearn.errors import HashlearnError
+    from hashlearn.evaluate import GroundTruth, evaluate_method
 
     kw = {"n_queries": n_queries, "random_state": seed}
     if labels is not None:
@@ -303,8 +205,8 @@ _KIND_TEXT = {
 
 
 def _resolve_methods(text: str) -> list[str]:
-    from .evaluate import FAISS_METHODS
-    from .hashing import get_hasher_class, list_methods
+    from hashlearn.evaluate import FAISS_METHODS
+    from hashlearn.hashing import get_hasher_class, list_methods
 
     if text == "all":
         return list_methods(kind="vector") + ["faiss-lsh", "faiss-itq"]
@@ -413,7 +315,7 @@ def eval_cmd(
 @app.command()
 def methods():
     """List the registered hashing methods."""
-    from .hashing import get_hasher_class, list_methods
+    from hashlearn.hashing import get_hasher_class, list_methods
 
     table = Table(title="hashlearn methods")
     table.add_column("name")
@@ -435,8 +337,8 @@ def fit(
     output: Path = typer.Option(..., "--output", "-o", help="where to save the fitted hasher"),
 ):
     """Fit a hasher on training vectors and save it."""
-    from .hashing import make_hasher
-    from .io import save
+    from hashlearn.hashing import make_hasher
+    from hashlearn.io import save
 
     _check_output(output)
     hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
@@ -480,8 +382,8 @@ def index_build(
     seed: int = typer.Option(0),
 ):
     """Build an index from vectors (hash + optional re-rank) or from packed codes, and save it."""
-    from .index import BinaryIndex, HashIndex, MultiIndexHashing
-    from .io import save
+    from hashlearn.index import BinaryIndex, HashIndex, MultiIndexHashing
+    from hashlearn.io import save
 
     _check_output(output)
     if kind not in ("flat", "mih"):
@@ -496,7 +398,7 @@ def index_build(
         if model is not None:
             hasher = _load_object(model)
         elif method is not None:
-            from .hashing import make_hasher
+            from hashlearn.hashing import make_hasher
 
             hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
         else:
@@ -520,8 +422,8 @@ def search(
     mmap: bool = typer.Option(False, help="memory-map the index arrays"),
 ):
     """Search an index; prints the first results, writes all of them with -o/--json."""
-    from .index import BinaryIndex, HashIndex, MultiIndexHashing
-    from .io import load
+    from hashlearn.index import BinaryIndex, HashIndex, MultiIndexHashing
+    from hashlearn.io import load
 
     _check_output(output, json_path)
     index = load(index_path, mmap=mmap)
@@ -558,7 +460,7 @@ def search(
 @app.command()
 def info(path: Path = typer.Argument(..., help="a hashlearn file")):
     """Describe a hashlearn file (class, parameters, arrays) without loading its data."""
-    from .io import read_header
+    from hashlearn.io import read_header
 
     header = read_header(path)
     obj = header["object"]
@@ -587,51 +489,3 @@ def _print_state(node, arrays, indent: int) -> None:
 # -- command groups of the higher layers -------------------------------------------------------------
 # Each extension module defines ``register(app, bench_app)`` and adds its commands; heavy dependencies
 # (torch, fastapi, ray) are imported inside the commands, so `hashlearn --help` stays fast.
-_EXTENSIONS = (
-    "hashlearn.crossmodal.cli",
-    "hashlearn.service.cli",
-    "hashlearn.text.cli",
-    "hashlearn.apps.cli",
-)
-
-
-def _register_extensions() -> None:
-    import importlib
-
-    for module_name in _EXTENSIONS:
-        importlib.import_module(module_name).register(app, bench_app)
-
-
-_register_extensions()
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """Entry point: run the app, turning expected errors into one-line messages and exit code 2."""
-    from .errors import HashlearnError
-
-    try:
-        app(args=argv, standalone_mode=False)
-    except (CLIError, HashlearnError, ValueError, OSError, TypeError) as exc:
-        message = str(exc) or type(exc).__name__
-        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-        return 2
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
-    except Exception as exc:  # click usage errors and the like
-        # typer >= 0.22 vendors click as typer._click: its exceptions are not click's classes.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, typer.Abort):
-            return 1
-        raise
-    return 0
-
-
-def _entry() -> None:
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    _entry()

@@ -19,7 +19,7 @@ text_app = typer.Typer(no_args_is_help=True,
 
 
 def _split_list(text: str, what: str) -> list[str]:
-    from hashlearn.cli import CLIError
+    from ._common import CLIError
 
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
@@ -28,7 +28,7 @@ def _split_list(text: str, what: str) -> list[str]:
 
 
 def _params(items):
-    from hashlearn.cli import _parse_params
+    from ._common import _parse_params
 
     return _parse_params(items)
 
@@ -56,9 +56,9 @@ def eval_cmd(
     """Evaluate codes on a BEIR dataset (nDCG@10, Recall@100, bytes per document, queries/s)."""
     from rich.table import Table
 
-    from hashlearn.cli import CLIError, _check_output, _write_json, console, err_console
+    from ._common import CLIError, _check_output, _write_json, console, err_console
 
-    from .evaluation import beir_eval
+    from hashlearn.text.evaluation import beir_eval
 
     _check_output(json_path)
     if not beir.is_dir():
@@ -119,11 +119,11 @@ def index_cmd(
     seed: int = typer.Option(0),
 ):
     """Embed (or load) a corpus, encode it and save a text index; the corpus is streamed in batches."""
-    from hashlearn.cli import CLIError, _check_output, console, err_console
+    from ._common import CLIError, _check_output, console, err_console
 
-    from ..io import save
-    from .beir import ReadReport, iter_corpus
-    from .index import parse_codes
+    from hashlearn.io import save
+    from hashlearn.text.beir import ReadReport, iter_corpus
+    from hashlearn.text.index import parse_codes
 
     _check_output(output)
     name, _ = parse_codes(codes)
@@ -135,7 +135,7 @@ def index_cmd(
     docs = iter_corpus(corpus, duplicates=duplicates, report=report)
     embedder = None
     if embeddings is None:
-        from ..embed import Embedder
+        from hashlearn.embed import Embedder
 
         cache = cache_dir if cache_dir is not None else Path.home() / ".cache" / "hashlearn" / "embeddings"
         embedder = Embedder(model, cache_dir=cache, show_progress=True)
@@ -154,7 +154,7 @@ def index_cmd(
     def vectors(ids, texts):
         if embedder is not None:
             return embedder.encode(texts)
-        from .pipeline import load_embeddings
+        from hashlearn.text.pipeline import load_embeddings
 
         return load_embeddings(embeddings, "corpus", ids)
 
@@ -183,7 +183,7 @@ def index_cmd(
 def _start_index(pending, codes, rescore, candidates, asymmetric, model, seed):
     import numpy as np
 
-    from .index import TextIndex, make_encoder
+    from hashlearn.text.index import TextIndex, make_encoder
 
     X = np.concatenate([p[1] for p in pending])
     enc = make_encoder(codes, X.shape[1], random_state=seed)
@@ -209,10 +209,10 @@ def search_cmd(
     """Search a text index with query texts; prints the top documents."""
     from rich.table import Table
 
-    from hashlearn.cli import CLIError, _check_output, _write_json, console
+    from ._common import CLIError, _check_output, _write_json, console
 
-    from ..io import load
-    from .index import TextIndex
+    from hashlearn.io import load
+    from hashlearn.text.index import TextIndex
 
     _check_output(json_path)
     index = load(index_path)
@@ -221,7 +221,7 @@ def search_cmd(
     if k < 1:
         raise CLIError(f"k must be >= 1, got {k}")
     if queries is not None:
-        from .beir import read_queries
+        from hashlearn.text.beir import read_queries
 
         qids, qtexts, _ = read_queries(queries)
     elif query:
@@ -230,7 +230,7 @@ def search_cmd(
         raise CLIError("give query texts or --queries FILE")
     if any(not t.strip() for t in qtexts):
         raise CLIError("empty query text")
-    from ..embed import Embedder
+    from hashlearn.embed import Embedder
 
     emb = Embedder(index.model or "all-MiniLM-L6-v2", cache_dir=cache_dir, show_progress=False)
     Q = emb.encode(qtexts, use_cache=cache_dir is not None)
@@ -248,11 +248,11 @@ def search_cmd(
 
 def _corpus_and_vectors(corpus_path, embeddings, model, cache_dir):
     """The corpus, its document embeddings (precomputed or embedded) and the embedder's encode function."""
-    from hashlearn.cli import CLIError
+    from ._common import CLIError
 
-    from ..embed import Embedder
-    from .beir import read_corpus
-    from .pipeline import load_embeddings
+    from hashlearn.embed import Embedder
+    from hashlearn.text.beir import read_corpus
+    from hashlearn.text.pipeline import load_embeddings
 
     if not corpus_path.is_file():
         raise CLIError(f"{corpus_path}: no such corpus file")
@@ -281,9 +281,9 @@ def topics_cmd(
     """Lbl2Vec-style topic retrieval: the documents of each keyword-defined topic."""
     from rich.table import Table
 
-    from hashlearn.cli import CLIError, _check_output, _write_json, console
+    from ._common import CLIError, _check_output, _write_json, console
 
-    from .topics import TopicRetriever
+    from hashlearn.text.topics import TopicRetriever
 
     _check_output(json_path)
     topics = {}
@@ -325,10 +325,10 @@ def keyphrases_cmd(
     """KeyBERT-style keyphrases of each document (embedding-ranked n-grams + MMR); optional expanded corpus."""
     import json
 
-    from hashlearn.cli import CLIError, _check_output, _write_json, console
+    from ._common import CLIError, _check_output, _write_json, console
 
-    from ..io.persist import atomic_write
-    from .keyphrases import KeyphraseExtractor, expand_documents
+    from hashlearn.io.persist import atomic_write
+    from hashlearn.text.keyphrases import KeyphraseExtractor, expand_documents
 
     _check_output(json_path)
     _check_output(expanded)

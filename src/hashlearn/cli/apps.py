@@ -19,10 +19,6 @@ def register(app, bench_app) -> None:
     """Add this package's commands to the hashlearn typer app (and its bench group)."""
     _register_blocking(app)
     _register_dedup(app)
-    from . import funchash, selection
-
-    funchash.register_cli(app, bench_app)
-    selection.register_cli(app, bench_app)
 
 
 def _fmt(v) -> str:
@@ -64,10 +60,10 @@ def _register_blocking(app) -> None:
         """Candidate pairs of records that may match (blocking), with metrics when --truth is given."""
         import json
 
-        from hashlearn.cli import CLIError, console, err_console, _check_output
+        from ._common import CLIError, console, err_console, _check_output
         from hashlearn.io.persist import atomic_write
 
-        from .blocking import make_blocker, prepare_table, read_table, read_truth, run_blocking, write_pairs
+        from hashlearn.apps.blocking import make_blocker, prepare_table, read_table, read_truth, run_blocking, write_pairs
 
         _check_output(output, json_out)
         if output is not None and output.suffix.lower() not in (".csv", ".parquet", ".pq"):
@@ -152,11 +148,11 @@ def _register_dedup(app) -> None:
         """Clusters of near-duplicate texts: MinHash LSH candidates verified by exact Jaccard, union-find."""
         import json
 
-        from hashlearn.cli import CLIError, console, err_console, _check_output
+        from ._common import CLIError, console, err_console, _check_output
         from hashlearn.io.persist import atomic_write
 
-        from .blocking import prepare_table, read_table
-        from .dedup import NearDuplicates, iter_text_file
+        from hashlearn.apps.blocking import prepare_table, read_table
+        from hashlearn.apps.dedup import NearDuplicates, iter_text_file
 
         _check_output(output, json_out)
         if not 0.0 < threshold <= 1.0:
