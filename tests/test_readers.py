@@ -280,9 +280,9 @@ def test_read_vectors_nan_in_fvecs(tmp_path):
 
 
 def test_check_vectors_chunked_scan_finds_first_bad_row(monkeypatch):
-    import hashlearn.io.readers as readers
+    import hashlearn.io.readers.validation as validation
 
-    monkeypatch.setattr(readers, "_CHUNK_ELEMS", 16)  # 4 rows of d=4 per chunk
+    monkeypatch.setattr(validation, "_CHUNK_ELEMS", 16)  # 4 rows of d=4 per chunk
     X = np.zeros((50, 4))
     X[37, 3] = np.inf
     X[45, 0] = np.nan
