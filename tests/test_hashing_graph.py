@@ -210,12 +210,42 @@ def test_agh_parameter_and_size_errors():
     with pytest.raises(ValidationError, match="n_anchors=30"):
         TwoLayerAnchorGraphHashing(n_bits=60, n_anchors=30).fit(X)
     TwoLayerAnchorGraphHashing(n_bits=30, n_anchors=30, random_state=0).fit(X)  # ceil(30/2) = 15 < 30
-    with pytest.raises(ValidationError, match="at least n_anchors=100 training vectors, got 60"):
-        AnchorGraphHashing(n_bits=8, n_anchors=100).fit(X)
     with pytest.raises(ValidationError, match="n_nearest"):
         AnchorGraphHashing(n_bits=8, n_anchors=20, n_nearest=1).fit(X)
     with pytest.raises(ValidationError, match="sigma"):
         AnchorGraphHashing(n_bits=8, n_anchors=20, sigma=-1.0).fit(X)
+    with pytest.raises(ValidationError, match="n_nearest=5 exceeds the 3 anchors that 3 training vectors give"):
+        AnchorGraphHashing(n_bits=2, n_anchors=20, n_nearest=5).fit(X[:3])
+
+
+@pytest.mark.parametrize("cls", [AnchorGraphHashing, TwoLayerAnchorGraphHashing])
+def test_agh_with_fewer_vectors_than_anchors_uses_every_vector_as_an_anchor(cls):
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    with pytest.warns(UserWarning, match="n_anchors=100 exceeds the 60 training vectors; fitting with n_anchors_=60"):
+        h = cls(n_bits=8, n_anchors=100, random_state=0).fit(X)
+    assert h.n_anchors == 100 and h.n_anchors_ == h.anchors_.shape[0] <= 60  # the parameter is left as given
+    assert h.n_bits_ == 8 and h.transform(X).shape == (60, 1)
+    # K-means with as many clusters as points puts one anchor on every (distinct) vector
+    np.testing.assert_allclose(np.sort(h.anchors_, axis=0), np.sort(X.astype(np.float32), axis=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls, n_bits", [(AnchorGraphHashing, 19), (TwoLayerAnchorGraphHashing, 38)])
+def test_agh_with_too_few_eigenvectors_learns_a_shorter_code(cls, n_bits):
+    # eight tight, far-apart clusters: the anchor graph has one component per cluster, hence 8 unit
+    # eigenvalues (dropped), which leaves fewer non-trivial eigenvectors than the 19 the code needs
+    rng = np.random.default_rng(3)
+    X = np.concatenate([c + rng.normal(size=(10, 5)) for c in rng.normal(scale=100.0, size=(8, 5))])
+    with pytest.warns(UserWarning, match=f"n_bits={n_bits} needs 19 non-trivial eigenvectors of the anchor graph"):
+        h = cls(n_bits=n_bits, n_anchors=20, random_state=0).fit(X)
+    # the non-trivial spectrum, recomputed from the fitted graph
+    Z = h.anchor_graph(X).toarray()
+    inv = 1.0 / np.sqrt(Z.sum(axis=0))
+    ev = np.linalg.eigvalsh(inv[:, None] * (Z.T @ Z) * inv[None, :])
+    available = int(np.sum((ev > 0) & (ev < 1 - 1e-3)))
+    assert 0 < available < 19
+    assert h.n_bits == n_bits and h.n_bits_ == h.code_bits == available * h._n_layers
+    np.testing.assert_allclose(h.eigenvalues_, np.sort(ev[(ev > 0) & (ev < 1 - 1e-3)])[::-1], atol=1e-8)
+    assert h.margins(X).shape == (len(X), h.n_bits_) and h.transform(X).shape == (len(X), 1)
 
 
 def test_agh_explicit_sigma_and_fewer_dimensions_than_bits():
@@ -260,8 +290,10 @@ def test_sgh_feature_transformation_and_learned_bits():
 def test_sgh_size_and_parameter_errors():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 4))
-    with pytest.raises(ValidationError, match="at least n_bases=60 training vectors, got 50"):
-        ScalableGraphHashing(n_bits=8, n_bases=60).fit(X)
+    with pytest.warns(UserWarning, match="n_bases=60 exceeds the 50 training vectors; fitting with n_bases_=50"):
+        h = ScalableGraphHashing(n_bits=8, n_bases=60, random_state=0).fit(X)
+    assert h.n_bases == 60 and h.n_bases_ == 50 and h.bases_.shape == (50, 4) and h.projections_.shape == (50, 8)
+    assert ScalableGraphHashing(n_bits=8, n_bases=10).fit(X).n_bases_ == 10
     with pytest.raises(ValidationError, match="rho"):
         ScalableGraphHashing(n_bits=8, n_bases=10, rho=0.0).fit(X)
     with pytest.raises(ValidationError, match="normalize"):
@@ -328,7 +360,7 @@ def test_input_validation(method):
     with pytest.raises(ValidationError):
         make(method, 8).fit(Xnan)
     h.fit(X)
-    with pytest.raises(ValidationError, match=f"{X.shape[1] + 1} features but the model was fitted on {X.shape[1]}"):
+    with pytest.raises(ValidationError, match=f"X has {X.shape[1] + 1} features, but .* is expecting {X.shape[1]} features"):
         h.transform(np.ones((2, X.shape[1] + 1)))
     with pytest.raises(ValidationError):
         h.transform(Xnan)
@@ -336,7 +368,9 @@ def test_input_validation(method):
         h.transform(np.ones((2, 3, 4)))
     with pytest.raises(ValidationError):
         make(method, 0).fit(X)
-    assert h.transform(X[0]).shape == (1, 1)  # one vector of the right length is one row
+    with pytest.raises(ValidationError, match="Expected 2D array, got 1D array"):
+        h.transform(X[0])  # a single vector is refused, as in scikit-learn: pass X[:1]
+    assert h.transform(X[:1]).shape == (1, 1)
 
 
 # the module whose _CHUNK_ELEMS sets each method's chunking (Spectral Hashing uses pca's streamed helpers)

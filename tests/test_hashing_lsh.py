@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 from scipy.stats import norm
 
@@ -299,14 +300,18 @@ def test_bad_input_raises_hashlearn_errors(cls):
     h = cls(n_bits=16, random_state=0).fit(X)
     bad = X.copy()
     bad[3, 2] = np.nan
-    with pytest.raises(ValidationError, match="row 3"):
+    with pytest.raises(ValidationError, match="Input X contains NaN"):
         h.transform(bad)
     for method in ("transform", "hash_values", "margins", "positions", "rotate", "rank_vertices"):
         if hasattr(h, method):
-            with pytest.raises(ValidationError, match="5"):
+            with pytest.raises(ValidationError, match=f"X has 6 features, but {cls.__name__} is expecting 5"):
                 getattr(h, method)(rng.normal(size=(4, 6)))
-            with pytest.raises(ValidationError, match="row 3"):
+            with pytest.raises(ValidationError, match="Input X contains NaN"):
                 getattr(h, method)(bad)
+            with pytest.raises(ValidationError, match="Expected 2D array, got 1D array"):
+                getattr(h, method)(X[0])
+            with pytest.raises(TypeError, match="Sparse data was passed"):
+                getattr(h, method)(sp.csr_matrix(X))
     with pytest.raises(ValidationError):
         cls(n_bits=0).fit(X)
     with pytest.raises(ValidationError):

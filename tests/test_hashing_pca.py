@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hashlearn.codes import unpack
 from hashlearn.errors import NotFittedError, ValidationError
 from hashlearn.hashing import ITQ, IsotropicHashing, PCAHashing, make_hasher
 from hashlearn.hashing import pca as pca_mod
+from hashlearn.hashing._rotations import random_orthogonal
 
 METHODS = [PCAHashing, ITQ, IsotropicHashing]
 
@@ -50,9 +52,11 @@ def test_shapes_bits_are_signs_of_margins(cls, rng):
     M = h.margins(X[:50])
     assert M.shape == (50, 20) and M.dtype == np.float32
     np.testing.assert_array_equal(unpack(codes, 20), (M > 0).astype(np.uint8))
-    # one vector of the right length is accepted as a row
-    np.testing.assert_array_equal(h.transform(X[0]), codes[:1])
-    assert h.code_bits == 20
+    # a single vector must be passed as one row, as in scikit-learn
+    with pytest.raises(ValidationError, match="Expected 2D array, got 1D array"):
+        h.transform(X[0])
+    np.testing.assert_array_equal(h.transform(X[:1]), codes[:1])
+    assert h.code_bits == h.n_bits_ == 20
     # the mean is removed: bits are far from constant on the (offset) training data
     assert np.all(np.abs((h.margins(X) > 0).mean(axis=0) - 0.5) < 0.35)
 
@@ -197,7 +201,7 @@ def test_isoh_equalises_variances(rng, n_bits):
 
 
 def test_isoh_helper_trivial_and_non_converged_cases(rng):
-    Q0 = pca_mod._random_orthogonal(rng, 4)
+    Q0 = random_orthogonal(rng, 4)
     Q, it, err = pca_mod._isotropic_rotation(np.full(4, 2.5), Q0, max_iter=100, tol=1e-6)
     assert it == 0 and err == 0.0 and Q is Q0
     Q, it, err = pca_mod._isotropic_rotation(np.zeros(4), Q0, max_iter=100, tol=1e-6)
@@ -244,18 +248,25 @@ def test_save_load_round_trip(cls, rng, tmp_path):
 
 # -- validation -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", METHODS)
-def test_n_bits_above_dimension_is_a_clear_error(cls, rng):
+def test_n_bits_above_dimension_learns_d_bits_with_a_warning(cls, rng):
     X = rng.normal(size=(100, 8))
-    with pytest.raises(ValidationError, match=r"n_bits=9 exceeds the data dimension d=8"):
-        cls(n_bits=9).fit(X)
-    assert cls(n_bits=8, random_state=0).fit(X).transform(X).shape == (100, 1)  # n_bits == d is fine
+    with pytest.warns(UserWarning, match=r"n_bits=9 exceeds the data dimension d=8 .*; fitting with n_bits_=8"):
+        h = cls(n_bits=9, random_state=0).fit(X)
+    assert h.n_bits == 9 and h.n_bits_ == h.code_bits == 8  # the parameter is left as given
+    assert h.projection_.shape == (8, 8) and h.margins(X).shape == (100, 8)
+    # the same model as asking for d bits
+    ref = cls(n_bits=8, random_state=0).fit(X)
+    np.testing.assert_array_equal(h.transform(X), ref.transform(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # n_bits == d: no warning
+        assert ref.transform(X).shape == (100, 1) and ref.n_bits_ == 8
 
 
 @pytest.mark.parametrize("cls", METHODS)
 def test_wrong_dimension_and_nan(cls, rng):
     X = rng.normal(size=(100, 8))
     h = cls(n_bits=4, random_state=0).fit(X)
-    with pytest.raises(ValidationError, match=r"5 features.*fitted on 8"):
+    with pytest.raises(ValidationError, match=f"X has 5 features, but {cls.__name__} is expecting 8 features"):
         h.transform(rng.normal(size=(3, 5)))
     bad = X.copy()
     bad[7, 2] = np.nan
@@ -268,7 +279,7 @@ def test_wrong_dimension_and_nan(cls, rng):
         h.transform(bad)
     with pytest.raises(ValidationError):
         cls(n_bits=4).fit(np.zeros((0, 8)))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="Expected 2D array, got 1D array"):
         cls(n_bits=4).fit(rng.normal(size=8 * 3))  # 1-D training data
 
 
@@ -304,9 +315,11 @@ def test_degenerate_training_sets(cls):
 @pytest.mark.parametrize("cls", METHODS)
 def test_failed_refit_leaves_the_estimator_unfitted(cls, rng):
     h = cls(n_bits=6, random_state=0).fit(rng.normal(size=(50, 8)))
-    h.set_params(n_bits=12)
-    with pytest.raises(ValidationError, match="n_bits=12"):
-        h.fit(rng.normal(size=(50, 8)))
+    bad = rng.normal(size=(50, 8))
+    bad[3, 1] = np.inf
+    with pytest.raises(ValidationError, match="infinity"):
+        h.fit(bad)
+    assert not [k for k in vars(h) if k.endswith("_")]  # no fitted attribute of the previous model is left
     with pytest.raises(NotFittedError):
         h.transform(rng.normal(size=(2, 8)))
     h.fit(rng.normal(size=(50, 16)))  # and a successful refit works

@@ -268,11 +268,14 @@ def test_kmh_objective_gradient():
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7)
 
 
-def test_kmh_needs_as_many_features_as_bits():
+def test_kmh_learns_at_most_as_many_bits_as_features():
     X = np.random.default_rng(10).normal(size=(200, 6))
-    with pytest.raises(ValidationError, match="6 features for n_bits=8"):
-        KMeansHashing(n_bits=8).fit(X)
-    assert KMeansHashing(n_bits=6, bits_per_subspace=3, max_iter=3).fit(X).transform(X).shape == (200, 1)
+    with pytest.warns(UserWarning, match="n_bits=8 exceeds the 6 features .*; fitting with n_bits_=6"):
+        h = KMeansHashing(n_bits=8, bits_per_subspace=3, max_iter=3).fit(X)
+    assert h.n_bits == 8 and h.n_bits_ == h.code_bits == 6 and h.subspace_bits_.tolist() == [3, 3]
+    ref = KMeansHashing(n_bits=6, bits_per_subspace=3, max_iter=3).fit(X)
+    np.testing.assert_array_equal(h.transform(X), ref.transform(X))
+    assert ref.transform(X).shape == (200, 1)
 
 
 # -- the estimator contract, for all three --------------------------------------------------------------
@@ -311,17 +314,19 @@ def test_bad_input_raises_hashlearn_errors(cls):
     h = cls(n_bits=8, random_state=0, **FAST[cls]).fit(X)
     bad = X.copy()
     bad[3, 2] = np.nan
-    with pytest.raises(ValidationError, match="row 3"):
+    with pytest.raises(ValidationError, match="Input X contains NaN"):
         cls(n_bits=8, **FAST[cls]).fit(bad)
     for method in ("transform", "margins", "quantize"):
         if hasattr(h, method):
-            with pytest.raises(ValidationError, match="row 3"):
+            with pytest.raises(ValidationError, match="Input X contains NaN"):
                 getattr(h, method)(bad)
-            with pytest.raises(ValidationError, match=r"9 features but the model was fitted on 8"):
+            with pytest.raises(ValidationError, match=f"X has 9 features, but {cls.__name__} is expecting 8"):
                 getattr(h, method)(rng.normal(size=(4, 9)))
+            with pytest.raises(ValidationError, match="Expected 2D array, got 1D array"):
+                getattr(h, method)(X[0])
     with pytest.raises(ValidationError):
         cls(n_bits=0).fit(X)
-    with pytest.raises(ValidationError, match="at least 2 training vectors"):
+    with pytest.raises(ValidationError, match=r"1 sample\(s\) \(shape=\(1, 8\)\) while a minimum of 2 is required"):
         cls(n_bits=8).fit(X[:1])
 
 

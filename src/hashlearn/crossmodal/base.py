@@ -17,10 +17,12 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from scipy.linalg import orthogonal_procrustes
 from sklearn.base import BaseEstimator
 
 from ..codes import pack
 from ..errors import NotFittedError, ValidationError
+from ..hashing._rotations import random_orthogonal
 from ..hashing.base import PersistableEstimatorMixin, check_random_state, check_vectors_array
 from ..io.persist import persistable
 
@@ -369,17 +371,18 @@ def ridge(A: np.ndarray, B: np.ndarray, reg: float) -> np.ndarray:
     return np.linalg.solve(G, A.T @ B)
 
 
-def random_orthogonal(rng: np.random.Generator, k: int) -> np.ndarray:
-    Q, R = np.linalg.qr(rng.standard_normal((k, k)))
-    s = np.sign(np.diag(R))
-    s[s == 0] = 1.0
-    return Q * s
+def itq_rotation(Y: np.ndarray, rng: np.random.Generator, n_iter: int) -> np.ndarray:
+    """Iterative quantisation of the rows of ``Y`` (n, r): the rotation ``R`` (r, r) that ``sgn(Y R)`` fits.
 
-
-def procrustes(M: np.ndarray) -> np.ndarray:
-    """Orthogonal R maximising tr(Rᵀ M) (M square): R = U Vᵀ from the SVD of M."""
-    U, _, Vt = np.linalg.svd(M)
-    return U @ Vt
+    From a Haar-random ``R`` drawn from ``rng``, ``n_iter`` times: ``B = sgn(Y R)``, then ``R`` solves
+    the orthogonal Procrustes problem ``min ||Y R - B||_F`` (:func:`scipy.linalg.orthogonal_procrustes`).
+    Y. Gong and S. Lazebnik, "Iterative Quantization: A Procrustean Approach to Learning Binary Codes",
+    CVPR 2011.
+    """
+    R = random_orthogonal(rng, Y.shape[1])
+    for _ in range(int(n_iter)):
+        R, _ = orthogonal_procrustes(Y, sign_pm(Y @ R))
+    return R
 
 
 def sign_pm(X: np.ndarray) -> np.ndarray:

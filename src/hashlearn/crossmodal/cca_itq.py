@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..hashing.registry import register
-from .base import BaseCrossModalHasher, paired_part, procrustes, random_orthogonal, sign_pm
+from .base import BaseCrossModalHasher, itq_rotation, paired_part
 
 __all__ = ["CCAITQ"]
 
@@ -102,10 +102,7 @@ class CCAITQ(BaseCrossModalHasher):
         scale = np.maximum(rho, 1e-12) ** float(self.eigen_power)
         W0, W1 = W0 * scale, W1 * scale
         Y = np.vstack([Z0 @ W0, Z1 @ W1])
-        R = random_orthogonal(rng, r)
-        for _ in range(int(self.n_iter)):
-            B = sign_pm(Y @ R)
-            R = procrustes(Y.T @ B)
+        R = itq_rotation(Y, rng, int(self.n_iter))
         self.projections_ = [W0 @ R, W1 @ R]
         self.correlations_ = rho.copy()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -27,6 +28,25 @@ def _neighbours(Z: np.ndarray, k: int) -> np.ndarray:
     for i in np.flatnonzero(~keep[:, :k].all(axis=1)):
         out[i] = idx[i][keep[i]][:k]
     return out.astype(np.int64)
+
+
+@contextlib.contextmanager
+def _torch_local_state(torch, seed: int, n_threads: int):
+    """Inside: torch's global generator seeded with ``seed``, at most ``n_threads`` threads; both restored.
+
+    The layers' default initialisation draws from torch's global generator. ``torch.random.fork_rng``
+    saves its state on entry and restores it on exit, so fitting leaves the caller's random state as it
+    was, while the same ``seed`` still gives the same weights; the thread count is restored in
+    ``finally``.
+    """
+    old_threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # scoped by fork_rng: the global state is restored on exit
+        try:
+            torch.set_num_threads(max(1, min(n_threads, old_threads)))
+            yield
+        finally:
+            torch.set_num_threads(old_threads)
 
 
 def _mlp_numpy(Z, layers):
@@ -143,11 +163,10 @@ class DeepCrossModalHashing(BaseCrossModalHasher):
         if aff > 0:  # every row of each view, with its nearest rows of the same view as positives
             Zall = [torch.from_numpy(self._features(X, v)) for v, X in enumerate(views)]
             nbrs = [torch.from_numpy(_neighbours(z.numpy(), int(self.n_neighbors))) for z in Zall]
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, min(int(self.n_threads), old_threads)))
-        try:
-            gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
-            torch.manual_seed(int(rng.integers(2**31 - 1)))
+        seed_batches = int(rng.integers(2**31 - 1))
+        seed_init = int(rng.integers(2**31 - 1))
+        with _torch_local_state(torch, seed_init, int(self.n_threads)):
+            gen = torch.Generator().manual_seed(seed_batches)
             nets = [torch.nn.Sequential(torch.nn.Linear(z.shape[1], hdim), torch.nn.ReLU(), torch.nn.Linear(hdim, r))
                     for z in Z]
             gate = torch.nn.Linear(2 * r, r)
@@ -194,8 +213,6 @@ class DeepCrossModalHashing(BaseCrossModalHasher):
                             for net in nets]
             self.gate_ = [gate.weight.detach().numpy().T.copy(), gate.bias.detach().numpy().copy()]
             self.loss_ = np.asarray(losses)
-        finally:
-            torch.set_num_threads(old_threads)
 
     def _features(self, X, view):
         fm = self.feature_maps_[view]

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from ..errors import ValidationError
 from ..hashing.registry import register
-from .base import BaseCrossModalHasher, procrustes, random_orthogonal, sign_pm, sq_dists, unpaired_rows
+from .base import BaseCrossModalHasher, itq_rotation, sq_dists, unpaired_rows
 
 __all__ = ["IMH"]
 
@@ -160,9 +160,7 @@ class IMH(BaseCrossModalHasher):
         W0, W1 = W[blocks[0]], W[blocks[1]]
         Y = np.vstack([Z[0] @ W0, Z[1][unpaired_rows(Z[1].shape[0], pairs[:, 1])] @ W1])
         Y *= np.sqrt(r / max(np.mean(np.sum(Y * Y, axis=1)), 1e-300))
-        R = random_orthogonal(rng, r)
-        for _ in range(int(self.n_iter)):
-            R = procrustes(Y.T @ sign_pm(Y @ R))
+        R = itq_rotation(Y, rng, int(self.n_iter))
         self.projections_ = [W0 @ R, W1 @ R]
 
     def _project(self, X, view):

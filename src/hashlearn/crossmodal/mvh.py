@@ -9,7 +9,7 @@ import numpy as np
 from ..codes import pack
 from ..errors import ValidationError
 from ..hashing.registry import register
-from .base import BaseCrossModalHasher, check_views, procrustes, random_orthogonal, sign_pm
+from .base import BaseCrossModalHasher, check_views, itq_rotation, sign_pm
 
 __all__ = ["MultiViewHashing"]
 
@@ -96,10 +96,7 @@ class MultiViewHashing(BaseCrossModalHasher):
             raise ValidationError(f"mvh: n_bits={r} exceeds the concatenated mapped dimension {min(Zc.shape)}")
         _, _, Vt = np.linalg.svd(Zc, full_matrices=False)
         Y = Zc @ Vt[:r].T
-        R = random_orthogonal(rng, r)
-        for _ in range(50):
-            R = procrustes(Y.T @ sign_pm(Y @ R))
-        B = sign_pm(Y @ R)
+        B = sign_pm(Y @ itq_rotation(Y, rng, 50))
         w = np.full(nv, 1.0 / nv)
         facts = [np.linalg.cholesky(z.T @ z + g * np.eye(z.shape[1])) for z in Z]
 

@@ -7,22 +7,22 @@ are written out in :class:`RREH` and in ``docs/crossmodal.md``.
 from __future__ import annotations
 
 import numbers
-import time
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_factor, cho_solve, orthogonal_procrustes
+from scipy.sparse.linalg import LinearOperator, cg
 
-from ..errors import NotFittedError, ValidationError
-from ..hashing.base import check_random_state, check_vectors_array
+from ..errors import ValidationError
+from ..hashing._rotations import nearest_orthogonal
+from ..hashing.base import check_random_state
 from ..hashing.registry import register
 from .cca_itq import cca_directions
 from .base import (
     BaseCrossModalHasher,
     check_pairs,
     check_views,
-    procrustes,
-    random_orthogonal,
+    itq_rotation,
     sign_pm,
     sq_dists,
     unpaired_rows,
@@ -91,31 +91,18 @@ def reconstruction_weights(X, anchors, k: int = 5, reg: float = 1e-3):
     return sp.csr_matrix((vals.ravel(), cols.ravel(), indptr), shape=(n, s))
 
 
-def _cg(op, rhs, x0, n_iter=100, tol=1e-10):
-    """Conjugate gradients on a symmetric positive definite matrix operator (Frobenius inner product).
+def _solve_matrix_cg(op, rhs: np.ndarray, x0: np.ndarray, n_iter: int) -> np.ndarray:
+    """At most ``n_iter`` conjugate-gradient steps on ``op(Y) = rhs`` from ``x0`` (matrices of one shape).
 
-    Every iterate minimises the quadratic over a growing Krylov subspace, so the quadratic never
-    increases from ``x0``.
+    ``op`` is a symmetric positive definite linear map on matrices (Frobenius inner product), solved by
+    :func:`scipy.sparse.linalg.cg` on the flattened matrices. Every CG iterate minimises the quadratic
+    ``½ <Y, op(Y)> - <Y, rhs>`` over a growing Krylov subspace around ``x0``, so the quadratic never
+    increases from the warm start, whether or not the cap stops CG before convergence.
     """
-    x = x0.copy()
-    r = rhs - op(x)
-    p = r.copy()
-    rs = float(np.sum(r * r))
-    r0 = rs
-    for _ in range(n_iter):
-        if rs <= tol * tol * max(r0, 1e-300):
-            break
-        Ap = op(p)
-        denom = float(np.sum(p * Ap))
-        if denom <= 0:
-            break
-        a = rs / denom
-        x += a * p
-        r -= a * Ap
-        rs_new = float(np.sum(r * r))
-        p = r + (rs_new / rs) * p
-        rs = rs_new
-    return x
+    shape = rhs.shape
+    A = LinearOperator((rhs.size, rhs.size), matvec=lambda y: op(y.reshape(shape)).ravel(), dtype=np.float64)
+    x, _ = cg(A, rhs.ravel(), x0=x0.ravel(), rtol=1e-10, atol=0.0, maxiter=n_iter)  # info > 0: the cap, on purpose
+    return x.reshape(shape)
 
 
 @register("rreh", kind="crossmodal")
@@ -275,9 +262,7 @@ class RREH(BaseCrossModalHasher):
         data = self._prepare(views, pairs, rng, anchors=None)
         zero = self._zero_stats([fm.n_features_out for fm in self.feature_maps_], r)
         V0 = self._init_latent(data["Zp"], r, rng)
-        R0 = random_orthogonal(rng, r)
-        for _ in range(20):  # ITQ on the initial latent: a good start for the codes
-            R0 = procrustes(V0.T @ sign_pm(V0 @ R0))
+        R0 = itq_rotation(V0, rng, 20)  # ITQ on the initial latent: a good start for the codes
         res = self._solve(data, V0, R0, zero, rng)
         self._store(res, data, zero)
 
@@ -415,7 +400,7 @@ class RREH(BaseCrossModalHasher):
             Vs *= np.sqrt(r / max(np.mean(np.sum(Vs * Vs, axis=1)), 1e-300))
         else:
             Vs = self._init_latent(Zp, r, rng)
-        return Vs @ procrustes(Vs.T @ warm)
+        return Vs @ orthogonal_procrustes(Vs, warm)[0]
 
     def _solve(self, data, V, R, prior, rng, fixed_anchor_latent=None):
         lam = (float(self.lam), 1.0 - float(self.lam))
@@ -480,12 +465,12 @@ class RREH(BaseCrossModalHasher):
                     def op(Y, A=A, C=C):
                         return Y @ A + GtG[0] @ (Y @ C[0]) + GtG[1] @ (Y @ C[1])
 
-                    Vnew[S] = _cg(op, rhs_S, V[S], n_iter=10)  # warm start: a few steps suffice
+                    Vnew[S] = _solve_matrix_cg(op, rhs_S, V[S], n_iter=10)  # warm start: a few steps suffice
                 V = Vnew
                 M = [G[v] @ anchor_latent(V) for v in range(2)]
             # R (orthogonal Procrustes over all rows, frozen items included)
             LtB = prior["LtB"] + V.T @ Bp + M[0].T @ Bu[0] + M[1].T @ Bu[1]
-            R = procrustes(LtB)
+            R = nearest_orthogonal(LtB)
             # B: exact discrete minimiser
             Bp = sign_pm(be * V @ R + et * (Zp[0] @ H[0] + Zp[1] @ H[1]))
             Bu = [sign_pm(be * M[v] @ R + et * Zu[v] @ H[v]) for v in range(2)]

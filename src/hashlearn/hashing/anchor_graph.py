@@ -44,13 +44,16 @@ their out-of-sample encoding (the paper defines them so): ``fit_transform(X)`` r
 ``fit`` computed, which equal ``transform(X)``.
 
 Spectral embeddings come from ``m`` anchors, so ``n_bits`` must be smaller than ``n_anchors``
-(one-layer) or ``ceil(n_bits / 2)`` must be (two-layer); the data dimension may be anything.
+(one-layer) or ``ceil(n_bits / 2)`` must be (two-layer); the data dimension may be anything. Limits
+set by the training data are not errors: with fewer training vectors than ``n_anchors``, ``fit`` warns
+and uses ``n_anchors_ = n`` anchors, and with fewer non-trivial eigenvectors than the code needs (few
+or duplicate training vectors) it warns and learns the ``n_bits_`` bits that they give, as
+scikit-learn's estimators do with an ``n_components`` larger than the data allow.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,7 +61,8 @@ from sklearn.cluster import KMeans
 
 from ..codes import pack
 from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from ._validation import check_int_param, check_real_param, warn_data_limit
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["AnchorGraphHashing", "TwoLayerAnchorGraphHashing"]
@@ -72,11 +76,6 @@ _TRIVIAL_EIGENVALUE = 1.0 - 1e-3
 
 def _chunk_rows(n_cols: int) -> int:
     return max(1, _CHUNK_ELEMS // max(1, n_cols))
-
-
-def _check_int(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def nearest_anchors(X: np.ndarray, anchors: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,9 +158,10 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
     Parameters
     ----------
     n_bits : int, default 64
-        Code length; must be smaller than ``n_anchors``.
+        Code length; must be smaller than ``n_anchors`` (see ``n_bits_``).
     n_anchors : int, default 300
-        Number of K-means anchors ``m`` (the paper's value). Needs ``n >= n_anchors`` training vectors.
+        Number of K-means anchors ``m`` (the paper's value); at most the number of training vectors
+        (see ``n_anchors_``).
     n_nearest : int, default 2
         Number ``s >= 2`` of nearest anchors each vector links to (the paper uses 2 to 5).
     sigma : float or None, default None
@@ -175,14 +175,19 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
     Attributes
     ----------
     anchors_ : ndarray of shape (n_anchors_, n_features_in_), float32
-        K-means centres; centres that no training vector links to are dropped, so ``n_anchors_`` may be
-        slightly below ``n_anchors``.
+        K-means centres; centres that no training vector links to are dropped.
+    n_anchors_ : int
+        Anchors used: ``min(n_anchors, n_samples)`` K-means centres (with a warning when the training
+        set is the smaller), less those dropped.
     sigma_ : float
         Kernel width used.
     projections_ : ndarray of shape (n_anchors_, n_eigen), float64
-        ``W = √n Λ^{-1/2} V Σ^{-1/2}``; ``n_eigen = n_bits`` (one layer) or ``ceil(n_bits / 2)``.
+        ``W = √n Λ^{-1/2} V Σ^{-1/2}``; ``n_eigen = n_bits_`` (one layer) or ``ceil(n_bits_ / 2)``.
     eigenvalues_ : ndarray of shape (n_eigen,), float64
         Eigenvalues ``σ_k`` of ``M`` of the kept eigenvectors (decreasing, below 1).
+    n_bits_ : int
+        Code length learned: ``n_bits``, or fewer (with a warning) when the anchor graph has fewer
+        non-trivial eigenvectors than the code needs.
     n_features_in_ : int
 
     References
@@ -212,22 +217,19 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
         self.random_state = random_state
 
     # -- parameters ---------------------------------------------------------------------------------
-    def _n_eigen(self) -> int:
-        return int(self.n_bits) if self._n_layers == 1 else math.ceil(int(self.n_bits) / 2)
+    def _n_eigen(self, n_bits: int) -> int:
+        """Eigenfunctions a code of ``n_bits`` bits uses: ``n_bits`` (one layer) or ``ceil(n_bits / 2)``."""
+        return int(n_bits) if self._n_layers == 1 else math.ceil(int(n_bits) / 2)
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_int("n_anchors", self.n_anchors, minimum=2)
-        _check_int("n_nearest", self.n_nearest, minimum=2)
-        _check_int("kmeans_iter", self.kmeans_iter, minimum=1)
+        check_int_param(self.n_anchors, "n_anchors", min_val=2)
+        check_int_param(self.n_nearest, "n_nearest", min_val=2)
+        check_int_param(self.kmeans_iter, "kmeans_iter", min_val=1)
         if self.n_nearest > self.n_anchors:
             raise ValidationError(f"n_nearest={self.n_nearest} exceeds n_anchors={self.n_anchors}")
-        if self.sigma is not None and not (
-            isinstance(self.sigma, numbers.Real) and not isinstance(self.sigma, bool) and self.sigma > 0
-            and math.isfinite(self.sigma)
-        ):
-            raise ValidationError(f"sigma must be a positive number or None, got {self.sigma!r}")
-        r = self._n_eigen()
+        check_real_param(self.sigma, "sigma", min_val=0, include_boundaries="neither", allow_none=True)
+        r = self._n_eigen(self.n_bits)
         if r >= self.n_anchors:
             what = "n_bits" if self._n_layers == 1 else f"ceil(n_bits / 2) = {r}"
             raise ValidationError(
@@ -236,11 +238,18 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
             )
 
     # -- fitting ------------------------------------------------------------------------------------
+    _min_samples = 2
+
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         n = X.shape[0]
-        m, s, r = int(self.n_anchors), int(self.n_nearest), self._n_eigen()
+        m, s = int(self.n_anchors), int(self.n_nearest)
         if n < m:
-            raise ValidationError(f"{type(self).__name__} needs at least n_anchors={m} training vectors, got {n}")
+            warn_data_limit(self, "n_anchors", m, n, f"exceeds the {n} training vectors")
+            m = n
+        if s > m:
+            raise ValidationError(
+                f"{type(self).__name__}: n_nearest={s} exceeds the {m} anchors that {n} training vectors give"
+            )
         km = KMeans(n_clusters=m, n_init=1, max_iter=int(self.kmeans_iter),
                     random_state=int(rng.integers(2**31 - 1)))
         anchors = km.fit(X).cluster_centers_.astype(np.float32)
@@ -265,24 +274,11 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
             idx, sqd = nearest_anchors(X, anchors, s)
             w = anchor_weights(sqd, sigma)
             degree = np.bincount(idx.ravel(), weights=w.ravel(), minlength=anchors.shape[0])
-        m = anchors.shape[0]
-        Z = sp.csr_matrix((w.ravel(), idx.ravel(), np.arange(0, n * s + 1, s)), shape=(n, m))
+        Z = sp.csr_matrix((w.ravel(), idx.ravel(), np.arange(0, n * s + 1, s)), shape=(n, anchors.shape[0]))
+        evals, V = self._graph_spectrum(Z, degree)
         inv_sqrt = 1.0 / np.sqrt(degree)
-        M = (Z.T @ Z).toarray()
-        M *= inv_sqrt[:, None]
-        M *= inv_sqrt[None, :]
-        evals, V = np.linalg.eigh((M + M.T) / 2)
-        order = np.argsort(evals)[::-1]
-        evals, V = evals[order], V[:, order]
-        ok = (evals > 0) & (evals < _TRIVIAL_EIGENVALUE)
-        if ok.sum() < r:
-            raise ValidationError(
-                f"{type(self).__name__}: the anchor graph has only {int(ok.sum())} non-trivial eigenvectors but "
-                f"{r} are needed for n_bits={self.n_bits} (duplicate or clustered training data?); lower n_bits "
-                f"or raise n_nearest"
-            )
-        evals, V = evals[ok][:r], _sign_fix(V[:, ok][:, :r])
         self.anchors_ = anchors
+        self.n_anchors_ = int(anchors.shape[0])
         self.sigma_ = sigma
         self.eigenvalues_ = evals
         self.projections_ = math.sqrt(n) * inv_sqrt[:, None] * V / np.sqrt(evals)
@@ -291,10 +287,40 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
             self.thresholds_ = self._second_layer_thresholds(Y, Z, degree)
         self._fit_bits = self._margins_from_embedding(Y) > 0
 
+    def _graph_spectrum(self, Z: sp.csr_matrix, degree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The non-trivial eigenpairs of ``M = Λ^{-1/2} Zᵀ Z Λ^{-1/2}`` the code uses, by decreasing eigenvalue.
+
+        Sets ``n_bits_``: if the graph has fewer non-trivial eigenvectors than ``n_bits`` needs, the code
+        is shortened to what they give, with a warning (an error if there is none).
+        """
+        inv_sqrt = 1.0 / np.sqrt(degree)
+        M = (Z.T @ Z).toarray()
+        M *= inv_sqrt[:, None]
+        M *= inv_sqrt[None, :]
+        evals, V = np.linalg.eigh((M + M.T) / 2)
+        order = np.argsort(evals)[::-1]
+        evals, V = evals[order], V[:, order]
+        ok = (evals > 0) & (evals < _TRIVIAL_EIGENVALUE)
+        available = int(ok.sum())
+        r = self._n_eigen(self.n_bits)
+        if available == 0:
+            raise ValidationError(
+                f"{type(self).__name__}: the anchor graph of {Z.shape[0]} training vectors has no non-trivial "
+                f"eigenvector (duplicate or disconnected training data?); cannot learn any bit"
+            )
+        if available < r:
+            bits = available if self._n_layers == 1 else min(int(self.n_bits), 2 * available)
+            warn_data_limit(self, "n_bits", self.n_bits, bits,
+                            f"needs {r} non-trivial eigenvectors of the anchor graph, which has {available} "
+                            f"(few, duplicate or clustered training vectors?)")
+            self.n_bits_ = bits
+            r = available
+        return evals[ok][:r], _sign_fix(V[:, ok][:, :r])
+
     def _second_layer_thresholds(self, Y: np.ndarray, Z: sp.csr_matrix, degree: np.ndarray) -> np.ndarray:
-        """(2, n_bits - ceil(n_bits/2)) thresholds ``b⁺`` (row 0) and ``b⁻`` (row 1); see the module doc."""
+        """(2, n_bits_ - ceil(n_bits_/2)) thresholds ``b⁺`` (row 0) and ``b⁻`` (row 1); see the module doc."""
         n = Y.shape[0]
-        r2 = int(self.n_bits) - Y.shape[1]
+        r2 = self.n_bits_ - Y.shape[1]
         T = np.zeros((2, r2), dtype=np.float64)
         for k in range(r2):
             y = Y[:, k]
@@ -338,13 +364,13 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
     def _margins_from_embedding(self, Y: np.ndarray) -> np.ndarray:
         if self._n_layers == 1:
             return Y
-        r2 = int(self.n_bits) - Y.shape[1]
+        r2 = self.n_bits_ - Y.shape[1]
         Y2 = Y[:, :r2]
         second = np.where(Y2 > 0, Y2 - self.thresholds_[0], -Y2 + self.thresholds_[1])
         return np.concatenate([Y, second], axis=1)
 
     def _project(self, X: np.ndarray) -> np.ndarray:
-        """Real values (n, n_bits) whose positive entries are the 1 bits."""
+        """Real values (n, n_bits_) whose positive entries are the 1 bits (also :meth:`margins`)."""
         return self._margins_from_embedding(self._embed_vectors(X))
 
     def anchor_graph(self, X) -> sp.csr_matrix:
@@ -359,8 +385,7 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
         Z : scipy.sparse.csr_matrix of shape (n, n_anchors_), float64
             Row-stochastic, exactly ``n_nearest`` non-zeros per row (nearest anchor first).
         """
-        self._check_fitted()
-        X = check_vectors_array(X, name="X", n_features=self.n_features_in_)
+        X = self._validated(X)
         s = int(self.n_nearest)
         idx, sqd = nearest_anchors(X, self.anchors_, s)
         w = anchor_weights(sqd, self.sigma_)
@@ -369,13 +394,7 @@ class AnchorGraphHashing(_FitCodesMixin, BaseHasher):
 
     def embed(self, X) -> np.ndarray:
         """Continuous spectral embedding ``Z(X) W`` of shape (n, n_eigen), before any thresholding."""
-        self._check_fitted()
-        return self._embed_vectors(check_vectors_array(X, name="X", n_features=self.n_features_in_))
-
-    def margins(self, X) -> np.ndarray:
-        """Real values (n, n_bits) whose positive entries are the 1 bits of :meth:`transform`."""
-        self._check_fitted()
-        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return self._embed_vectors(self._validated(X))
 
 
 @register("agh2")
@@ -397,10 +416,10 @@ class TwoLayerAnchorGraphHashing(AnchorGraphHashing):
 
     Attributes
     ----------
-    thresholds_ : ndarray of shape (2, n_bits // 2), float64
+    thresholds_ : ndarray of shape (2, n_bits_ // 2), float64
         ``b⁺`` (row 0) and ``b⁻`` (row 1) of each second-layer bit.
-    anchors_, sigma_, projections_, eigenvalues_, n_features_in_
-        As in :class:`AnchorGraphHashing` (``ceil(n_bits / 2)`` eigenvectors).
+    anchors_, n_anchors_, sigma_, projections_, eigenvalues_, n_bits_, n_features_in_
+        As in :class:`AnchorGraphHashing` (``ceil(n_bits_ / 2)`` eigenvectors).
 
     References
     ----------

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..codes import pack
 from ..errors import NotFittedError, ValidationError
 from ..io.readers import check_vectors
+from ._validation import check_int_param, validate_vectors
 
 __all__ = ["BaseHasher", "PersistableEstimatorMixin", "check_vectors_array", "check_random_state"]
 
@@ -28,7 +29,9 @@ def check_random_state(random_state) -> np.random.Generator:
 def check_vectors_array(X, *, name: str = "X", n_features: int | None = None, dtype=np.float32) -> np.ndarray:
     """Validate a 2-D finite numeric matrix and return it C-contiguous as ``dtype``.
 
-    :func:`hashlearn.io.readers.check_vectors` plus a feature-count check against the fitted model;
+    For callers that are not vector hashers (indexes, the cross-modal views, text encoders): the
+    hashers validate with scikit-learn's checks instead (:func:`._validation.validate_vectors`).
+    :func:`hashlearn.io.readers.check_vectors` plus a feature-count check against a fitted model;
     a single vector of the right length is accepted as one row. Raises :class:`ValidationError`
     naming the problem.
     """
@@ -55,12 +58,16 @@ class PersistableEstimatorMixin:
         if not (params.get("random_state") is None or isinstance(params.get("random_state"), numbers.Integral)):
             params["random_state"] = None  # a Generator cannot be stored; the fitted state is what matters
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        if "feature_names_in_" in fitted:  # an object array (of str): stored as a list
+            fitted["feature_names_in_"] = [str(name) for name in fitted["feature_names_in_"]]
         return {"params": params, "fitted": fitted}
 
     @classmethod
     def _from_state(cls, state: dict):
         obj = cls(**state["params"])
         for key, value in state["fitted"].items():
+            if key == "feature_names_in_":
+                value = np.asarray(value, dtype=object)
             setattr(obj, key, value)
         return obj
 
@@ -68,35 +75,67 @@ class PersistableEstimatorMixin:
 class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
     """Base of vector hashers: ``fit(X)`` learns, ``transform(X)`` returns packed uint64 codes.
 
+    Input is validated once, at each public method, by scikit-learn's ``validate_data`` (see
+    :func:`._validation.validate_vectors`): a dense, finite, real 2-D array-like, converted to
+    C-contiguous float32; 1-D, sparse, complex and object input are refused with scikit-learn's
+    messages (as :class:`~hashlearn.errors.ValidationError`). ``fit`` sets :attr:`n_features_in_`
+    and every later call is checked against it.
+
     Subclasses implement ``_fit(X, rng)`` (X validated float32, rng a numpy Generator) and
-    ``_project(X)`` returning an (n, n_bits) array whose positive entries are the 1 bits — or override
-    ``_encode_bits`` directly. Fitted attributes end in ``_``; :attr:`n_features_in_` is set here.
-    Persistence is generic: constructor parameters plus every public fitted attribute.
+    ``_project(X)`` returning an (n, n_bits_) array whose positive entries are the 1 bits — or override
+    ``_encode_bits`` directly. Fitted attributes end in ``_``; :attr:`n_features_in_` and
+    :attr:`n_bits_` (the code length, which ``_fit`` lowers where the data allow fewer bits than
+    ``n_bits``, with a warning) are set here. Methods that need more than one training vector set
+    the class attribute ``_min_samples``. Persistence is generic: constructor parameters plus every
+    public fitted attribute.
     """
 
     method_name = "base"
     input_kind = "vector"
+    _min_samples = 1
 
     # -- the estimator contract ------------------------------------------------------------------
     def fit(self, X, y=None):
-        """Learn the hash functions from training vectors ``X`` of shape (n, d); returns ``self``."""
+        """Learn the hash functions from training vectors.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Dense, finite, real-valued training vectors (converted to float32).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
         self._check_params()
-        X = check_vectors_array(X, name="X")
-        rng = check_random_state(self.random_state)
-        self.n_features_in_ = int(X.shape[1])
+        self._clear_fitted()
         try:
+            X = validate_vectors(self, X, reset=True, min_samples=self._min_samples)
+            rng = check_random_state(self.random_state)
+            self.n_bits_ = int(self.n_bits)
             self._fit(X, rng)
         except BaseException:
             # A failed (re)fit must not leave an estimator that looks fitted.
-            del self.n_features_in_
+            self._clear_fitted()
             raise
         return self
 
     def transform(self, X) -> np.ndarray:
-        """Packed codes of ``X`` (n, d): a C-contiguous uint64 array of shape (n, ceil(n_bits / 64))."""
-        self._check_fitted()
-        X = check_vectors_array(X, name="X", n_features=self.n_features_in_)
-        return pack(self._encode_bits(X))
+        """Packed codes of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, ceil(n_bits_ / 64)), uint64
+            C-contiguous; bit ``j`` of a code is bit ``j % 64`` of word ``j // 64`` (see
+            :mod:`hashlearn.codes`).
+        """
+        return pack(self._encode_bits(self._validated(X)))
 
     encode = transform
 
@@ -106,30 +145,60 @@ class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
         Returns an (n, code_bits) float array; positive entries are the 1 bits. The value's
         magnitude is each bit's confidence (used by query-directed multi-probe).
         """
-        self._check_fitted()
-        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return self._project(self._validated(X))
 
     def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X)`` then ``transform(X)``: packed uint64 codes of shape (n_samples, ceil(n_bits_ / 64))."""
         return self.fit(X, y).transform(X)
 
     @property
     def code_bits(self) -> int:
-        """Number of bits of the codes :meth:`transform` returns."""
-        return int(self.n_bits)
+        """Number of bits of the codes :meth:`transform` returns (``n_bits_`` once fitted)."""
+        return int(getattr(self, "n_bits_", self.n_bits))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.input_tags.two_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.string = False
+        tags.target_tags.required = False
+        # the output is packed uint64 codes whatever the input dtype: no input dtype is preserved
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._is_fitted()
+
+    @classmethod
+    def _from_state(cls, state: dict):
+        obj = super()._from_state(state)
+        if obj._is_fitted() and not hasattr(obj, "n_bits_"):
+            obj.n_bits_ = int(obj.n_bits)  # a file from before n_bits_ existed: the code length was n_bits
+        return obj
+
+    def _validated(self, X) -> np.ndarray:
+        """``X`` checked against the fitted model (after :meth:`_check_fitted`): float32, C-contiguous."""
+        self._check_fitted()
+        return validate_vectors(self, X, reset=False)
 
     def _encode_bits(self, X: np.ndarray) -> np.ndarray:
         return self._project(X) > 0
 
     # -- hooks -------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if not isinstance(self.n_bits, numbers.Integral) or self.n_bits < 1:
-            raise ValidationError(f"n_bits must be a positive integer, got {self.n_bits!r}")
+        check_int_param(self.n_bits, "n_bits", min_val=1)
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         raise NotImplementedError
 
     def _project(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _clear_fitted(self) -> None:
+        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, key)
 
     def _is_fitted(self) -> bool:
         return hasattr(self, "n_features_in_")

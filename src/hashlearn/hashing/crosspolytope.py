@@ -20,7 +20,8 @@ import numba
 import numpy as np
 
 from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from ._validation import check_int_param
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["CrossPolytopeLSH", "fwht"]
@@ -383,8 +384,7 @@ class CrossPolytopeLSH(BaseHasher):
             With ``last_dim=None`` each ``Y[:, h]`` is an orthogonal transform of the zero-padded input,
             so norms and angles are preserved.
         """
-        self._check_fitted()
-        return self._rotated(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return self._rotated(self._validated(X))
 
     def hash_values(self, X) -> np.ndarray:
         """Closest-vertex index of each cross-polytope.
@@ -399,8 +399,7 @@ class CrossPolytopeLSH(BaseHasher):
             Values in ``[0, 2 last_dim_)``: ``i`` is vertex ``+e_i`` and ``last_dim_ + i`` is ``-e_i``; a
             tie goes to the lowest index.
         """
-        self._check_fitted()
-        return self._hashes(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return self._hashes(self._validated(X))
 
     def rank_vertices(self, X, n_vertices: int | None = None):
         """Vertices of each cross-polytope by decreasing score ``±y_i``, for multi-probe.
@@ -419,13 +418,11 @@ class CrossPolytopeLSH(BaseHasher):
             Score of the best vertex minus the score of this one (0 for the first, non-decreasing): the
             cost of probing that vertex instead of the hash.
         """
-        self._check_fitted()
-        X = check_vectors_array(X, name="X", n_features=self.n_features_in_)
+        X = self._validated(X)
         V = 2 * self.last_dim_
         if n_vertices is None:
             n_vertices = V
-        if isinstance(n_vertices, bool) or not isinstance(n_vertices, numbers.Integral) or n_vertices < 1:
-            raise ValidationError(f"n_vertices must be a positive integer, got {n_vertices!r}")
+        check_int_param(n_vertices, "n_vertices", min_val=1)
         k = min(int(n_vertices), V)
         n = X.shape[0]
         verts = np.empty((n, self.n_hashes_, k), dtype=np.int64)

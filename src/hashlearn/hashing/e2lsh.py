@@ -8,12 +8,10 @@ uint64 arithmetic wraps modulo 2**64, which is exactly what these mixing functio
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from ._validation import check_real_param
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["E2LSH"]
@@ -146,11 +144,7 @@ class E2LSH(BaseHasher):
 
     def _check_params(self) -> None:
         super()._check_params()
-        w = self.bucket_width
-        if w is not None and (
-            isinstance(w, bool) or not isinstance(w, numbers.Real) or not np.isfinite(w) or w <= 0
-        ):
-            raise ValidationError(f"bucket_width must be None or a positive finite number, got {w!r}")
+        check_real_param(self.bucket_width, "bucket_width", min_val=0, include_boundaries="neither", allow_none=True)
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         d, nb = X.shape[1], int(self.n_bits)
@@ -183,8 +177,7 @@ class E2LSH(BaseHasher):
         -------
         P : ndarray of shape (n, n_bits), float64
         """
-        self._check_fitted()
-        return self._positions(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return self._positions(self._validated(X))
 
     def hash_values(self, X) -> np.ndarray:
         """Integer hashes ``floor((a·x + b) / w)``.

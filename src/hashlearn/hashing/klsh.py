@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ValidationError
+from ._validation import check_int_param, check_real_param
 from .base import BaseHasher
 from .registry import register
 
@@ -138,21 +137,16 @@ class KernelizedLSH(BaseHasher):
 
     def _check_params(self) -> None:
         super()._check_params()
-        for name, low in (("n_anchors", 2), ("subset_size", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-                raise ValidationError(f"{name} must be an integer >= {low}, got {v!r}")
+        check_int_param(self.n_anchors, "n_anchors", min_val=2)
+        check_int_param(self.subset_size, "subset_size", min_val=1)
         if self.kernel not in KERNELS:
             raise ValidationError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
-        if self.gamma is not None:
-            g = self.gamma
-            if isinstance(g, bool) or not isinstance(g, numbers.Real) or not np.isfinite(g) or g <= 0:
-                raise ValidationError(f"gamma must be a positive finite number or None, got {g!r}")
+        check_real_param(self.gamma, "gamma", min_val=0, include_boundaries="neither", allow_none=True)
+
+    _min_samples = 2
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         n = X.shape[0]
-        if n < 2:
-            raise ValidationError(f"KernelizedLSH needs at least 2 training vectors, got {n}")
         p = min(n, int(self.n_anchors))
         idx = np.sort(rng.choice(n, size=p, replace=False)) if p < n else np.arange(n)
         A = X[idx].astype(np.float64)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from ._validation import check_int_param, check_real_param, warn_data_limit
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["KMeansHashing"]
@@ -147,13 +145,13 @@ class KMeansHashing(BaseHasher):
     The fit cost is O(n · d² + max_iter · n · d · 2**b): linear in ``n``. Subspaces get a number of
     principal directions proportional to their bits, and a subspace of ``b`` bits needs at least
     ``b`` of them for the hypercube its codewords start from (the authors' code needs it too), so
-    ``n_features`` must be at least ``n_bits``; otherwise ``fit`` raises a ``ValidationError``.
-    Methods whose bits are not limited by the dimension: ``sph``, ``klsh``.
+    the code length is at most ``n_features``: with ``n_bits > n_features``, ``fit`` warns and learns
+    ``n_bits_ = n_features`` bits. Methods whose bits are not limited by the dimension: ``sph``, ``klsh``.
 
     Parameters
     ----------
     n_bits : int, default 64
-        Code length.
+        Code length; at most the data dimension (see ``n_bits_``).
     bits_per_subspace : int, default 4
         Bits ``b`` per subspace (``2**b`` codewords), 1 to 8. The authors recommend 4 (2 for short
         codes on SIFT, up to 8 on GIST). When ``b`` does not divide ``n_bits`` the last subspace gets
@@ -186,6 +184,8 @@ class KMeansHashing(BaseHasher):
         ``s·sqrt(h(i, j))`` with ``s = 2 scales_[m]``, held fixed as in the authors' code.
     n_iter_ : ndarray of shape (M,), int64
         Update steps run in each subspace.
+    n_bits_ : int
+        Code length learned: ``min(n_bits, n_features_in_)``.
     n_features_in_ : int
 
     References
@@ -212,32 +212,22 @@ class KMeansHashing(BaseHasher):
 
     def _check_params(self) -> None:
         super()._check_params()
-        b = self.bits_per_subspace
-        if isinstance(b, bool) or not isinstance(b, numbers.Integral) or not 1 <= b <= _MAX_BITS_PER_SUBSPACE:
-            raise ValidationError(f"bits_per_subspace must be an integer from 1 to {_MAX_BITS_PER_SUBSPACE}, got {b!r}")
-        lam = self.affinity_weight
-        if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not np.isfinite(lam) or lam < 0:
-            raise ValidationError(f"affinity_weight must be a finite non-negative number, got {lam!r}")
-        it = self.max_iter
-        if isinstance(it, bool) or not isinstance(it, numbers.Integral) or it < 1:
-            raise ValidationError(f"max_iter must be a positive integer, got {it!r}")
-        ss = self.sample_size
-        if ss is not None and (isinstance(ss, bool) or not isinstance(ss, numbers.Integral) or ss < 2):
-            raise ValidationError(f"sample_size must be None or an integer >= 2, got {ss!r}")
+        check_int_param(self.bits_per_subspace, "bits_per_subspace", min_val=1, max_val=_MAX_BITS_PER_SUBSPACE)
+        check_real_param(self.affinity_weight, "affinity_weight", min_val=0)
+        check_int_param(self.max_iter, "max_iter", min_val=1)
+        check_int_param(self.sample_size, "sample_size", min_val=2, allow_none=True)
+
+    _min_samples = 2
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         n, d = X.shape
         nb, b = int(self.n_bits), int(self.bits_per_subspace)
+        if d < nb:
+            warn_data_limit(self, "n_bits", nb, d, f"exceeds the {d} features (a subspace of b bits needs b "
+                            f"dimensions for its codewords' hypercube; sph and klsh are not limited by the dimension)")
+            nb = self.n_bits_ = d
         bits = _subspace_bits(nb, b)
         M = bits.shape[0]
-        if d < nb:
-            raise ValidationError(
-                f"KMeansHashing needs at least as many features as bits (a subspace of b bits needs b dimensions "
-                f"for its codewords' hypercube), but X has {d} features for n_bits={nb}; use n_bits <= {d}, "
-                f"or a method whose bits are not limited by the dimension (sph, klsh)"
-            )
-        if n < 2:
-            raise ValidationError(f"KMeansHashing needs at least 2 training vectors, got {n}")
         if self.sample_size is not None and self.sample_size < n:
             X = X[np.sort(rng.choice(n, size=int(self.sample_size), replace=False))]
             n = X.shape[0]
@@ -287,8 +277,7 @@ class KMeansHashing(BaseHasher):
         -------
         idx : ndarray of shape (n, M), int64
         """
-        self._check_fitted()
-        return self._quantize(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return self._quantize(self._validated(X))
 
     def _quantize(self, X: np.ndarray) -> np.ndarray:
         M = self.subspace_bits_.shape[0]
@@ -303,7 +292,7 @@ class KMeansHashing(BaseHasher):
 
     def _encode_bits(self, X: np.ndarray) -> np.ndarray:
         idx = self._quantize(X)
-        out = np.zeros((X.shape[0], int(self.n_bits)), dtype=bool)
+        out = np.zeros((X.shape[0], self.n_bits_), dtype=bool)
         off = 0
         for m, bm in enumerate(self.subspace_bits_.tolist()):
             out[:, off : off + bm] = (idx[:, m : m + 1] >> np.arange(bm)[None, :]) & 1

@@ -10,7 +10,6 @@ permutations) blocks and ``np.minimum.reduceat`` gives identical values and serv
 from __future__ import annotations
 
 import itertools
-import numbers
 
 import numba
 import numpy as np
@@ -19,6 +18,7 @@ from scipy.integrate import trapezoid
 from sklearn.base import BaseEstimator
 
 from ..errors import IncompatibleError, NotFittedError, ValidationError
+from ._validation import check_int_param
 from .base import PersistableEstimatorMixin, check_random_state
 from .e2lsh import _GOLDEN, _M1, _M2, _combine_keys, _fmix64
 from .registry import register
@@ -235,7 +235,7 @@ def record_token_hashes(records, shingle=None):
     ([0, 0, 1], 2, True)
     """
     if shingle is not None:
-        MinHash._check_int("shingle", shingle, 1)
+        check_int_param(shingle, "shingle", min_val=1)
     return _record_tokens(records, shingle)
 
 
@@ -316,20 +316,11 @@ class MinHash(PersistableEstimatorMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- parameters ----------------------------------------------------------------------------------
-    @staticmethod
-    def _check_int(name, value, lo, hi=None, allow_none=True):
-        if value is None and allow_none:
-            return
-        bad_type = isinstance(value, bool) or not isinstance(value, numbers.Integral)
-        if bad_type or value < lo or (hi is not None and value > hi):
-            rng = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-            raise ValidationError(f"{name} must be an integer {rng}, got {value!r}")
-
     def _resolved_n_perm(self) -> int:
-        self._check_int("n_perm", self.n_perm, 1, allow_none=False)
-        self._check_int("n_bits", self.n_bits, 1)
-        self._check_int("b_bits", self.b_bits, 1, 32)
-        self._check_int("shingle", self.shingle, 1)
+        check_int_param(self.n_perm, "n_perm", min_val=1)
+        check_int_param(self.n_bits, "n_bits", min_val=1, allow_none=True)
+        check_int_param(self.b_bits, "b_bits", min_val=1, max_val=32, allow_none=True)
+        check_int_param(self.shingle, "shingle", min_val=1, allow_none=True)
         if self.n_bits is None:
             return int(self.n_perm)
         n = int(self.n_bits) // (int(self.b_bits) if self.b_bits else 1)
@@ -469,8 +460,7 @@ def optimal_bands(threshold, n_perm, false_positive_weight=0.5, false_negative_w
     t = float(threshold)
     if not 0.0 < t < 1.0:
         raise ValidationError(f"threshold must be in (0, 1), got {threshold!r}")
-    if isinstance(n_perm, bool) or not isinstance(n_perm, numbers.Integral) or n_perm < 1:
-        raise ValidationError(f"n_perm must be a positive integer, got {n_perm!r}")
+    check_int_param(n_perm, "n_perm", min_val=1)
     wfp, wfn = float(false_positive_weight), float(false_negative_weight)
     if not (wfp >= 0 and wfn >= 0 and wfp + wfn > 0 and np.isfinite(wfp + wfn)):
         raise ValidationError(f"weights must be non-negative and not both zero, got {wfp!r}, {wfn!r}")
@@ -496,9 +486,8 @@ def _check_band_args(sig, bands, rows, name="signatures"):
     sig = np.asarray(sig)
     if sig.ndim != 2 or sig.dtype.kind not in "ui":
         raise ValidationError(f"{name} must be a 2-D integer (n, n_perm) array, got {sig.dtype} with shape {sig.shape}")
-    for nm, v in (("bands", bands), ("rows", rows)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValidationError(f"{nm} must be a positive integer, got {v!r}")
+    check_int_param(bands, "bands", min_val=1)
+    check_int_param(rows, "rows", min_val=1)
     if bands * rows > sig.shape[1]:
         raise IncompatibleError(
             f"bands × rows = {bands * rows} exceeds the {sig.shape[1]} permutations of {name}"
@@ -507,10 +496,7 @@ def _check_band_args(sig, bands, rows, name="signatures"):
 
 
 def _check_max_bucket(max_bucket):
-    if max_bucket is not None and (
-        isinstance(max_bucket, bool) or not isinstance(max_bucket, numbers.Integral) or max_bucket < 2
-    ):
-        raise ValidationError(f"max_bucket must be None or an integer >= 2, got {max_bucket!r}")
+    check_int_param(max_bucket, "max_bucket", min_val=2, allow_none=True)
 
 
 def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:

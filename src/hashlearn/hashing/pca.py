@@ -15,22 +15,23 @@ number of rows (a NumPy memory map is read chunk by chunk). ITQ additionally kee
 training data ``V`` (``n × n_bits`` float32, never larger than ``X`` itself) and iterates over it in
 chunks, accumulating the ``n_bits × n_bits`` matrix of the Procrustes step.
 
-A principal-component basis has at most ``d`` directions, so ``n_bits`` may not exceed the data
-dimension ``d`` for any of these methods (the papers use ``c ≤ d`` bits; faiss' ``ITQ`` has the same
-limit): :meth:`fit` raises :class:`~hashlearn.errors.ValidationError` naming both numbers. Use a
+A principal-component basis has at most ``d`` directions, so the code length of these methods cannot
+exceed the data dimension ``d`` (the papers use ``c ≤ d`` bits; faiss' ``ITQ`` has the same limit).
+With ``n_bits > d``, :meth:`fit` warns and learns ``n_bits_ = d`` bits, as scikit-learn's estimators
+do with an ``n_components`` larger than the data allow; ``n_bits`` itself is left as given. Use a
 data-independent family (:class:`~hashlearn.hashing.SimHash`, :class:`~hashlearn.hashing.E2LSH`) for
 codes longer than the dimension.
 """
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..errors import ValidationError
+from ._rotations import nearest_orthogonal, random_orthogonal
+from ._validation import check_int_param, check_real_param, warn_data_limit
 from .base import BaseHasher
 from .registry import register
 
@@ -82,22 +83,6 @@ def _top_eigh(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return w, U * signs
 
 
-def _random_orthogonal(rng: np.random.Generator, k: int) -> np.ndarray:
-    """A Haar-distributed random orthogonal (k, k) matrix: QR of a Gaussian with the signs of R fixed."""
-    Q, R = np.linalg.qr(rng.standard_normal((k, k)))
-    s = np.sign(np.diag(R))
-    s[s == 0] = 1.0
-    return Q * s
-
-
-def _check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
-    if allow_none and value is None:
-        return
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
-        raise ValidationError(f"{name} must be {expected}, got {value!r}")
-
-
 # -- the shared PCA front end -------------------------------------------------------------------------------
 class _PCAFamily(BaseHasher):
     """PCA front end shared by PCAH, ITQ and IsoH: streamed mean/covariance, top ``n_bits`` directions.
@@ -108,16 +93,12 @@ class _PCAFamily(BaseHasher):
     """
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
-        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_") and k != "n_features_in_"]:
-            delattr(self, key)  # a failed refit must not leave the previous model half in place
-        n, d = X.shape
+        d = X.shape[1]
         nb = int(self.n_bits)
         if nb > d:
-            raise ValidationError(
-                f"{type(self).__name__}: n_bits={nb} exceeds the data dimension d={d}; a PCA basis has at "
-                f"most d directions (use n_bits <= {d}, or a data-independent hasher such as SimHash for "
-                f"longer codes)"
-            )
+            warn_data_limit(self, "n_bits", nb, d, f"exceeds the data dimension d={d} (a PCA basis has at most "
+                            f"d directions; SimHash or E2LSH give longer codes)")
+            nb = self.n_bits_ = d
         mean, cov = _mean_cov(X)
         var, W = _top_eigh(cov, nb)
         self.mean_ = mean.astype(np.float32)
@@ -128,9 +109,6 @@ class _PCAFamily(BaseHasher):
 
     def _fit_rotation(self, X, W, var, rng):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def _is_fitted(self) -> bool:
-        return hasattr(self, "projection_")
 
     def _project(self, X: np.ndarray) -> np.ndarray:
         """Centred, projected and rotated ``X``: (n, n_bits) float32; positive entries are the 1 bits.
@@ -163,7 +141,7 @@ class PCAHashing(_PCAFamily):
     Parameters
     ----------
     n_bits : int, default 64
-        Code length; at most the data dimension ``d``.
+        Code length; at most the data dimension ``d`` (see ``n_bits_``).
     random_state : int, numpy Generator or None, default None
         Unused (PCAH is deterministic); accepted so that every registered method takes it.
 
@@ -171,19 +149,21 @@ class PCAHashing(_PCAFamily):
     ----------
     mean_ : ndarray of shape (n_features_in_,), float32
         Training mean, subtracted before projecting.
-    components_ : ndarray of shape (n_features_in_, n_bits), float32
+    components_ : ndarray of shape (n_features_in_, n_bits_), float32
         Principal directions (unit columns) by decreasing variance; the sign of each is fixed so that its
         entry of largest magnitude is positive.
-    explained_variance_ : ndarray of shape (n_bits,), float64
+    explained_variance_ : ndarray of shape (n_bits_,), float64
         Training variance along each direction (covariance eigenvalues, divided by ``n - 1``).
-    projection_ : ndarray of shape (n_features_in_, n_bits), float32
+    projection_ : ndarray of shape (n_features_in_, n_bits_), float32
         The matrix applied to centred vectors; equal to ``components_`` for PCAH.
+    n_bits_ : int
+        Code length learned: ``min(n_bits, n_features_in_)``.
     n_features_in_ : int
 
-    Raises
-    ------
-    ValidationError
-        From :meth:`fit` if ``n_bits`` exceeds the data dimension.
+    Warns
+    -----
+    UserWarning
+        From :meth:`fit` if ``n_bits`` exceeds the data dimension ``d``; ``n_bits_ = d`` bits are learned.
 
     References
     ----------
@@ -227,7 +207,7 @@ class ITQ(_PCAFamily):
     Parameters
     ----------
     n_bits : int, default 64
-        Code length; at most the data dimension ``d``.
+        Code length; at most the data dimension ``d`` (see ``n_bits_``).
     n_iter : int, default 50
         Number of ITQ iterations (50 in the paper).
     max_train_samples : int or None, default None
@@ -240,24 +220,26 @@ class ITQ(_PCAFamily):
     Attributes
     ----------
     mean_ : ndarray of shape (n_features_in_,), float32
-    components_ : ndarray of shape (n_features_in_, n_bits), float32
+    components_ : ndarray of shape (n_features_in_, n_bits_), float32
         Principal directions ``W`` by decreasing variance.
-    explained_variance_ : ndarray of shape (n_bits,), float64
-    rotation_ : ndarray of shape (n_bits, n_bits), float64
+    explained_variance_ : ndarray of shape (n_bits_,), float64
+    rotation_ : ndarray of shape (n_bits_, n_bits_), float64
         The learned orthogonal rotation ``R``.
-    projection_ : ndarray of shape (n_features_in_, n_bits), float32
+    projection_ : ndarray of shape (n_features_in_, n_bits_), float32
         ``components_ @ rotation_``, the matrix applied to centred vectors.
     loss_history_ : ndarray of shape (n_iter + 1,), float64
         Quantisation loss ``||sign(V R_k) - V R_k||_F²`` divided by the number of training rows used, for
         the initial rotation ``R_0`` and after each iteration; non-increasing.
     n_train_samples_ : int
         Rows the rotation was learned on.
+    n_bits_ : int
+        Code length learned: ``min(n_bits, n_features_in_)``.
     n_features_in_ : int
 
-    Raises
-    ------
-    ValidationError
-        From :meth:`fit` if ``n_bits`` exceeds the data dimension.
+    Warns
+    -----
+    UserWarning
+        From :meth:`fit` if ``n_bits`` exceeds the data dimension ``d``; ``n_bits_ = d`` bits are learned.
 
     References
     ----------
@@ -284,8 +266,8 @@ class ITQ(_PCAFamily):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_int("n_iter", self.n_iter, minimum=0)
-        _check_int("max_train_samples", self.max_train_samples, minimum=1, allow_none=True)
+        check_int_param(self.n_iter, "n_iter", min_val=0)
+        check_int_param(self.max_train_samples, "max_train_samples", min_val=1, allow_none=True)
 
     def _fit_rotation(self, X, W, var, rng):
         n, d = X.shape
@@ -310,7 +292,7 @@ class ITQ(_PCAFamily):
             Vc = V[s : s + rows_v]
             sq_norm += float(np.einsum("ij,ij->", Vc, Vc, dtype=np.float64))
 
-        R = _random_orthogonal(rng, nb)
+        R = random_orthogonal(rng, nb)
         buf = np.empty((min(rows_v, m), nb), dtype=np.float32)
         losses = np.empty(int(self.n_iter) + 1, dtype=np.float64)
         for it in range(int(self.n_iter) + 1):
@@ -325,8 +307,7 @@ class ITQ(_PCAFamily):
             # ||B - V R||² = ||B||² + ||V R||² - 2 tr(Bᵀ V R) = n·nb + ||V||² - 2 <R, Vᵀ B>
             losses[it] = (m * nb + sq_norm - 2.0 * float(np.sum(R32.astype(np.float64) * M))) / m
             if it < self.n_iter:
-                U, _, Wt = np.linalg.svd(M)  # max over orthogonal R of <R, M>: R = U Wᵀ
-                R = U @ Wt
+                R = nearest_orthogonal(M)  # max over orthogonal R of <R, M>: R = U Wᵀ from M = U Ω Wᵀ
         self.rotation_ = R
         self.loss_history_ = losses
         self.n_train_samples_ = int(m)
@@ -386,7 +367,7 @@ class IsotropicHashing(_PCAFamily):
     Parameters
     ----------
     n_bits : int, default 64
-        Code length; at most the data dimension ``d``.
+        Code length; at most the data dimension ``d`` (see ``n_bits_``).
     max_iter : int, default 1000
         Maximum number of lift-and-projection iterations.
     tol : float, default 1e-6
@@ -397,24 +378,26 @@ class IsotropicHashing(_PCAFamily):
     Attributes
     ----------
     mean_ : ndarray of shape (n_features_in_,), float32
-    components_ : ndarray of shape (n_features_in_, n_bits), float32
+    components_ : ndarray of shape (n_features_in_, n_bits_), float32
         Principal directions ``W`` by decreasing variance.
-    explained_variance_ : ndarray of shape (n_bits,), float64
+    explained_variance_ : ndarray of shape (n_bits_,), float64
         ``λ``.
-    rotation_ : ndarray of shape (n_bits, n_bits), float64
+    rotation_ : ndarray of shape (n_bits_, n_bits_), float64
         The learned orthogonal ``Q``: ``diag(rotation_ᵀ diag(λ) rotation_) ≈ mean(λ)``.
-    projection_ : ndarray of shape (n_features_in_, n_bits), float32
+    projection_ : ndarray of shape (n_features_in_, n_bits_), float32
         ``components_ @ rotation_``, the matrix applied to centred vectors.
     n_iter_ : int
         Lift-and-projection iterations run.
     isotropy_error_ : float
         Final ``max_j |(Qᵀ Λ Q)_jj - a| / a``.
+    n_bits_ : int
+        Code length learned: ``min(n_bits, n_features_in_)``.
     n_features_in_ : int
 
-    Raises
-    ------
-    ValidationError
-        From :meth:`fit` if ``n_bits`` exceeds the data dimension.
+    Warns
+    -----
+    UserWarning
+        From :meth:`fit` if ``n_bits`` exceeds the data dimension ``d``; ``n_bits_ = d`` bits are learned.
 
     References
     ----------
@@ -439,12 +422,11 @@ class IsotropicHashing(_PCAFamily):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_int("max_iter", self.max_iter, minimum=0)
-        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) or not self.tol > 0:
-            raise ValidationError(f"tol must be a positive number, got {self.tol!r}")
+        check_int_param(self.max_iter, "max_iter", min_val=0)
+        check_real_param(self.tol, "tol", min_val=0, include_boundaries="neither")
 
     def _fit_rotation(self, X, W, var, rng):
-        Q0 = _random_orthogonal(rng, W.shape[1])
+        Q0 = random_orthogonal(rng, W.shape[1])
         Q, it, err = _isotropic_rotation(var, Q0, max_iter=int(self.max_iter), tol=float(self.tol))
         if err > self.tol:
             warnings.warn(

@@ -45,14 +45,14 @@ m-dimensional kernel space. Training codes are defined as their out-of-sample en
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import scipy.linalg
 
 from ..errors import ValidationError
+from ._validation import check_int_param, check_real_param, warn_data_limit
 from .anchor_graph import _FitCodesMixin
-from .base import BaseHasher, check_vectors_array
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["ScalableGraphHashing"]
@@ -64,11 +64,6 @@ _GAMMA = 1e-6
 
 def _chunk_rows(n_cols: int) -> int:
     return max(1, _CHUNK_ELEMS // max(1, n_cols))
-
-
-def _check_int(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _top_generalized_eigvec(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -93,7 +88,7 @@ class ScalableGraphHashing(_FitCodesMixin, BaseHasher):
         Code length (not limited by the data dimension).
     n_bases : int, default 300
         Number ``m`` of kernel bases, sampled without replacement from the training set (the paper's
-        value). Needs ``n >= n_bases`` training vectors.
+        value); at most the number of training vectors (see ``n_bases_``).
     rho : float or None, default None
         Bandwidth ``ρ`` of the target similarity ``exp(-||x - y||²/ρ)`` on the prepared (centred,
         optionally normalised) data. None: ``2 max_i ||x_i||²`` over the prepared training vectors, the
@@ -111,15 +106,17 @@ class ScalableGraphHashing(_FitCodesMixin, BaseHasher):
     ----------
     mean_ : ndarray of shape (n_features_in_,), float64
         Training mean.
-    bases_ : ndarray of shape (n_bases, n_features_in_), float32
+    bases_ : ndarray of shape (n_bases_, n_features_in_), float32
         Kernel bases (prepared: centred, and unit length with ``normalize``).
+    n_bases_ : int
+        Bases used: ``min(n_bases, n_samples)``, with a warning when the training set is the smaller.
     delta_ : float
         Kernel parameter: features are ``exp(-||x - a||² / (2 delta_))``.
     rho_ : float
         Bandwidth ``ρ`` of the similarity that was fitted.
-    kernel_mean_ : ndarray of shape (n_bases,), float32
+    kernel_mean_ : ndarray of shape (n_bases_,), float32
         Training mean of the kernel features (subtracted before projecting).
-    projections_ : ndarray of shape (n_bases, n_bits), float32
+    projections_ : ndarray of shape (n_bases_, n_bits), float32
         ``W``, one hash function per column.
     n_features_in_ : int
 
@@ -146,15 +143,11 @@ class ScalableGraphHashing(_FitCodesMixin, BaseHasher):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_int("n_bases", self.n_bases, minimum=2)
-        _check_int("n_refine", self.n_refine, minimum=0)
+        check_int_param(self.n_bases, "n_bases", min_val=2)
+        check_int_param(self.n_refine, "n_refine", min_val=0)
         if not isinstance(self.normalize, (bool, np.bool_)):
             raise ValidationError(f"normalize must be True or False, got {self.normalize!r}")
-        if self.rho is not None and not (
-            isinstance(self.rho, numbers.Real) and not isinstance(self.rho, bool) and self.rho > 0
-            and math.isfinite(self.rho)
-        ):
-            raise ValidationError(f"rho must be a positive number or None, got {self.rho!r}")
+        check_real_param(self.rho, "rho", min_val=0, include_boundaries="neither", allow_none=True)
 
     # -- preprocessing and kernel features ------------------------------------------------------------
     def _prepare(self, X: np.ndarray) -> np.ndarray:
@@ -172,11 +165,15 @@ class ScalableGraphHashing(_FitCodesMixin, BaseHasher):
         return np.exp(-D / (2.0 * self.delta_)).astype(np.float32)
 
     # -- fitting ------------------------------------------------------------------------------------
+    _min_samples = 2
+
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         n, d = X.shape
         m, c = int(self.n_bases), int(self.n_bits)
         if n < m:
-            raise ValidationError(f"ScalableGraphHashing needs at least n_bases={m} training vectors, got {n}")
+            warn_data_limit(self, "n_bases", m, n, f"exceeds the {n} training vectors")
+            m = n
+        self.n_bases_ = m
         rows = _chunk_rows(max(d, m))
 
         # pass 1: mean; pass 2: squared norms and sum of the prepared rows
@@ -276,15 +273,9 @@ class ScalableGraphHashing(_FitCodesMixin, BaseHasher):
         return out
 
     def kernel_features(self, X) -> np.ndarray:
-        """Centred kernel features ``K̄(X)`` of shape (n, n_bases), float32."""
-        self._check_fitted()
-        X = check_vectors_array(X, name="X", n_features=self.n_features_in_)
+        """Centred kernel features ``K̄(X)`` of shape (n, n_bases_), float32."""
+        X = self._validated(X)
         out = np.empty((X.shape[0], self.bases_.shape[0]), dtype=np.float32)
         for s, K in self._centred_kernel_chunks(X):
             out[s : s + len(K)] = K
         return out
-
-    def margins(self, X) -> np.ndarray:
-        """Kernel projections (n, n_bits) float32 whose positive entries are the 1 bits."""
-        self._check_fitted()
-        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))

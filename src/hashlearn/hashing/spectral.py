@@ -129,11 +129,11 @@ class SpectralHashing(BaseHasher):
         self.n_bits = n_bits
         self.random_state = random_state
 
+    _min_samples = 2  # a box needs two points
+
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         n, d = X.shape
         nb = int(self.n_bits)
-        if n < 2:
-            raise ValidationError(f"SpectralHashing needs at least 2 training vectors to fit a box, got {n}")
         p = min(nb, d)
         mean, cov = _mean_cov(X)
         var, U = _top_eigh(cov, p)
@@ -160,8 +160,8 @@ class SpectralHashing(BaseHasher):
 
     def _project(self, X: np.ndarray) -> np.ndarray:
         """Eigenfunction values (n, n_bits) in [-1, 1]; a bit is 1 where its value is positive."""
-        out = np.empty((X.shape[0], int(self.n_bits)), dtype=np.float32)
-        rows = _chunk_rows(max(X.shape[1], int(self.n_bits)))  # bounds the (rows, d) and (rows, n_bits) temporaries
+        out = np.empty((X.shape[0], self.n_bits_), dtype=np.float32)
+        rows = _chunk_rows(max(X.shape[1], self.n_bits_))  # bounds the (rows, d) and (rows, n_bits) temporaries
         for s in range(0, X.shape[0], rows):
             Y = self._principal(X[s : s + rows])
             phase = (Y[:, self.directions_] - self.box_min_[self.directions_]) * self.frequencies_

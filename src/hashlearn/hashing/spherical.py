@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..codes.spherical import spherical_hamming_distances, spherical_knn_search
-from ..errors import ValidationError
-from .base import BaseHasher, check_vectors_array
+from ._validation import check_int_param, check_real_param
+from .base import BaseHasher
 from .registry import register
 
 __all__ = ["SphericalHashing"]
@@ -135,19 +134,15 @@ class SphericalHashing(BaseHasher):
 
     def _check_params(self) -> None:
         super()._check_params()
-        for name, low in (("sample_size", 2), ("max_iter", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-                raise ValidationError(f"{name} must be an integer >= {low}, got {v!r}")
-        for name in ("epsilon_mean", "epsilon_std"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
-                raise ValidationError(f"{name} must be a finite non-negative number, got {v!r}")
+        check_int_param(self.sample_size, "sample_size", min_val=2)
+        check_int_param(self.max_iter, "max_iter", min_val=0)
+        check_real_param(self.epsilon_mean, "epsilon_mean", min_val=0)
+        check_real_param(self.epsilon_std, "epsilon_std", min_val=0)
+
+    _min_samples = 2
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         n, d = X.shape
-        if n < 2:
-            raise ValidationError(f"SphericalHashing needs at least 2 training vectors, got {n}")
         m = min(n, int(self.sample_size))
         idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         S = X[idx].astype(np.float64)
@@ -213,8 +208,7 @@ class SphericalHashing(BaseHasher):
         -------
         M : ndarray of shape (n, n_bits), float64
         """
-        self._check_fitted()
-        return self._project(check_vectors_array(X, name="X", n_features=self.n_features_in_))
+        return super().margins(X)
 
     def ranking_distances(self, q_codes, db_codes) -> np.ndarray:
         """Spherical Hamming distances (nq, n) float64 between packed codes of this hasher.
@@ -222,8 +216,8 @@ class SphericalHashing(BaseHasher):
         See :func:`hashlearn.codes.spherical_hamming_distances` (value when no bit is shared:
         ``n_bits + |a XOR b|``). Rank with a stable sort, e.g. :func:`hashlearn.metrics.hamming_ranking`.
         """
-        return spherical_hamming_distances(q_codes, db_codes, int(self.n_bits))
+        return spherical_hamming_distances(q_codes, db_codes, self.code_bits)
 
     def knn_search(self, q_codes, db_codes, k: int):
         """The ``k`` nearest database codes in spherical Hamming distance: ``(D float32, I int64)``."""
-        return spherical_knn_search(q_codes, db_codes, k, n_bits=int(self.n_bits))
+        return spherical_knn_search(q_codes, db_codes, k, n_bits=self.code_bits)
