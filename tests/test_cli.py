@@ -86,7 +86,7 @@ def data(tmp_path_factory):
     assert main(["fit", str(d["base.fvecs"]), "-m", "simhash", "-b", "64", "-o", str(d["model.hlx"])]) == 0
     assert main(["encode", str(d["model.hlx"]), str(d["base.npy"]), "-o", str(d["codes.npy"])]) == 0
     assert main(["encode", str(d["model.hlx"]), str(d["queries.npy"]), "-o", str(d["qcodes.npy"])]) == 0
-    assert main(["index", "build", str(d["base.fvecs"]), "--model", str(d["model.hlx"]), "--kind", "mih",
+    assert main(["index", "build", str(d["base.fvecs"]), "--hasher", str(d["model.hlx"]), "--index", "mih",
                  "--rerank", "50", "-o", str(d["index.hlx"])]) == 0
     return d
 
@@ -149,11 +149,11 @@ def test_encode_words_per_code_follow_the_bit_count(capsys, tmp_path, data):
 
 BUILDS = {
     # name: (build options, queries file key, expected index class, expected attributes)
-    "model-mih-rerank": (["--model", "@model", "--kind", "mih", "--rerank", "50"], "queries.npy",
+    "model-mih-rerank": (["--hasher", "@model", "--index", "mih", "--rerank", "50"], "queries.npy",
                          "HashIndex", {"rerank": 50, "index": "mih"}),
     "method-flat": (["--method", "simhash", "-b", "32"], "queries.npy", "HashIndex", {"rerank": 0, "index": "flat"}),
-    "codes-flat": (["--codes"], "qcodes.npy", "BinaryIndex", {"n_bits": 64}),
-    "codes-mih": (["--codes", "--kind", "mih"], "qcodes.npy", "MultiIndexHashing", {"n_bits": 64}),
+    "codes-flat": (["--packed"], "qcodes.npy", "BinaryIndex", {"n_bits": 64}),
+    "codes-mih": (["--packed", "--index", "mih"], "qcodes.npy", "MultiIndexHashing", {"n_bits": 64}),
 }
 
 
@@ -161,7 +161,7 @@ BUILDS = {
 def test_index_build_then_search_matches_the_python_api(capsys, tmp_path, data, name):
     options, qkey, cls, attrs = BUILDS[name]
     options = [str(data["model.hlx"]) if o == "@model" else o for o in options]
-    source = data["codes.npy"] if "--codes" in options else data["base.npy"]
+    source = data["codes.npy"] if "--packed" in options else data["base.npy"]
     index_path = tmp_path / "index.hlx"
     rc, out, err = run(capsys, "index", "build", source, *options, "-o", index_path)
     assert rc == 0, err
@@ -254,7 +254,7 @@ def test_eval_writes_json_rows(capsys, tmp_path):
 def test_bench_hashing_covers_every_method_and_bit_width(capsys, tmp_path):
     out_json = tmp_path / "bench.json"
     rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "16,32",
-                       "--methods", "simhash,faiss-lsh", "--n-queries", N_QUERIES, "--json", out_json)
+                       "--method", "simhash,faiss-lsh", "--n-queries", N_QUERIES, "--json", out_json)
     assert rc == 0, err
     payload = json.loads(out_json.read_text())
     got = sorted((r["method"], r["bits"]) for r in payload["rows"])
@@ -329,9 +329,9 @@ def test_k_not_positive(capsys, data, k):
 def test_empty_database(capsys, bad, data):
     rc, out, err = run(capsys, "index", "build", bad / "empty.npy", "--method", "simhash", "-o", bad / "i.hlx")
     assert_one_line_error(rc, err, "empty.npy", "empty")
-    rc, out, err = run(capsys, "index", "build", bad / "empty.npy", "--model", data["model.hlx"], "-o", bad / "i.hlx")
+    rc, out, err = run(capsys, "index", "build", bad / "empty.npy", "--hasher", data["model.hlx"], "-o", bad / "i.hlx")
     assert_one_line_error(rc, err, "empty.npy", "empty")
-    rc, out, err = run(capsys, "index", "build", bad / "empty_codes.npy", "--codes", "-o", bad / "i.hlx")
+    rc, out, err = run(capsys, "index", "build", bad / "empty_codes.npy", "--packed", "-o", bad / "i.hlx")
     assert_one_line_error(rc, err, "empty_codes.npy", "no vectors")
     assert not (bad / "i.hlx").exists()
 
@@ -340,8 +340,8 @@ def test_empty_database(capsys, bad, data):
     ["fit", "{base}", "-m", "nosuch", "-o", "{tmp}/m.hlx"],
     ["index", "build", "{base}", "-m", "nosuch", "-o", "{tmp}/i.hlx"],
     ["eval", "-m", "nosuch", "--dataset", "digits"],
-    ["bench", "hashing", "--dataset", "digits", "--methods", "simhash,nosuch"],
-    ["demo", "--dataset", "digits", "--methods", "nosuch"],
+    ["bench", "hashing", "--dataset", "digits", "--method", "simhash,nosuch"],
+    ["demo", "--dataset", "digits", "--method", "nosuch"],
 ], ids=["fit", "index-build", "eval", "bench", "demo"])
 def test_unknown_method_lists_the_known_ones(capsys, tmp_path, data, argv):
     argv = [a.format(base=data["base.npy"], tmp=tmp_path) for a in argv]
@@ -368,7 +368,7 @@ def test_corrupt_index_is_a_checksum_error(capsys, work, where):
     _flip(index, offset)
     rc, out, err = run(capsys, "search", index, work / "queries.npy")
     assert_one_line_error(rc, err, "index.hlx", "checksum mismatch", "corrupt")
-    rc, out, err = run(capsys, "index", "build", work / "base.npy", "--model", index, "-o", work / "x.hlx")
+    rc, out, err = run(capsys, "index", "build", work / "base.npy", "--hasher", index, "-o", work / "x.hlx")
     assert_one_line_error(rc, err, "index.hlx")
     assert not (work / "x.hlx").exists()
 
@@ -400,7 +400,7 @@ def test_wrong_kind_of_hashlearn_file(capsys, work):
     assert_one_line_error(rc, err, "index.hlx", "fitted hasher")
 
 
-@pytest.mark.parametrize("param, needle", [("center", "--param expects key=value, got 'center'"),
+@pytest.mark.parametrize("param, needle", [("center", "--param expects KEY=VALUE, got 'center'"),
                                            ("nosuchparam=1", "nosuchparam")])
 def test_bad_param(capsys, tmp_path, data, param, needle):
     rc, out, err = run(capsys, "fit", data["base.npy"], "-m", "simhash", "-p", param, "-o", tmp_path / "m.hlx")
@@ -411,10 +411,10 @@ def test_bad_param(capsys, tmp_path, data, param, needle):
 
 
 @pytest.mark.parametrize("bits, needle", [("a,b", "comma-separated list of integers, got 'a,b'"),
-                                          ("32,0", "positive integers, got '32,0'")])
+                                          ("32,0", "from 1 to 4096, got '32,0'")])
 def test_bad_bits(capsys, bits, needle):
     for argv in (["eval", "-m", "simhash", "-b", bits, "--dataset", "digits"],
-                 ["bench", "hashing", "--dataset", "digits", "--bits", bits, "--methods", "simhash"],
+                 ["bench", "hashing", "--dataset", "digits", "--bits", bits, "--method", "simhash"],
                  ["demo", "--dataset", "digits", "--bits", bits]):
         rc, out, err = run(capsys, *argv)
         assert_one_line_error(rc, err, "--bits", needle)
@@ -445,7 +445,7 @@ def test_empty_method_list_is_an_error(capsys):
 
 def test_unknown_index_kind_with_codes(capsys, tmp_path, data):
     # BUG: with --codes any --kind other than 'flat' silently builds a MultiIndexHashing.
-    rc, out, err = run(capsys, "index", "build", data["codes.npy"], "--codes", "--kind", "zzz", "-o", tmp_path / "i.hlx")
+    rc, out, err = run(capsys, "index", "build", data["codes.npy"], "--packed", "--index", "zzz", "-o", tmp_path / "i.hlx")
     assert_one_line_error(rc, err, "zzz")
     assert not (tmp_path / "i.hlx").exists()
 
@@ -456,11 +456,11 @@ def test_unreadable_npy_error_names_the_file(capsys, bad, data, role):
     # .npy gives numpy's "This file contains pickled (object) data ..." without the file name.
     junk = bad / "junk.npy"
     if role == "codes":
-        argv = ["index", "build", junk, "--codes", "-o", bad / "i.hlx"]
+        argv = ["index", "build", junk, "--packed", "-o", bad / "i.hlx"]
     elif role == "ids":
         argv = ["index", "build", data["base.npy"], "-m", "simhash", "--ids", junk, "-o", bad / "i.hlx"]
     else:
-        assert main(["index", "build", str(data["codes.npy"]), "--codes", "-o", str(bad / "c.hlx")]) == 0
+        assert main(["index", "build", str(data["codes.npy"]), "--packed", "-o", str(bad / "c.hlx")]) == 0
         argv = ["search", bad / "c.hlx", junk]
     rc, out, err = run(capsys, *argv)
     assert_one_line_error(rc, err, "junk.npy")
@@ -513,7 +513,7 @@ def test_failed_index_build_keeps_existing_index(capsys, work, bad):
     for argv in (["index", "build", bad / "nan.npy", "-m", "simhash", "-o", existing],
                  ["index", "build", bad / "empty.npy", "-m", "simhash", "-o", existing],
                  ["index", "build", work / "base.npy", "-m", "nosuch", "-o", existing],
-                 ["index", "build", bad / "q32.npy", "--model", work / "model.hlx", "-o", existing]):
+                 ["index", "build", bad / "q32.npy", "--hasher", work / "model.hlx", "-o", existing]):
         rc, out, err = run(capsys, *argv)
         assert_one_line_error(rc, err)
         assert snapshot(work) == before
@@ -608,7 +608,7 @@ def test_subprocess_usage_error(subprocess_runs):
     rc, out, err = subprocess_runs["usage"]
     assert rc == 2, err[-2000:]
     assert "Traceback" not in err
-    assert "Invalid value for '-k'" in err
+    assert "Invalid value for '--k'" in err
 
 
 # -- the real demo ---------------------------------------------------------------------------------
@@ -644,7 +644,7 @@ def test_bench_hashing_tables_plots_and_new_columns(capsys, tmp_path):
     out_json = tmp_path / "bench.json"
     plots = tmp_path / "plots"
     rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "16,32",
-                       "--methods", "simhash,sph,faiss-lsh,faiss-itq", "--n-queries", N_QUERIES,
+                       "--method", "simhash,sph,faiss-lsh,faiss-itq", "--n-queries", N_QUERIES,
                        "--json", out_json, "--plots", plots)
     assert rc == 0, err
     # one table per bit width, each holding only its own rows
@@ -685,7 +685,7 @@ def test_bench_hashing_tables_plots_and_new_columns(capsys, tmp_path):
 def test_bench_hashing_skips_what_cannot_run_at_a_bit_width(capsys, tmp_path):
     out_json = tmp_path / "bench.json"
     rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "32,128",
-                       "--methods", "pcah,simhash,faiss-itq", "--n-queries", N_QUERIES, "--json", out_json,
+                       "--method", "pcah,simhash,faiss-itq", "--n-queries", N_QUERIES, "--json", out_json,
                        "--plots", tmp_path / "plots")
     assert rc == 0, err
     assert "Traceback" not in err
@@ -702,7 +702,7 @@ def test_bench_hashing_skips_what_cannot_run_at_a_bit_width(capsys, tmp_path):
 def test_bench_hashing_plots_default_beside_json(capsys, tmp_path):
     out_json = tmp_path / "res" / "bench.json"
     rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "16",
-                       "--methods", "simhash", "--n-queries", N_QUERIES, "--json", out_json)
+                       "--method", "simhash", "--n-queries", N_QUERIES, "--json", out_json)
     assert rc == 0, err
     assert (tmp_path / "res" / "plots" / "digits" / "pr_16.png").is_file()
 
@@ -711,6 +711,6 @@ def test_bench_hashing_plots_path_that_is_a_file(capsys, tmp_path):
     target = tmp_path / "plots"
     target.write_text("not a folder")
     rc, out, err = run(capsys, "bench", "hashing", "--dataset", "digits", "--bits", "16",
-                       "--methods", "simhash", "--n-queries", N_QUERIES, "--plots", target)
+                       "--method", "simhash", "--n-queries", N_QUERIES, "--plots", target)
     assert_one_line_error(rc, err, str(target), "--plots")
     assert target.read_text() == "not a folder"

@@ -115,7 +115,7 @@ def test_mvh_validation(three_views):
 def test_cli_bench_crossmodal_planted(tmp_path, capsys):
     out = tmp_path / "res.json"
     rc = main(["bench", "crossmodal", "--dataset", "planted", "--bits", "8", "--paired", "0.3,1.0",
-               "--methods", "cmfh,rreh", "--param", "rreh.n_iter=5", "--json", str(out),
+               "--method", "cmfh,rreh", "--param", "rreh.n_iter=5", "--json", str(out),
                "--plots", str(tmp_path / "plots")])
     assert rc == 0
     res = json.loads(out.read_text())
@@ -131,7 +131,7 @@ def test_cli_bench_crossmodal_planted(tmp_path, capsys):
 def test_bench_cli_repeats_average_over_seeds(tmp_path, capsys):
     out = tmp_path / "xm.json"
     rc = main(["bench", "crossmodal", "--dataset", "planted", "--bits", "8", "--paired", "0.3",
-               "--methods", "cca-itq,rreh", "--param", "rreh.n_iter=5", "--repeats", "2", "--seed", "3",
+               "--method", "cca-itq,rreh", "--param", "rreh.n_iter=5", "--repeats", "2", "--seed", "3",
                "--json", str(out)])
     assert rc == 0
     res = json.loads(out.read_text())
@@ -170,16 +170,16 @@ def test_mean_rows_by_hand():
     [
         (["--repeats", "0"], "--repeats must be >= 1"),
         (["--paired", "1.5"], "--paired fractions must be in (0, 1]"),
-        (["--methods", "itq"], "'itq' is not a cross-modal method"),
-        (["--methods", "nope"], "unknown method 'nope'"),
-        (["--dataset", "wiki"], "needs the path of wiki_data.mat"),
+        (["--method", "itq"], "method 'itq' hashes float vectors, so it cannot be used here; usable: cca-itq"),
+        (["--method", "nope"], "unknown method 'nope'"),
+        (["--dataset", "wiki"], "dataset wiki needs --data-file wiki_data.mat: the Wiki image-text benchmark"),
         (["--dataset", "wiki", "--data-file", "/nonexistent.mat"], "/nonexistent.mat: no such file"),
-        (["--param", "cmfh.mu=2", "--methods", "rreh"], "method 'cmfh' is not among --methods"),
+        (["--param", "cmfh.mu=2", "--method", "rreh"], "method 'cmfh' is not among --method"),
         (["--dataset", "other"], "unknown dataset 'other'"),
     ],
 )
 def test_cli_bench_crossmodal_errors(args, message, capsys):
-    base = ["bench", "crossmodal", "--dataset", "planted", "--bits", "8", "--paired", "1.0", "--methods", "rreh"]
+    base = ["bench", "crossmodal", "--dataset", "planted", "--bits", "8", "--paired", "1.0", "--method", "rreh"]
     assert main(base + args) == 2
     assert message in capsys.readouterr().err.replace("\n", "")
 

@@ -269,13 +269,13 @@ def test_cli_select_bad_input(cli, tmp_path, wine_csv):
 
 def test_cli_bench_selection(cli, tmp_path):
     js = tmp_path / "b.json"
-    r = cli("bench", "selection", "--datasets", "iris", "--modes", "single,multi_level", "--bits", "4",
+    r = cli("bench", "selection", "--dataset", "iris", "--mode", "single,multi_level", "--bits", "4",
             "--folds", "2", "--random-subsets", "1", "--json", str(js))
     assert r.exit_code == 0, r.output
     rows = json.loads(js.read_text())
     assert {(x["mode"], x["classifier"]) for x in rows} == {(m, c) for m in ("single", "multi_level")
                                                              for c in ("1-NN", "logreg")}
-    r = cli("bench", "selection", "--modes", "best")
+    r = cli("bench", "selection", "--mode", "best")
     assert r.exit_code != 0 and "unknown mode" in str(r.exception)
 
 

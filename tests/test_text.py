@@ -275,7 +275,7 @@ def test_parse_codes():
     assert parse_codes("itq:256") == ("itq", 256)
     assert parse_codes("float") == ("float", None)
     for bad, msg in (("itq", "code length"), ("itq:abc", "not an integer"), ("nosuch:8", "unknown method"),
-                     ("minhash:64", "sets"), ("", "codes must")):
+                     ("minhash:64", "sets"), ("", "method spec")):
         with pytest.raises(Exception, match=msg):
             parse_codes(bad)
     with pytest.raises(ValidationError, match="one bit per dimension"):
@@ -528,4 +528,32 @@ def test_cli_index_and_search_with_minilm(tmp_path):
     assert main(["text", "search", str(tmp_path / "i.hl"), "kitten playing with a mouse", "will it storm",
                  "--json", str(tmp_path / "s.json")]) == 0
     res = json.loads((tmp_path / "s.json").read_text())
-    assert res["0"][0][0] == "cats" and res["1"][0][0] == "rain"
+    assert res["0"][0]["id"] == "cats" and res["1"][0]["id"] == "rain"
+    assert res["0"][0]["snippet"] == "Cats — Domestic cats purr and hunt mice."  # title and the start of the text
+    assert all(isinstance(hit["score"], float) for hits in res.values() for hit in hits)
+
+
+def test_text_index_snippets_round_trip_and_mixing_refused(tmp_path):
+    import hashlearn
+
+    X = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+    idx = TextIndex(SignCodes().fit(X))
+    idx.add(X[:3], ["a", "b", "c"], ["A — alpha", "B — beta", "C — gamma"])
+    with pytest.raises(ValidationError, match="every batch or with none"):
+        idx.add(X[3:], ["d", "e", "f"])
+    with pytest.raises(ValidationError, match="3 ids but 2 snippets"):
+        idx.add(X[3:], ["d", "e", "f"], ["x", "y"])
+    idx.add(X[3:], ["d", "e", "f"], ["D", "E", "F"])
+    hashlearn.save(idx, tmp_path / "i.hlx")
+    back = hashlearn.load(tmp_path / "i.hlx")
+    assert back.snippets == ["A — alpha", "B — beta", "C — gamma", "D", "E", "F"]
+    _, pos = back.search(X[1:2], k=1)
+    assert back.snippets[pos[0, 0]] == "B — beta"
+
+
+def test_snippet_cuts_at_a_word():
+    from hashlearn.cli.text import _snippet
+
+    assert _snippet("Title", "one two three", 100) == "Title — one two three"
+    assert _snippet("Title", "one two three four", 16) == "Title — one two…"
+    assert _snippet("", "text only", 50) == "text only"

@@ -36,9 +36,26 @@ def texts_fingerprint(texts: Sequence[str], model_id: str) -> str:
     return digest.hexdigest()
 
 
+def _load_sentence_transformer(model: str, device: str, *, show_progress: bool = True):
+    """The model, loaded once per (name, device) in a process; without ``show_progress`` the loading
+    bars of transformers are off while it loads (and restored after)."""
+    if show_progress:
+        return _load_cached(model, device)
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - depends on the environment
+        return _load_cached(model, device)
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return _load_cached(model, device)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 @functools.lru_cache(maxsize=4)
-def _load_sentence_transformer(model: str, device: str):
-    """The model, loaded once per (name, device) in a process and shared by every :class:`Embedder`."""
+def _load_cached(model: str, device: str):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -99,7 +116,7 @@ class Embedder:
 
     def _backend(self):
         if self._st is None:
-            self._st = _load_sentence_transformer(self.model, self.device)
+            self._st = _load_sentence_transformer(self.model, self.device, show_progress=self.show_progress)
         return self._st
 
     @property

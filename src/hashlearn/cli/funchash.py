@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ._common import SEED_HELP
+
 from hashlearn.apps.funchash import FEYNMAN_EQUATIONS, cache_benchmark, hash_error_rates
 
 
@@ -18,25 +20,21 @@ def register(app, bench_app) -> None:
                                  help=f"Feynman equation ({', '.join(FEYNMAN_EQUATIONS)}) or 'diabetes'."),
         samples: int = typer.Option(100_000, "--samples", help="Rows of the Feynman data (fitness cost)."),
         cycles: int = typer.Option(1000, "--cycles", help="Children of the regularized evolution."),
-        population: int = typer.Option(100, "--population"),
+        population: int = typer.Option(100, "--population", help="Population size of the regularized evolution."),
         tournament: int = typer.Option(10, "--tournament", help="Sample size of the tournament."),
         probes: int = typer.Option(32, "--probes", help="Probe inputs of the functional hash."),
-        rtol: float = typer.Option(1e-6, "--rtol"),
-        atol: float = typer.Option(1e-9, "--atol"),
+        rtol: float = typer.Option(1e-6, "--rtol", help="Relative tolerance of two outputs being equal."),
+        atol: float = typer.Option(1e-9, "--atol", help="Absolute tolerance of two outputs being equal."),
         pairs: int = typer.Option(0, "--pairs", help="Also measure false split/collision rates on this many pairs."),
-        seed: int = typer.Option(0, "--seed"),
-        json_out: Optional[Path] = typer.Option(None, "--json"),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON."),
     ):
         """Regularized evolution for symbolic regression with and without the functional cache."""
-        import json
-
         from rich.table import Table
 
-        from ._common import CLIError, console, err_console
-        from hashlearn.io.persist import atomic_write
+        from ._common import CLIError, _check_output, _write_json, console, err_console
 
-        if json_out is not None and Path(json_out).is_dir():
-            raise CLIError(f"{json_out}: is a directory; give a file name for the output")
+        _check_output(json_out)
         if task != "diabetes" and task not in FEYNMAN_EQUATIONS:
             raise CLIError(f"--task: unknown task {task!r}; known: {', '.join(FEYNMAN_EQUATIONS)}, diabetes")
         if cycles < 0 or samples < 2 or probes < 1 or population < tournament or tournament < 1:
@@ -63,6 +61,4 @@ def register(app, bench_app) -> None:
                 f"(primary key only: {rates['split_primary']}); false collisions: "
                 f"{rates['collisions']}/{rates['different_pairs']} different pairs"
             )
-        if json_out is not None:
-            data_b = json.dumps(out, indent=2).encode()
-            atomic_write(json_out, lambda fh: fh.write(data_b))
+        _write_json(json_out, out)

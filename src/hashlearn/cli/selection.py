@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ._common import SEED_HELP
+
 import numpy as np
 
 from hashlearn.apps.selection import (
@@ -23,19 +25,19 @@ def register(app, bench_app) -> None:
 
     @app.command("select")
     def select_cmd(
-        data: str = typer.Argument(..., help="CSV/Parquet file with numeric features and a label column, "
+        data: str = typer.Argument(..., metavar="DATA", help="CSV/Parquet file with numeric features and a label column, "
                                    f"or a bundled data set: {', '.join(BUILTIN_DATASETS)}."),
         label_col: str = typer.Option("label", "--label-col", help="Name of the label column (files)."),
         sep: Optional[str] = typer.Option(None, "--sep", help="CSV separator (default ',')."),
-        mode: str = typer.Option("single", "--mode", help="single | multi_level | multi_view"),
-        bits: int = typer.Option(8, "--bits", help="Cuts per table (coarsest level for multi_level)."),
-        levels: int = typer.Option(3, "--levels", help="Levels of multi_level."),
-        views: int = typer.Option(3, "--views", help="Tables of multi_view."),
+        mode: str = typer.Option("single", "--mode", help=f"Selection mode: {', '.join(SELECTION_MODES)}."),
+        bits: str = typer.Option("8", "--bits", "-b", help="Code length in bits: cuts per table (coarsest level of multi_level)."),
+        levels: int = typer.Option(3, "--n-levels", help="Levels of multi_level."),
+        views: int = typer.Option(3, "--n-views", help="Hash tables of multi_view."),
         view_features: float = typer.Option(1.0, "--view-features", help="Fraction of features per view."),
         per_bucket: int = typer.Option(1, "--per-bucket", help="Representatives per (bucket, class)."),
-        representative: str = typer.Option("medoid", "--representative", help="medoid | random"),
-        seed: int = typer.Option(0, "--seed"),
-        output: Optional[Path] = typer.Option(None, "-o", "--output",
+        representative: str = typer.Option("medoid", "--representative", help="Representative of a group: medoid or random."),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+        output: Optional[Path] = typer.Option(None, "--output", "-o",
                                               help="Write the selected rows (CSV; .npy with --indices-only)."),
         indices_only: bool = typer.Option(False, "--indices-only", help="Write only the selected row indices."),
         evaluate: bool = typer.Option(False, "--evaluate",
@@ -44,16 +46,12 @@ def register(app, bench_app) -> None:
     ):
         """Select a representative subset of a labelled data set by hierarchical hashing."""
         import io
-        import json
-
         from rich.table import Table
 
-        from ._common import CLIError, console
-        from hashlearn.io.persist import atomic_write
+        from ._common import _check_output, _single_bits, _write_json, console, write_outputs
 
-        for pth in (output, json_out):
-            if pth is not None and Path(pth).is_dir():
-                raise CLIError(f"{pth}: is a directory; give a file name for the output")
+        _check_output(output, json_out)
+        bits = _single_bits(bits)
         df = None
         if data in BUILTIN_DATASETS and not Path(data).exists():
             X, y = load_classification_dataset(data)
@@ -100,36 +98,33 @@ def register(app, bench_app) -> None:
 
                 def write(fh):
                     fh.write(payload)
-            atomic_write(output, write)
-            console.print(f"wrote {output}")
-        if json_out is not None:
-            data_b = json.dumps(summary, indent=2).encode()
-            atomic_write(json_out, lambda fh: fh.write(data_b))
+            write_outputs([(output, write)])
+        _write_json(json_out, summary)
 
     @bench_app.command("selection")
     def bench_selection_cmd(
-        datasets: str = typer.Option("iris,wine,breast_cancer,digits", "--datasets",
-                                     help=f"Comma-separated, from: {', '.join(BUILTIN_DATASETS)}."),
-        modes: str = typer.Option("single,multi_level,multi_view", "--modes"),
-        bits: int = typer.Option(6, "--bits"),
-        folds: int = typer.Option(5, "--folds"),
+        datasets: str = typer.Option("iris,wine,breast_cancer,digits", "--dataset",
+                                     help=f"Data sets, comma-separated, from: {', '.join(BUILTIN_DATASETS)}."),
+        modes: str = typer.Option("single,multi_level,multi_view", "--mode",
+                                  help=f"Selection modes, comma-separated, from: {', '.join(SELECTION_MODES)}."),
+        bits: str = typer.Option("6", "--bits", "-b", help="Code length in bits: cuts per table."),
+        folds: int = typer.Option(5, "--folds", help="Folds of the cross-validation."),
         n_random: int = typer.Option(3, "--random-subsets", help="Random stratified subsets per fold."),
-        seed: int = typer.Option(0, "--seed"),
-        json_out: Optional[Path] = typer.Option(None, "--json"),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON."),
     ):
         """Accuracy of classifiers trained on hashed subsets vs all data vs random subsets (k-fold)."""
-        import json
-
         from rich.table import Table
 
-        from ._common import CLIError, console
-        from hashlearn.io.persist import atomic_write
+        from ._common import CLIError, _check_output, _single_bits, _write_json, console
 
+        _check_output(json_out)
+        bits = _single_bits(bits)
         names = [d.strip() for d in datasets.split(",") if d.strip()]
         mode_list = [m.strip() for m in modes.split(",") if m.strip()]
         bad = [m for m in mode_list if m not in SELECTION_MODES]
         if bad or not mode_list:
-            raise CLIError(f"--modes: unknown mode(s) {', '.join(bad) or '(none)'}; known: {', '.join(SELECTION_MODES)}")
+            raise CLIError(f"--mode: unknown mode(s) {', '.join(bad) or '(none)'}; known: {', '.join(SELECTION_MODES)}")
         if folds < 2:
             raise CLIError(f"--folds must be at least 2, got {folds}")
         table = Table(title=f"hashed instance selection, {folds}-fold, {bits} bits")
@@ -145,6 +140,4 @@ def register(app, bench_app) -> None:
                 table.add_row(name, r["mode"], r["classifier"], f"{r['reduction_rate']:.3f}", f"{r['acc_full']:.4f}",
                               f"{r['acc_subset']:.4f}", f"{r['acc_random']:.4f}")
         console.print(table)
-        if json_out is not None:
-            data_b = json.dumps(out, indent=2).encode()
-            atomic_write(json_out, lambda fh: fh.write(data_b))
+        _write_json(json_out, out)

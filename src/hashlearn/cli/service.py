@@ -15,7 +15,7 @@ def register(app, bench_app) -> None:
     def serve(
         data_dir: Path = typer.Option(..., "--data-dir", help="Folder of the collections (created if missing)."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
-        port: int = typer.Option(8000, "--port", min=0, max=65535),
+        port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
         api_keys: Optional[Path] = typer.Option(
             None, "--api-keys", help="File of 'KEY ROLE' lines (role: read or write); also read: $HASHLEARN_API_KEYS."),
         no_auth: bool = typer.Option(False, "--no-auth", help="Serve without API keys (anyone may write)."),

@@ -14,8 +14,17 @@ from typing import List, Optional
 
 import typer
 
-text_app = typer.Typer(no_args_is_help=True,
+from ._common import CONTEXT, SEED_HELP
+
+text_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
                        help="Text retrieval on compact codes (needs the dependencies of the 'text' extra).")
+
+CODES_HELP = "Codes: float, or a registry method METHOD[:BITS] of kind vector or embedding (sign, msign, itq:256, bpr:128)."
+CANDIDATES_HELP = "First-stage candidates rescored per query."
+ASYMMETRIC_HELP = "First stage: float query x binary documents."
+EMBEDDINGS_HELP = "Folder with precomputed corpus.npy/queries.npy and their .ids files."
+MODEL_HELP = "Embedding model: a sentence-transformers name or folder."
+CACHE_HELP = "Embedding cache folder (default ~/.cache/hashlearn/embeddings)."
 
 
 def _split_list(text: str, what: str) -> list[str]:
@@ -35,23 +44,23 @@ def _params(items):
 
 @text_app.command("eval")
 def eval_cmd(
-    beir: Path = typer.Option(..., "--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv"),
-    codes: str = typer.Option("float,sign", help="comma-separated: float, sign, msign, METHOD:BITS (itq:256, bpr:128)"),
-    rescore: str = typer.Option("none", help="comma-separated rescoring modes: none, asym, float, int8"),
-    candidates: int = typer.Option(100, help="Hamming candidates rescored per query"),
-    asymmetric: bool = typer.Option(False, "--asymmetric", help="first stage: float query x binary documents"),
-    split: str = typer.Option("test", help="evaluated qrels split"),
-    train_split: Optional[str] = typer.Option(None, "--train-split", help="qrels split that trains bpr codes"),
-    pseudo: str = typer.Option("auto", help="bpr pseudo-queries: auto, none, title, first_sentence, span"),
-    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy/queries.npy and .ids files"),
-    model: str = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers model (when embedding)"),
-    cache_dir: Optional[Path] = typer.Option(None, help="embedding cache (default ~/.cache/hashlearn/embeddings)"),
-    bm25: bool = typer.Option(False, "--bm25", help="add BM25 (bm25s)"),
-    hybrid: bool = typer.Option(False, "--hybrid", help="add BM25 + dense fusions (RRF, score interpolation)"),
-    hybrid_weight: float = typer.Option(0.5, help="BM25 weight of the score interpolation"),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="bpr parameter key=value (repeatable)"),
-    seed: int = typer.Option(0),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
+    beir: Path = typer.Option(..., "--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv."),
+    codes: str = typer.Option("float,sign", "--codes", help=CODES_HELP + " Comma-separated."),
+    rescore: str = typer.Option("none", "--rescore", help="Rescoring modes, comma-separated: none, asym, float, int8."),
+    candidates: int = typer.Option(100, "--candidates", help=CANDIDATES_HELP),
+    asymmetric: bool = typer.Option(False, "--asymmetric", help=ASYMMETRIC_HELP),
+    split: str = typer.Option("test", "--split", help="The qrels split evaluated."),
+    train_split: Optional[str] = typer.Option(None, "--train-split", help="The qrels split that trains bpr codes."),
+    pseudo: str = typer.Option("auto", "--pseudo", help="bpr pseudo-queries: auto, none, title, first_sentence, span."),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=EMBEDDINGS_HELP),
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", help=MODEL_HELP),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    bm25: bool = typer.Option(False, "--bm25", help="Add BM25 (bm25s)."),
+    hybrid: bool = typer.Option(False, "--hybrid", help="Add BM25 + dense fusions (RRF, score interpolation)."),
+    hybrid_weight: float = typer.Option(0.5, "--hybrid-weight", help="BM25 weight of the score interpolation."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="bpr parameter KEY=VALUE (JSON value); repeatable."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """Evaluate codes on a BEIR dataset (nDCG@10, Recall@100, bytes per document, queries/s)."""
     from rich.table import Table
@@ -104,24 +113,25 @@ def eval_cmd(
 
 @text_app.command("index")
 def index_cmd(
-    corpus: Path = typer.Argument(..., help="corpus.jsonl (BEIR format: _id, title, text)"),
-    output: Path = typer.Option(..., "--output", "-o", help="where to save the index"),
-    codes: str = typer.Option("sign", help="float, sign, msign or METHOD:BITS (e.g. itq:256); bpr needs 'text eval'"),
-    rescore: str = typer.Option("none", help="none, asym, float or int8 (what is stored for rescoring)"),
-    candidates: int = typer.Option(100),
-    asymmetric: bool = typer.Option(False, "--asymmetric"),
-    model: str = typer.Option("all-MiniLM-L6-v2"),
-    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy + corpus.ids (skip embedding)"),
-    cache_dir: Optional[Path] = typer.Option(None, help="embedding cache (default ~/.cache/hashlearn/embeddings)"),
-    batch_docs: int = typer.Option(20000, help="documents per streamed batch"),
-    fit_docs: int = typer.Option(50000, help="documents the codes are fitted on (the first ones)"),
-    duplicates: str = typer.Option("error", help="error or first (keep the first of repeated ids)"),
-    seed: int = typer.Option(0),
+    corpus: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format: _id, title, text)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to save the index (.hlx)."),
+    codes: str = typer.Option("sign", "--codes", help=CODES_HELP + " bpr is trained with queries: see 'text eval'."),
+    rescore: str = typer.Option("none", "--rescore", help="Rescoring stored with the index: none, asym, float or int8."),
+    candidates: int = typer.Option(100, "--candidates", help=CANDIDATES_HELP),
+    asymmetric: bool = typer.Option(False, "--asymmetric", help=ASYMMETRIC_HELP),
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", help=MODEL_HELP),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=EMBEDDINGS_HELP + " Skips embedding."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    batch_docs: int = typer.Option(20000, "--batch-docs", help="Documents per streamed batch."),
+    fit_docs: int = typer.Option(50000, "--fit-docs", help="Documents the codes are fitted on (the first ones)."),
+    duplicates: str = typer.Option("error", "--duplicates", help="Repeated document ids: error, or first (keep the first)."),
+    snippet_chars: int = typer.Option(160, "--snippet-chars",
+                                      help="Characters of title + text kept per document to show with results (0: none)."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
 ):
     """Embed (or load) a corpus, encode it and save a text index; the corpus is streamed in batches."""
-    from ._common import CLIError, _check_output, console, err_console
+    from ._common import CLIError, _check_output, console, err_console, save_object
 
-    from hashlearn.io import save
     from hashlearn.text.beir import ReadReport, iter_corpus
     from hashlearn.text.index import parse_codes
 
@@ -129,8 +139,8 @@ def index_cmd(
     name, _ = parse_codes(codes)
     if name == "bpr":
         raise CLIError("bpr codes are trained with queries: use 'hashlearn text eval --codes bpr:BITS'")
-    if batch_docs < 1 or fit_docs < 1:
-        raise CLIError("--batch-docs and --fit-docs must be >= 1")
+    if batch_docs < 1 or fit_docs < 1 or snippet_chars < 0:
+        raise CLIError("--batch-docs and --fit-docs must be >= 1 and --snippet-chars >= 0")
     report = ReadReport()
     docs = iter_corpus(corpus, duplicates=duplicates, report=report)
     embedder = None
@@ -141,15 +151,16 @@ def index_cmd(
         embedder = Embedder(model, cache_dir=cache, show_progress=True)
 
     def batches():
-        ids, texts = [], []
+        ids, texts, snippets = [], [], []
         for d in docs:
             ids.append(d.id)
             texts.append(d.full_text)
+            snippets.append(_snippet(d.title, d.text, snippet_chars))
             if len(ids) >= batch_docs:
-                yield ids, texts
-                ids, texts = [], []
+                yield ids, texts, snippets if snippet_chars else None
+                ids, texts, snippets = [], [], []
         if ids:
-            yield ids, texts
+            yield ids, texts, snippets if snippet_chars else None
 
     def vectors(ids, texts):
         if embedder is not None:
@@ -159,25 +170,34 @@ def index_cmd(
         return load_embeddings(embeddings, "corpus", ids)
 
     index, pending = None, []
-    for ids, texts in batches():
+    for ids, texts, snippets in batches():
         X = vectors(ids, texts)
         if index is None:
-            pending.append((ids, X))
+            pending.append((ids, X, snippets))
             if sum(len(p[0]) for p in pending) < fit_docs:
                 continue
             index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed)
             pending = []
         else:
-            index.add(X, ids)
+            index.add(X, ids, snippets)
     if index is None:
         if not pending:
             raise CLIError(f"{corpus}: no usable document ({report.summary()})")
         index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed)
-    save(index, output)
+    save_object(index, output)
     err_console.print(report.summary(), highlight=False)
     mem = index.bytes_per_doc()
     console.print(f"indexed {index.ntotal} documents with {codes} codes ({mem['searched']} B/doc searched, "
-                  f"{mem['rescore']} B/doc for rescoring) -> {output}")
+                  f"{mem['rescore']} B/doc for rescoring)")
+
+
+def _snippet(title: str, text: str, n: int) -> str:
+    """Title and the start of the text, at most ``n`` characters, cut at a word boundary."""
+    joined = " — ".join(t.strip() for t in (title, text) if t and t.strip())
+    if len(joined) <= n:
+        return joined
+    cut = joined[:n].rsplit(" ", 1)[0]
+    return (cut if len(cut) > n // 2 else joined[:n]) + "…"
 
 
 def _start_index(pending, codes, rescore, candidates, asymmetric, model, seed):
@@ -190,21 +210,22 @@ def _start_index(pending, codes, rescore, candidates, asymmetric, model, seed):
     if enc is not None:
         enc.fit(X)
     index = TextIndex(enc, rescore=rescore, candidates=candidates, asymmetric=asymmetric, codes=codes, model=model)
-    for ids, Xb in pending:
-        index.add(Xb, ids)
+    for ids, Xb, snippets in pending:
+        index.add(Xb, ids, snippets)
     return index
 
 
 @text_app.command("search")
 def search_cmd(
-    index_path: Path = typer.Argument(..., metavar="INDEX", help="index saved by 'hashlearn text index'"),
-    query: Optional[List[str]] = typer.Argument(None, help="query text(s)"),
-    queries: Optional[Path] = typer.Option(None, help="queries.jsonl (BEIR format) instead of texts"),
-    k: int = typer.Option(10, "-k", "--k"),
-    rescore: Optional[str] = typer.Option(None, help="override: none, asym, float, int8"),
-    candidates: Optional[int] = typer.Option(None),
-    cache_dir: Optional[Path] = typer.Option(None),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write {query_id: [[doc_id, score], ...]}"),
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index saved by 'hashlearn text index'."),
+    query: Optional[List[str]] = typer.Argument(None, metavar="QUERY", help="Query text(s)."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="queries.jsonl (BEIR format) instead of QUERY texts."),
+    k: int = typer.Option(10, "--k", "-k", help="Results per query."),
+    rescore: Optional[str] = typer.Option(None, "--rescore", help="Override the index's rescoring: none, asym, float, int8."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", help=CANDIDATES_HELP + " Default: the index's."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache query embeddings in this folder."),
+    json_path: Optional[Path] = typer.Option(None, "--json",
+                                             help="Write {query_id: [{id, score, snippet}, ...]} as JSON."),
 ):
     """Search a text index with query texts; prints the top documents."""
     from rich.table import Table
@@ -235,14 +256,23 @@ def search_cmd(
     emb = Embedder(index.model or "all-MiniLM-L6-v2", cache_dir=cache_dir, show_progress=False)
     Q = emb.encode(qtexts, use_cache=cache_dir is not None)
     scores, pos = index.search(Q, min(k, index.ntotal), rescore=rescore, candidates=candidates)
-    results = {qid: [[index.doc_ids[p], float(s)] for s, p in zip(srow, prow) if p >= 0]
+    snippets = index.snippets
+    results = {qid: [{"id": index.doc_ids[p], "score": float(s),
+                      "snippet": None if snippets is None else snippets[p]}
+                     for s, p in zip(srow, prow) if p >= 0]
                for qid, srow, prow in zip(qids, scores, pos)}
-    table = Table(title=f"{index.codes} codes, {index.ntotal} documents")
-    table.add_column("query")
-    table.add_column("top documents (id:score)")
-    for qid, text in list(zip(qids, qtexts))[:20]:
-        table.add_row(text[:60], " ".join(f"{d}:{s:.3g}" for d, s in results[qid][:k]))
-    console.print(table)
+    shown = list(zip(qids, qtexts))[:20]
+    for qid, text in shown:
+        table = Table(title=f"{text[:70]}", title_justify="left", caption=None)
+        table.add_column("#", justify="right")
+        table.add_column("id")
+        table.add_column("score", justify="right")
+        table.add_column("document" if snippets is not None else "document (index built without snippets)")
+        for rank, hit in enumerate(results[qid][:k], 1):
+            table.add_row(str(rank), hit["id"], f"{hit['score']:.4g}", hit["snippet"] or "")
+        console.print(table)
+    if len(qids) > len(shown):
+        console.print(f"({len(qids) - len(shown)} more queries: see --json)")
     _write_json(json_path, results)
 
 
@@ -267,16 +297,16 @@ def _corpus_and_vectors(corpus_path, embeddings, model, cache_dir):
 
 @text_app.command("topics")
 def topics_cmd(
-    corpus_path: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format)"),
-    topic: List[str] = typer.Option(..., "--topic", "-t", help="NAME=keyword,keyword,... (repeatable)"),
-    k: int = typer.Option(10, "-k", "--k", help="documents per topic"),
-    n_neighbors: int = typer.Option(20, help="documents averaged into each refined label vector"),
-    keyword_weight: float = typer.Option(0.5, help="share of the keyword vector kept in the label vector"),
-    n_iter: int = typer.Option(1, help="refinement rounds (0 = keyword vectors only)"),
-    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy + corpus.ids"),
-    model: str = typer.Option("all-MiniLM-L6-v2"),
-    cache_dir: Optional[Path] = typer.Option(None),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write {topic: [[doc_id, score], ...]}"),
+    corpus_path: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format)."),
+    topic: List[str] = typer.Option(..., "--topic", "-t", help="NAME=KEYWORD,KEYWORD,...; repeatable."),
+    k: int = typer.Option(10, "--k", "-k", help="Documents per topic."),
+    n_neighbors: int = typer.Option(20, "--n-neighbors", help="Documents averaged into each refined label vector."),
+    keyword_weight: float = typer.Option(0.5, "--keyword-weight", help="Share of the keyword vector kept in the label vector."),
+    n_iter: int = typer.Option(1, "--n-iter", help="Refinement rounds (0: keyword vectors only)."),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=EMBEDDINGS_HELP),
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", help=MODEL_HELP),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write each topic's documents (id, score) as JSON."),
 ):
     """Lbl2Vec-style topic retrieval: the documents of each keyword-defined topic."""
     from rich.table import Table
@@ -312,28 +342,27 @@ def topics_cmd(
 
 @text_app.command("keyphrases")
 def keyphrases_cmd(
-    corpus_path: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format)"),
-    top_n: int = typer.Option(5, help="keyphrases per document"),
-    diversity: float = typer.Option(0.5, help="MMR diversity in [0, 1]"),
-    candidates: int = typer.Option(10, help="tf-idf pre-selected candidates embedded per document"),
-    embeddings: Optional[Path] = typer.Option(None, help="folder with corpus.npy + corpus.ids"),
-    model: str = typer.Option("all-MiniLM-L6-v2"),
-    cache_dir: Optional[Path] = typer.Option(None),
-    expanded: Optional[Path] = typer.Option(None, help="write corpus.jsonl with the keyphrases appended to the text"),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="write {doc_id: [keyphrase, ...]}"),
+    corpus_path: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format)."),
+    top_n: int = typer.Option(5, "--top-n", help="Keyphrases per document."),
+    diversity: float = typer.Option(0.5, "--diversity", help="MMR diversity in [0, 1]."),
+    candidates: int = typer.Option(10, "--phrase-candidates", help="tf-idf pre-selected phrases embedded per document."),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=EMBEDDINGS_HELP),
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", help=MODEL_HELP),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    expanded: Optional[Path] = typer.Option(None, "--expanded", help="Write a corpus.jsonl with the keyphrases appended to the text."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write {doc_id: [keyphrase, ...]} as JSON."),
 ):
     """KeyBERT-style keyphrases of each document (embedding-ranked n-grams + MMR); optional expanded corpus."""
     import json
 
-    from ._common import CLIError, _check_output, _write_json, console
+    from ._common import CLIError, _check_output, _write_json, console, write_outputs
 
-    from hashlearn.io.persist import atomic_write
     from hashlearn.text.keyphrases import KeyphraseExtractor, expand_documents
 
     _check_output(json_path)
     _check_output(expanded)
     if top_n < 1 or candidates < 1:
-        raise CLIError(f"--top-n and --candidates must be >= 1 (got {top_n}, {candidates})")
+        raise CLIError(f"--top-n and --phrase-candidates must be >= 1 (got {top_n}, {candidates})")
     corpus, X, emb = _corpus_and_vectors(corpus_path, embeddings, model, cache_dir)
     kps = KeyphraseExtractor(emb.encode, top_n=top_n, diversity=diversity, n_candidates=candidates).extract(
         corpus.full_texts, doc_embeddings=X)
@@ -347,8 +376,7 @@ def keyphrases_cmd(
             for did, title, text in zip(corpus.ids, corpus.titles, texts):
                 f.write((json.dumps({"_id": did, "title": title, "text": text}) + "\n").encode())
 
-        atomic_write(expanded, write)
-        console.print(f"wrote {expanded}")
+        write_outputs([(expanded, write)])
 
 
 def register(app, bench_app) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ValidationError
+
 __all__ = ["n_words", "pack", "unpack", "check_codes", "to_bytes", "from_bytes"]
 
 
@@ -20,7 +22,7 @@ def n_words(n_bits: int) -> int:
     """Number of uint64 words holding ``n_bits`` bits."""
     n_bits = int(n_bits)
     if n_bits < 1:
-        raise ValueError(f"n_bits must be a positive integer, got {n_bits}")
+        raise ValidationError(f"n_bits must be a positive integer, got {n_bits}")
     return (n_bits + 63) // 64
 
 
@@ -29,18 +31,18 @@ def _as_bool_bits(bits: np.ndarray) -> np.ndarray:
     if bits.dtype == np.bool_:
         return bits
     if not (np.issubdtype(bits.dtype, np.integer) or np.issubdtype(bits.dtype, np.floating)):
-        raise ValueError(f"bits must be bool, integer or float, got dtype {bits.dtype}")
+        raise ValidationError(f"bits must be bool, integer or float, got dtype {bits.dtype}")
     if bits.size == 0:
         return bits.astype(bool)
     lo, hi = bits.min(), bits.max()
     if np.isnan(lo) if np.issubdtype(bits.dtype, np.floating) else False:
-        raise ValueError("bits contains NaN")
+        raise ValidationError("bits contains NaN")
     if lo >= 0:
         if hi > 1 or not np.all((bits == 0) | (bits == 1)):
-            raise ValueError("bits must contain only {0, 1} or only {-1, +1}; found other values")
+            raise ValidationError("bits must contain only {0, 1} or only {-1, +1}; found other values")
         return bits.astype(bool)
     if not np.all((bits == -1) | (bits == 1)):
-        raise ValueError("bits must contain only {0, 1} or only {-1, +1}; found other values")
+        raise ValidationError("bits must contain only {0, 1} or only {-1, +1}; found other values")
     return bits > 0
 
 
@@ -61,10 +63,10 @@ def pack(bits) -> np.ndarray:
     if bits.ndim == 1:
         bits = bits[None, :]
     if bits.ndim != 2:
-        raise ValueError(f"bits must be a 2-D (n, n_bits) matrix, got {bits.ndim} dimensions")
+        raise ValidationError(f"bits must be a 2-D (n, n_bits) matrix, got {bits.ndim} dimensions")
     n, nb = bits.shape
     if nb == 0:
-        raise ValueError("bits has zero columns: a code needs at least one bit")
+        raise ValidationError("bits has zero columns: a code needs at least one bit")
     as_bytes = np.packbits(_as_bool_bits(bits), axis=1, bitorder="little")
     nw = n_words(nb)
     if as_bytes.shape[1] != nw * 8:
@@ -100,18 +102,18 @@ def check_codes(codes, n_bits: int, name: str = "codes") -> np.ndarray:
     nw = n_words(n_bits)
     codes = np.asarray(codes)
     if codes.dtype != np.uint64:
-        raise ValueError(f"{name} must be packed uint64 words (see hashlearn.codes.pack), got dtype {codes.dtype}")
+        raise ValidationError(f"{name} must be packed uint64 words (see hashlearn.codes.pack), got dtype {codes.dtype}")
     if codes.ndim == 1:
         codes = codes[None, :]
     if codes.ndim != 2 or codes.shape[1] != nw:
-        raise ValueError(
+        raise ValidationError(
             f"{name} for {n_bits} bits must have shape (n, {nw}), got shape {codes.shape}"
         )
     pad = 64 * nw - n_bits
     if pad and codes.shape[0]:
         mask = np.uint64(((1 << pad) - 1) << (64 - pad))
         if np.any(codes[:, -1] & mask):
-            raise ValueError(f"{name} has non-zero padding bits beyond bit {n_bits}: codes of a longer length?")
+            raise ValidationError(f"{name} has non-zero padding bits beyond bit {n_bits}: codes of a longer length?")
     return np.ascontiguousarray(codes)
 
 
@@ -126,7 +128,7 @@ def from_bytes(code_bytes, n_bits: int) -> np.ndarray:
     code_bytes = np.asarray(code_bytes)
     nbytes = (n_bits + 7) // 8
     if code_bytes.dtype != np.uint8 or code_bytes.ndim != 2 or code_bytes.shape[1] != nbytes:
-        raise ValueError(f"expected (n, {nbytes}) uint8 bytes for {n_bits} bits, got {code_bytes.dtype} {code_bytes.shape}")
+        raise ValidationError(f"expected (n, {nbytes}) uint8 bytes for {n_bits} bits, got {code_bytes.dtype} {code_bytes.shape}")
     nw = n_words(n_bits)
     out = np.zeros((code_bytes.shape[0], nw * 8), dtype=np.uint8)
     out[:, :nbytes] = code_bytes

@@ -12,6 +12,7 @@ import contextlib
 
 import numpy as np
 
+from ..errors import ValidationError
 from .bits import check_codes
 
 __all__ = ["hamming_distances", "knn_search", "range_search", "candidate_distances", "thread_limit", "MISSING_DISTANCE"]
@@ -30,7 +31,7 @@ def thread_limit(n_threads: int | None):
         return
     n_threads = int(n_threads)
     if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        raise ValidationError(f"n_threads must be >= 1, got {n_threads}")
     previous = numba.get_num_threads()
     numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
     try:
@@ -51,7 +52,7 @@ def _check_pair(q, db, n_bits):
         q = np.asarray(q)
         db = np.asarray(db)
         if db.ndim != 2 or db.dtype != np.uint64:
-            raise ValueError(f"database codes must be a 2-D uint64 array, got {db.dtype} with shape {db.shape}")
+            raise ValidationError(f"database codes must be a 2-D uint64 array, got {db.dtype} with shape {db.shape}")
         n_bits = 64 * db.shape[1]
     return check_codes(q, n_bits, "query codes"), check_codes(db, n_bits, "database codes")
 
@@ -96,13 +97,13 @@ def knn_search(q, db, k: int, *, n_bits: int | None = None, tie_ids=None, n_thre
     q, db = _check_pair(q, db, n_bits)
     k = int(k)
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise ValidationError(f"k must be >= 1, got {k}")
     if tie_ids is None:
         keys, use_keys = np.empty(0, np.int64), False
     else:
         keys = np.ascontiguousarray(tie_ids, dtype=np.int64)
         if keys.shape != (db.shape[0],):
-            raise ValueError(f"tie_ids must have shape ({db.shape[0]},), got {keys.shape}")
+            raise ValidationError(f"tie_ids must have shape ({db.shape[0]},), got {keys.shape}")
         use_keys = True
     with thread_limit(n_threads):
         return _kernels.knn_kernel(q, db, k, keys, use_keys, _query_block(q.shape[0]))
@@ -122,7 +123,7 @@ def range_search(q, db, radius: int, *, n_bits: int | None = None, n_threads: in
     q, db = _check_pair(q, db, n_bits)
     radius = int(radius)
     if radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
+        raise ValidationError(f"radius must be >= 0, got {radius}")
     with thread_limit(n_threads):
         qb = _query_block(q.shape[0])
         counts = _kernels.range_count_kernel(q, db, radius, qb)
@@ -142,7 +143,7 @@ def candidate_distances(q, db, lims, positions, *, n_bits: int | None = None) ->
     lims = np.ascontiguousarray(lims, dtype=np.int64)
     positions = np.ascontiguousarray(positions, dtype=np.int64)
     if lims.shape != (q.shape[0] + 1,) or lims[-1] != positions.shape[0]:
-        raise ValueError("lims must have nq + 1 entries ending at len(positions)")
+        raise ValidationError("lims must have nq + 1 entries ending at len(positions)")
     if positions.size and (positions.min() < 0 or positions.max() >= db.shape[0]):
-        raise ValueError("candidate positions out of range of the database")
+        raise ValidationError("candidate positions out of range of the database")
     return _kernels.gather_distance_kernel(q, db, lims, positions)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..errors import ValidationError
 from ._kernels import popcount64
 from .bits import check_codes
 from .search import thread_limit
@@ -144,11 +145,11 @@ def _check_pair(q, db, n_bits):
     if n_bits is None:
         db = np.asarray(db)
         if db.ndim != 2 or db.dtype != np.uint64:
-            raise ValueError(f"database codes must be a 2-D uint64 array, got {db.dtype} with shape {db.shape}")
+            raise ValidationError(f"database codes must be a 2-D uint64 array, got {db.dtype} with shape {db.shape}")
         n_bits = 64 * db.shape[1]
     n_bits = int(n_bits)
     if n_bits < 1:
-        raise ValueError(f"n_bits must be a positive integer, got {n_bits}")
+        raise ValidationError(f"n_bits must be a positive integer, got {n_bits}")
     return check_codes(q, n_bits, "query codes"), check_codes(db, n_bits, "database codes"), n_bits
 
 
@@ -217,6 +218,6 @@ def spherical_knn_search(q, db, k: int, *, n_bits: int | None = None, n_threads:
     """
     q, db, n_bits = _check_pair(q, db, n_bits)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise ValidationError(f"k must be a positive integer, got {k!r}")
     with thread_limit(n_threads):
         return _shd_knn_kernel(q, db, int(k), n_bits, _query_block(q.shape[0]))

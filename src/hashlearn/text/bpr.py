@@ -34,7 +34,7 @@ from sklearn.base import BaseEstimator
 from ..codes import pack
 from ..errors import NotFittedError, ValidationError
 from ..hashing.base import PersistableEstimatorMixin, check_random_state, check_vectors_array
-from ..io.persist import persistable
+from ..registry import register
 
 __all__ = ["BPRHasher"]
 
@@ -43,7 +43,7 @@ _QUERY_SIDES = ("binary", "float", "both")
 _SELF_DEVS = ("agreement", "own_document")
 
 
-@persistable
+@register("bpr", kind="embedding")
 class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
     """Learned-to-hash head for text embeddings, trained with a ranking loss and a straight-through sign.
 

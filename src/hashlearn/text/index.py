@@ -29,96 +29,31 @@ import numbers
 
 import numpy as np
 
-from ..codes import knn_search, n_words, pack, unpack
-from ..errors import IncompatibleError, NotFittedError, ValidationError
-from ..hashing.base import PersistableEstimatorMixin, check_vectors_array
+from ..codes import knn_search, n_words, unpack
+from ..errors import IncompatibleError, ValidationError
+from ..hashing.base import check_vectors_array
 from ..io.persist import persistable
+from ..registry import get_method_class, make_method, parse_spec
+from .codes import SignCodes
 
 __all__ = ["SignCodes", "TextIndex", "parse_codes", "make_encoder", "RESCORE_MODES"]
 
 RESCORE_MODES = ("none", "asym", "float", "int8")
+#: Registry kinds usable as text codes (besides ``float``).
+CODE_KINDS = ("vector", "embedding")
 _BLOCK = 32768
 
 
-@persistable
-class SignCodes(PersistableEstimatorMixin):
-    """Sign binarisation of embeddings: bit j is ``x_j - m_j > 0`` (``m`` = 0, or the corpus mean).
-
-    Parameters
-    ----------
-    center : bool, default False
-        Subtract the mean of the fitted vectors first ("mean-centred sign").
-
-    Attributes
-    ----------
-    mean_ : ndarray (d,) float32
-    n_features_in_ : int
-
-    References
-    ----------
-    Charikar, "Similarity Estimation Techniques from Rounding Algorithms", STOC 2002 (sign random
-    projections; here the projection is the identity, as in the binary embeddings of
-    sentence-transformers' ``quantize_embeddings``).
-    """
-
-    method_name = "sign"
-    input_kind = "vector"
-
-    def __init__(self, center: bool = False):
-        self.center = center
-
-    def get_params(self, deep: bool = False) -> dict:
-        return {"center": self.center}
-
-    def fit(self, X, y=None):
-        """Store the dimension (and the mean when ``center``) of ``X`` (n, d); returns ``self``."""
-        X = check_vectors_array(X, name="X")
-        self.n_features_in_ = int(X.shape[1])
-        self.mean_ = X.mean(axis=0).astype(np.float32) if self.center else np.zeros(X.shape[1], np.float32)
-        return self
-
-    @property
-    def code_bits(self) -> int:
-        if not hasattr(self, "n_features_in_"):
-            raise NotFittedError("SignCodes is not fitted yet: call fit(X) first")
-        return self.n_features_in_
-
-    def margins(self, X) -> np.ndarray:
-        """``X - mean_`` (n, d) float32."""
-        if not hasattr(self, "n_features_in_"):
-            raise NotFittedError("SignCodes is not fitted yet: call fit(X) first")
-        return check_vectors_array(X, name="X", n_features=self.n_features_in_) - self.mean_
-
-    def transform(self, X) -> np.ndarray:
-        """Packed codes (n, ceil(d / 64)) uint64."""
-        return pack(self.margins(X) > 0)
-
-
 def parse_codes(spec: str) -> tuple[str, int | None]:
-    """``"itq:256"`` → ``("itq", 256)``; ``"float"``/``"sign"`` → ``(name, None)``; errors name the problem."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValidationError(f"codes must be 'float', 'sign', 'msign' or METHOD:BITS, got {spec!r}")
-    name, _, bits = spec.strip().partition(":")
-    name = name.strip().lower()
-    if not bits:
-        if name in ("float", "sign", "msign"):
-            return name, None
-        raise ValidationError(f"codes {spec!r}: give the code length as {name}:BITS (e.g. {name}:128)")
-    try:
-        n_bits = int(bits)
-    except ValueError:
-        raise ValidationError(f"codes {spec!r}: bits {bits!r} is not an integer") from None
-    if n_bits < 1:
-        raise ValidationError(f"codes {spec!r}: bits must be positive")
-    if name == "float":
-        raise ValidationError("codes 'float' takes no bit count")
-    if name not in ("sign", "msign", "bpr"):
-        from ..hashing import get_hasher_class
+    """``"itq:256"`` → ``("itq", 256)``; ``"float"``/``"sign"`` → ``(name, None)``.
 
-        cls = get_hasher_class(name)  # UnknownMethodError lists the known names
-        if cls.input_kind != "vector":
-            raise ValidationError(f"method {name!r} hashes sets, not vectors")
-    return name, n_bits
+    ``float`` (the uncompressed vectors) or any registry method of kind ``vector`` or ``embedding``
+    (:func:`hashlearn.registry.parse_spec`); errors name the problem.
+    """
+    parsed = parse_spec(spec, kinds=CODE_KINDS, allow=("float",), require_bits=True, fixed_width_bits=True)
+    if parsed.name == "float" and parsed.n_bits is not None:
+        raise ValidationError("codes 'float' takes no bit count")
+    return parsed.name, parsed.n_bits
 
 
 def make_encoder(spec: str, dim: int, *, random_state=None, **params):
@@ -126,17 +61,12 @@ def make_encoder(spec: str, dim: int, *, random_state=None, **params):
     name, n_bits = parse_codes(spec)
     if name == "float":
         return None
-    if name in ("sign", "msign"):
+    cls = get_method_class(name)
+    if "n_bits" not in cls._get_param_names():
         if n_bits is not None and n_bits != dim:
-            raise ValidationError(f"codes {spec!r}: sign codes have one bit per dimension ({dim}), got {n_bits}")
-        return SignCodes(center=(name == "msign"))
-    if name == "bpr":
-        from .bpr import BPRHasher
-
-        return BPRHasher(n_bits=n_bits, random_state=random_state, **params)
-    from ..hashing import make_hasher
-
-    return make_hasher(name, n_bits=n_bits, random_state=random_state, **params)
+            raise ValidationError(f"codes {spec!r}: {name} codes have one bit per dimension ({dim}), got {n_bits}")
+        n_bits = None
+    return make_method(name, n_bits=n_bits, random_state=random_state, **params)
 
 
 def _topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +143,7 @@ class TextIndex:
         self.codes = codes or ("float" if encoder is None else type(encoder).__name__)
         self.model = model
         self.doc_ids: list[str] = []
+        self.snippets: list[str] | None = None  # the start of each document's text, when given to add()
         self._id_set: set[str] = set()
         self.dim = None
         self.codes_ = None
@@ -229,8 +160,12 @@ class TextIndex:
     def n_bits(self) -> int | None:
         return None if self.encoder is None else int(self.encoder.code_bits)
 
-    def add(self, X, ids) -> None:
-        """Append documents: embeddings ``X`` (n, d) float and ``ids`` (n distinct new strings)."""
+    def add(self, X, ids, snippets=None) -> None:
+        """Append documents: embeddings ``X`` (n, d) float and ``ids`` (n distinct new strings).
+
+        ``snippets`` (n strings, optional): a short text shown with search results (title and the start
+        of the text); give them with every batch or with none.
+        """
         X = check_vectors_array(X, name="document embeddings", n_features=self.dim)
         ids = [str(i) for i in ids]
         if len(ids) != X.shape[0]:
@@ -247,6 +182,13 @@ class TextIndex:
         clash = fresh & self._id_set
         if clash:
             raise ValidationError(f"document id {sorted(clash)[0]!r} is already in the index ({len(clash)} clash)")
+        if snippets is not None:
+            snippets = [str(t) for t in snippets]
+            if len(snippets) != len(ids):
+                raise ValidationError(f"got {len(ids)} ids but {len(snippets)} snippets")
+        if (snippets is None) != (self.snippets is None) and self.ntotal:
+            raise ValidationError("give snippets with every batch or with none (the index "
+                                  + ("has" if self.snippets is not None else "has no") + " snippets)")
         enc_dim = getattr(self.encoder, "n_features_in_", None)
         if enc_dim is not None and enc_dim != X.shape[1]:
             raise IncompatibleError(f"embeddings have {X.shape[1]} dimensions but the encoder was fitted on {enc_dim}")
@@ -266,6 +208,8 @@ class TextIndex:
             self.int8_ = append(self.int8_, q)
         self.doc_ids.extend(ids)
         self._id_set.update(ids)
+        if snippets is not None:
+            self.snippets = (self.snippets or []) + snippets
 
     # -- memory ------------------------------------------------------------------------------------
     def bytes_per_doc(self) -> dict:
@@ -361,7 +305,7 @@ class TextIndex:
             "params": {"encoder": self.encoder, "rescore": self.rescore, "candidates": self.candidates,
                        "asymmetric": self.asymmetric, "codes": self.codes,
                        "model": self.model},
-            "dim": self.dim, "doc_ids": list(self.doc_ids),
+            "dim": self.dim, "doc_ids": list(self.doc_ids), "snippets": self.snippets,
             "codes_": self.codes_, "vectors_": self.vectors_, "int8_": self.int8_, "int8_scale_": self.int8_scale_,
         }
 
@@ -371,6 +315,7 @@ class TextIndex:
         obj.dim = state["dim"]
         obj.doc_ids = list(state["doc_ids"])
         obj._id_set = set(obj.doc_ids)
+        obj.snippets = None if state.get("snippets") is None else list(state["snippets"])
         for key in ("codes_", "vectors_", "int8_", "int8_scale_"):
             setattr(obj, key, state[key])
         return obj
