@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from hashlearn.apps.blocking import (
+    BLOCKING_METHODS,
     EmbeddingBlocker,
     MinHashBlocker,
     NeuralBlocker,
@@ -20,6 +21,8 @@ from hashlearn.apps.blocking import (
     StandardBlocker,
     UnionBlocker,
     blocking_metrics,
+    get_blocker_class,
+    list_blockers,
     make_blocker,
     perturb_record,
     prepare_table,
@@ -29,7 +32,7 @@ from hashlearn.apps.blocking import (
     write_pairs,
 )
 from hashlearn.cli import main
-from hashlearn.errors import DataFileError, UnknownMethodError, ValidationError
+from hashlearn.errors import DataFileError, HashlearnError, UnknownMethodError, ValidationError
 from hashlearn.hashing.minhash import MinHash
 
 WORDS = ["anna", "bert", "carl", "dora", "emil", "fred", "gina", "hugo", "ines", "jack", "kurt", "lena",
@@ -330,6 +333,67 @@ def test_neural_blocker_trains_and_hashes():
         NeuralBlocker(2, embedder=E, train_pairs=np.array([[0, 10_000], [1, 1]])).candidate_pairs(L, R)
 
 
+def test_neural_training_leaves_global_torch_state_alone_and_is_seeded():
+    torch = pytest.importorskip("torch", reason="the neural blocker trains with torch")
+    left, right, _ = _tables(40, seed=13)
+    L, R = prepare_table(left), prepare_table(right)
+    kw = dict(n_bits=64, epochs=2, batch_size=16, hidden=32, lr=3e-3, embedder=_hash_embedder(), random_state=5)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # one thread: equal runs give equal floats, and the test stays fast
+        torch.manual_seed(1234)
+        state = torch.get_rng_state()
+        a = NeuralBlocker(3, **kw).fit(L, R)
+        assert torch.equal(torch.get_rng_state(), state)
+        torch.rand(7)  # the global generator moves on; a refit must not care
+        b = NeuralBlocker(3, **kw).fit(L, R)
+        c = NeuralBlocker(3, **{**kw, "random_state": 6}).fit(L, R)
+        pa, pb = a.candidate_pairs(L, R), b.candidate_pairs(L, R)
+    finally:
+        torch.set_num_threads(threads)
+    assert a.losses_ == b.losses_ and np.array_equal(a.hyperplanes_, b.hyperplanes_)
+    assert all(torch.equal(p, q) for p, q in zip(a.net_.parameters(), b.net_.parameters()))
+    np.testing.assert_array_equal(pa, pb)
+    assert not np.array_equal(c.hyperplanes_, a.hyperplanes_) and c.losses_ != a.losses_
+
+
+def test_neural_training_restores_the_torch_thread_count():
+    torch = pytest.importorskip("torch", reason="the neural blocker trains with torch")
+    from hashlearn.apps.blocking.training import limit_torch_threads
+
+    left, right, _ = _tables(20, seed=14)
+    L, R = prepare_table(left), prepare_table(right)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        with pytest.raises(RuntimeError, match="inside"):
+            with limit_torch_threads(2):
+                assert torch.get_num_threads() == 2
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 4
+        NeuralBlocker(2, n_bits=64, epochs=1, hidden=16, embedder=_hash_embedder(), random_state=0).fit(L, R)
+        assert torch.get_num_threads() == 4
+        torch.set_num_threads(1)
+        with limit_torch_threads(2):
+            assert torch.get_num_threads() == 1  # never raised
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_neural_projection_starts_as_torch_linear_seeded_the_same():
+    # the local generator reproduces torch.nn.Linear's own initialisation after torch.manual_seed(seed),
+    # which is what training used before it stopped seeding the global generator (results unchanged)
+    torch = pytest.importorskip("torch", reason="the neural blocker trains with torch")
+    from hashlearn.apps.blocking.training import _projection_net
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        ref = torch.nn.Linear(24, 16)
+    net = _projection_net(24, 16, torch.Generator().manual_seed(5))
+    assert torch.equal(net[0].weight, ref.weight) and torch.equal(net[0].bias, ref.bias)
+    assert not net[2].weight.any() and not net[2].bias.any()
+
+
 # -- union, registry, metrics ----------------------------------------------------------------------
 def test_union_is_the_set_union_with_first_blocker_credited():
     left, right, _ = _tables(80, seed=9)
@@ -345,16 +409,56 @@ def test_union_is_the_set_union_with_first_blocker_credited():
     assert u.last_sources_ == {"standard": len(pa), "minhash": len(pb - pa)}
 
 
-def test_make_blocker_names_and_errors():
-    assert isinstance(make_blocker("minhash", threshold=0.3, k=5), MinHashBlocker)
+def test_make_blocker_names_and_defaults():
+    assert list_blockers() == list(BLOCKING_METHODS) == ["standard", "sortedneighbourhood", "minhash", "simhash",
+                                                         "embedding", "neural"]
+    for name in list_blockers():
+        b = make_blocker(name)
+        assert b.name == name and type(b) is get_blocker_class(name) and isinstance(b, BLOCKING_METHODS[name])
     assert make_blocker("minhash", threshold=0.3).threshold == 0.3
-    u = make_blocker("union:standard+minhash", threshold=0.3, on=["city"])
-    assert isinstance(u, UnionBlocker) and [type(x) for x in u.blockers] == [StandardBlocker, MinHashBlocker]
-    assert isinstance(make_blocker("sortedneighborhood"), SortedNeighbourhoodBlocker)
-    with pytest.raises(UnknownMethodError, match="known: standard"):
+    mh = make_blocker("minhash", threshold=None, k=None, window=None)  # None keeps each method's default
+    assert type(mh) is MinHashBlocker and mh.threshold == 0.5 and mh.random_state == 0
+    assert make_blocker("minhash", random_state=7).random_state == 7
+    assert type(make_blocker("standard", random_state=7)) is StandardBlocker  # deterministic: no seed to take
+    assert type(make_blocker("sortedneighborhood")) is SortedNeighbourhoodBlocker
+    assert type(make_blocker(" SN ", window=5)) is SortedNeighbourhoodBlocker
+
+
+def test_make_blocker_refuses_unknown_parameters_naming_the_accepted_ones():
+    with pytest.raises(ValidationError, match=r"^minhash does not accept parameter\(s\) thresold; no blocker does") as ei:
+        make_blocker("minhash", thresold=0.9)
+    assert "threshold" in str(ei.value) and isinstance(ei.value, HashlearnError)
+    with pytest.raises(ValidationError, match="thresold"):
+        make_blocker("minhash", thresold=None)  # a misspelt name is refused even without a value
+    accepted = "bands, fields, max_bucket, max_per_record, min_similarity, n_perm, q, random_state, rows, threshold"
+    with pytest.raises(ValidationError, match=rf"^minhash does not accept parameter\(s\) k; it accepts {accepted}$"):
+        make_blocker("minhash", k=5)
+    with pytest.raises(ValidationError, match=r"standard does not accept parameter\(s\) k, window; it accepts key, on"):
+        make_blocker("standard", window=3, k=2)
+
+
+def test_make_blocker_unknown_methods_list_the_known_ones():
+    known = "known: standard, sortedneighbourhood, minhash, simhash, embedding, neural, union:a\\+b"
+    with pytest.raises(UnknownMethodError, match=f"unknown blocking method 'bogus'; {known}"):
         make_blocker("bogus")
+    with pytest.raises(UnknownMethodError, match=f"unknown blocking method 'bogus'; {known}"):
+        make_blocker("union:minhash+bogus")
     with pytest.raises(UnknownMethodError, match="at least two"):
         make_blocker("union:minhash")
+    with pytest.raises(UnknownMethodError, match=known):
+        get_blocker_class("")
+
+
+def test_make_blocker_union_passes_each_part_only_what_it_accepts():
+    u = make_blocker("union:standard+minhash+sn", threshold=0.3, on=["city"], window=5, k=None, random_state=4)
+    std, mh, sn = u.blockers
+    assert type(u) is UnionBlocker and [type(b) for b in u.blockers] == [StandardBlocker, MinHashBlocker,
+                                                                         SortedNeighbourhoodBlocker]
+    assert std.on == sn.on == ["city"] and sn.window == 5 and mh.threshold == 0.3 and mh.random_state == 4
+    assert vars(std) == {"on": ["city"], "key": None}
+    with pytest.raises(ValidationError, match=r"^union:standard\+minhash does not accept parameter\(s\) n_tables; "
+                                              r"no part accepts them \(standard accepts key, on; minhash accepts "):
+        make_blocker("union:standard+minhash", n_tables=4, threshold=0.3)
 
 
 def test_blocking_metrics_by_hand():
@@ -368,9 +472,9 @@ def test_blocking_metrics_by_hand():
 
 
 def test_iter_candidates_streams_chunks_without_duplicates(monkeypatch):
-    import hashlearn.apps.blocking as blk
+    import hashlearn.apps.blocking.pairs as pairs
 
-    monkeypatch.setattr(blk, "_CHUNK", 50)
+    monkeypatch.setattr(pairs, "_CHUNK", 50)
     left, right, _ = _tables(80, seed=10)
     L, R = prepare_table(left), prepare_table(right)
     chunks = list(StandardBlocker(on="city").iter_candidates(L, R))
@@ -431,6 +535,7 @@ def test_cli_block_union_dedup_and_parquet(tmp_path):
 @pytest.mark.parametrize("args, msg", [
     (["--fields", "nope"], "missing field"),
     (["--method", "bogus"], "unknown blocking method"),
+    (["--method", "minhash", "--k", "5"], "minhash does not accept parameter(s) k"),
     (["--threshold", "1.5"], "--threshold"),
 ])
 def test_cli_block_errors(tmp_path, capsys, args, msg):
