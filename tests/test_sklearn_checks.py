@@ -18,7 +18,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import hashlearn
-from hashlearn.errors import HashlearnError, ValidationError
+from hashlearn.errors import HashlearnError, NotFittedError, ValidationError
 from hashlearn.hashing import list_methods, make_hasher
 from hashlearn.hashing._validation import InputTypeError, check_int_param, check_real_param
 
@@ -133,3 +133,25 @@ def test_dataframe_feature_names_are_kept_and_persisted(tmp_path):
         np.testing.assert_array_equal(loaded.transform(df), h.transform(X))
     with pytest.raises(ValidationError, match="feature names"):
         loaded.transform(df[["c", "b", "a"]])
+
+
+@pytest.mark.parametrize("name", ["itq", "agh", "kmh"])
+def test_files_saved_before_n_bits_existed_still_load(name, tmp_path):
+    X = np.random.default_rng(3).normal(size=(120, 12))
+    h = make_hasher(name, n_bits=8, random_state=0, **({"n_anchors": 30} if name == "agh" else {})).fit(X)
+    codes = h.transform(X)
+    del h.n_bits_  # the state such a file holds: parameters and the other fitted attributes
+    loaded = hashlearn.load(hashlearn.save(h, tmp_path / "old.hl"))
+    assert loaded.n_bits_ == loaded.code_bits == 8
+    np.testing.assert_array_equal(loaded.transform(X), codes)
+
+
+def test_a_failed_refit_never_looks_fitted():
+    X = np.random.default_rng(4).normal(size=(40, 6))
+    h = make_hasher("simhash", n_bits=8, random_state=0).fit(X)
+    h.set_params(n_bits=0)
+    with pytest.raises(ValidationError, match="n_bits must be an integer >= 1, got 0"):
+        h.fit(X)
+    assert not [k for k in vars(h) if k.endswith("_")]
+    with pytest.raises(NotFittedError):
+        h.transform(X)

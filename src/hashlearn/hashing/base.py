@@ -109,9 +109,9 @@ class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
         self._clear_fitted()
         try:
+            self._check_params()
             X = validate_vectors(self, X, reset=True, min_samples=self._min_samples)
             rng = check_random_state(self.random_state)
             self.n_bits_ = int(self.n_bits)
