@@ -167,8 +167,10 @@ def test_binary_index_batches_ids_and_remove():
     q = random_queries(rng, model.codes, 20, n_bits)
 
     def check(msg):
-        np.testing.assert_array_equal(index.ids, model.ids)
-        np.testing.assert_array_equal(index.codes, model.codes)
+        # the same (id, code) rows; row order is insertion order only until a removal swaps rows
+        got, want = np.argsort(index.ids), np.argsort(model.ids)
+        np.testing.assert_array_equal(index.ids[got], model.ids[want])
+        np.testing.assert_array_equal(index.codes[got], model.codes[want])
         for k in (1, 17, 700):
             assert_knn_equal(index.search(q, k), ref_knn(q, model.codes, model.ids, k), f"{msg} k={k}")
         assert_range_equal(index.range_search(q, 20), ref_range(q, model.codes, model.ids, 20), msg)
@@ -588,7 +590,7 @@ def test_hashindex_without_rerank_returns_hamming_results():
     index = HashIndex(_simhash())
     ids = index.add(X)
     np.testing.assert_array_equal(ids, np.arange(len(X)))
-    assert index._vectors.size == 0  # no vectors kept without re-ranking
+    assert index.vectors.size == 0  # no vectors kept without re-ranking
     D, I = index.search(Xq, 7)
     assert D.dtype == np.int32
     codes = index.hasher.transform(X)
@@ -629,7 +631,7 @@ def test_hashindex_remove_keeps_vectors_aligned(kind):
     assert index.remove(np.concatenate([victims, [-5, 10**7]])) == 200
     for v in victims:
         del live[int(v)]
-    assert index.ntotal == len(live) == index._vectors.shape[0]
+    assert index.ntotal == len(live) == index.vectors.shape[0]
     check()
     X2, _ = _vectors(7, n=100)
     ids2 = index.add(X2)
@@ -684,7 +686,7 @@ def test_hashindex_validation():
         HashIndex(hashlearn.make_hasher("minhash", random_state=0))
     with pytest.raises(ValidationError):  # duplicate ids: nothing added
         index.add(X[:2], ids=[0, 1])
-    assert index.ntotal == len(X) and index._vectors.shape[0] == len(X)
+    assert index.ntotal == len(X) and index.vectors.shape[0] == len(X)
 
 
 @pytest.mark.parametrize("how", ["trained_only", "all_removed"])
@@ -718,3 +720,170 @@ def test_duplicate_id_check_tracks_adds_and_removes():
     with pytest.raises(ValidationError, match="id 11 is already"):
         index.add(codes(1), ids=[11])
     assert sorted(index.ids.tolist()) == [3, 4, 5, 9, 10, 11]
+
+
+# -- the shared row store: O(batch) removal, id -> row map, vectors beside the codes ---------------------
+def test_code_store_swap_removal_against_dict_reference():
+    """Random adds and removals against a dict {id: (code, vector)}: rows stay aligned, look-ups are
+    right in both modes (binary search while rows are in id order, the dict after), and sort_by_id
+    restores id order."""
+    from hashlearn.index.flat import CodeStore
+
+    rng = np.random.default_rng(11)
+    store, ref, next_id = CodeStore(70, dim=3), {}, 0
+    for step in range(60):
+        if rng.random() < 0.4 and ref:
+            victims = rng.choice(sorted(ref), size=min(len(ref), int(rng.integers(1, 9))), replace=False)
+            asked = np.concatenate([victims, [10**9]])  # an unknown id is ignored
+            assert store.remove(asked) == len(victims)
+            for v in victims.tolist():
+                del ref[v]
+        else:
+            m = int(rng.integers(1, 7))
+            ids = np.arange(next_id, next_id + m) if rng.random() < 0.7 else None
+            codes, V = random_codes(rng, m, 70), rng.normal(size=(m, 3)).astype(np.float32)
+            got = store.add(codes, ids, vectors=V)
+            next_id = int(got.max()) + 1
+            ref.update({int(i): (c, v) for i, c, v in zip(got, codes, V)})
+        assert store.ntotal == len(ref)
+        assert sorted(store.ids.tolist()) == sorted(ref)
+        probe = np.array(sorted(ref)[:5] + [10**9, next_id + 3], np.int64)
+        rows = store.rows(probe)
+        assert (rows[-2:] == -1).all()
+        for i, r in zip(probe[:-2].tolist(), rows[:-2].tolist()):
+            assert store.ids[r] == i
+            np.testing.assert_array_equal(store.codes[r], ref[i][0])
+            np.testing.assert_array_equal(store.vectors[r], ref[i][1])
+        if store.ids_increasing:
+            assert np.all(np.diff(store.ids) > 0)
+    assert not store.ids_increasing
+    store.sort_by_id()
+    assert store.ids_increasing and store.ids.tolist() == sorted(ref)
+    for r, i in enumerate(store.ids.tolist()):
+        np.testing.assert_array_equal(store.vectors[r], ref[i][1])
+    with pytest.raises(ValidationError, match="already in the index"):
+        store.add(random_codes(rng, 1, 70), [store.ids[0]], vectors=np.zeros((1, 3), np.float32))
+
+
+def test_binary_index_search_after_swaps_equals_brute_force():
+    rng = np.random.default_rng(12)
+    index = BinaryIndex(64)
+    codes = random_codes(rng, 400, 64, n_distinct=15)  # many ties
+    index.add(codes)
+    live = dict(enumerate(codes))
+    for _ in range(5):
+        victims = rng.choice(sorted(live), size=30, replace=False)
+        index.remove(victims)
+        for v in victims.tolist():
+            del live[v]
+        ids = np.array(sorted(live))
+        q = random_queries(rng, codes, 12, 64)
+        assert_knn_equal(index.search(q, 25), ref_knn(q, np.stack([live[i] for i in ids]), ids, 25))
+
+
+def _filled_hashindex(rerank=20, **kw):
+    X, Xq = _vectors(20, n=300)
+    index = HashIndex(_simhash(), rerank=rerank, **kw)
+    index.add(X, np.arange(1000, 1300))
+    return index, X, Xq
+
+
+def test_hashindex_train_after_add_reencodes_stored_vectors():
+    X, Xq = _vectors(21, n=300)
+    index = HashIndex(hashlearn.make_hasher("pcah", n_bits=8), rerank=10)
+    index.add(X[:100])
+    before = index.hasher
+    index.train(X[100:])  # a different sample: a different PCA basis
+    assert index.hasher is not before  # a fitted copy replaced it; the old one is untouched
+    np.testing.assert_array_equal(index.codes, index.hasher.transform(index.vectors))
+    ref = HashIndex(index.hasher, rerank=10)
+    ref.add(X[:100])
+    for r in (0, 10):
+        for a, b in zip(index.search(Xq, 5, rerank=r), ref.search(Xq, 5, rerank=r)):
+            np.testing.assert_array_equal(a, b)
+    codes_only = HashIndex(_simhash())
+    codes_only.add(X)
+    with pytest.raises(ValidationError, match="cannot be re-trained"):
+        codes_only.train(X)
+
+
+def test_hashindex_vectors_before_training_then_set_hasher():
+    """fit_on_add=False: vectors are stored first (searches refused), and a later train encodes all of
+    them: the result equals an index built with the fitted hasher from the start."""
+    X, Xq = _vectors(22, n=300)
+    index = HashIndex(hashlearn.make_hasher("itq", n_bits=8, random_state=0), rerank=25, fit_on_add=False)
+    index.add(X[:200], np.arange(200))
+    index.remove(np.arange(0, 200, 3))
+    index.add(X[200:], np.arange(200, 300))
+    assert index.ntotal == 300 - 67 and index.codes.size == 0
+    with pytest.raises(NotFittedError):
+        index.search(Xq, 3)
+    index.train(X)
+    ref = HashIndex(index.hasher, rerank=25)
+    keep = np.setdiff1d(np.arange(300), np.arange(0, 200, 3))
+    ref.add(X[keep], keep)
+    for r in (0, 25, 400):
+        for a, b in zip(index.search(Xq, 7, rerank=r), ref.search(Xq, 7, rerank=r)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValidationError, match="rerank > 0"):
+        HashIndex(_simhash(), fit_on_add=False)
+
+
+def test_hashindex_set_hasher_checks_before_changing_anything():
+    index, X, Xq = _filled_hashindex()
+    D0, I0 = index.search(Xq, 5)
+    other = hashlearn.make_hasher("simhash", n_bits=32, random_state=1).fit(X[:, :8])
+    with pytest.raises(ValidationError, match="8-dimensional"):
+        index.set_hasher(other)
+    with pytest.raises(NotFittedError):
+        index.set_hasher(hashlearn.make_hasher("simhash", n_bits=32))
+    new = hashlearn.make_hasher("simhash", n_bits=32, random_state=1).fit(X)
+    with pytest.raises(ValidationError):  # precomputed codes of the wrong width
+        index.set_hasher(new, codes=np.zeros((index.ntotal, 2), np.uint64))
+    for a, b in zip(index.search(Xq, 5), (D0, I0)):
+        np.testing.assert_array_equal(a, b)
+    index.set_hasher(new, codes=new.transform(index.vectors))
+    assert index.code_index.n_bits == 32
+    np.testing.assert_array_equal(index.codes, new.transform(index.vectors))
+
+
+@pytest.mark.parametrize("rerank", [0, 15])
+def test_hashindex_subset_search_equals_index_of_the_subset(rerank):
+    index, X, Xq = _filled_hashindex(rerank=40)
+    index.remove(np.arange(1000, 1300, 4))
+    subset = np.arange(1001, 1300, 3)
+    live = np.setdiff1d(subset, np.arange(1000, 1300, 4))
+    ref = HashIndex(index.hasher, rerank=40)
+    ref.add(X[live - 1000], live)
+    for k in (1, 9, 500):
+        got = index.search(Xq, k, rerank=rerank, subset=np.concatenate([subset, [5, 10**8]]))
+        for a, b in zip(got, ref.search(Xq, k, rerank=rerank)):
+            np.testing.assert_array_equal(a, b)
+    D, I = index.search(Xq, 4, rerank=rerank, subset=[])
+    assert (I == -1).all()
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_rerank_blocks_give_the_same_bits(metric, monkeypatch):
+    """Streaming the re-ranking in small blocks changes no distance, not even in the last bit."""
+    from hashlearn.index import hashindex
+
+    index, X, Xq = _filled_hashindex(rerank=300, metric=metric)
+    full = index.search(Xq, 50)
+    monkeypatch.setattr(hashindex, "RERANK_BLOCK_FLOATS", 7 * X.shape[1])  # < one query's candidates
+    blocked = index.search(Xq, 50)
+    for a, b in zip(full, blocked):
+        np.testing.assert_array_equal(a, b)
+    V = np.stack([X[i - 1000] for i in full[1][0]])
+    one = hashindex.rerank_distances(Xq[:1], V[None], metric)[0]
+    np.testing.assert_array_equal(one, full[0][0])
+
+
+def test_rerank_candidates_are_capped_at_the_collection_size():
+    """Asking for far more candidates than points gathers only the points (no nq × candidates arrays)."""
+    index, X, Xq = _filled_hashindex(rerank=5)
+    D, I = index.search(Xq, 3, rerank=10**9)
+    ref = HashIndex(index.hasher, rerank=len(X))
+    ref.add(X, np.arange(1000, 1300))
+    for a, b in zip((D, I), ref.search(Xq, 3)):
+        np.testing.assert_array_equal(a, b)

@@ -38,23 +38,36 @@ def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
 
 
 class CodeStore:
-    """Growable (codes, ids) arrays shared by the binary indexes.
+    """Rows of (code, id[, vector]) shared by the binary indexes and :class:`~hashlearn.HashIndex`.
 
-    Codes are kept in insertion order in one C-contiguous (capacity, W) uint64 buffer; ids in a
-    parallel int64 buffer. ``ids_increasing`` tells whether position order equals id order, which lets
-    the kernels break ties by position (the faster path).
+    Each column lives in one growable C-contiguous buffer: codes (capacity, W) uint64, ids (capacity,)
+    int64 and, when the store keeps vectors (``dim`` given), vectors (capacity, dim) float32. Rows are
+    appended at the end; :meth:`remove` moves the current last row into each freed row, so a removal
+    costs O(batch), not O(n), and row order is insertion order only until the first removal.
+    ``ids_increasing`` says whether row order is id order, which lets the kernels break distance ties by
+    row (the faster path); :meth:`sort_by_id` restores it.
+
+    Ids are found by binary search while rows are in id order; otherwise through an id → row dict,
+    built on the first look-up that needs it and kept up to date after.
+
+    ``n_bits = 0`` is a store without codes yet (rows hold ids and vectors; :meth:`recode` gives them
+    codes later), used by an index whose hasher is not fitted.
     """
 
-    def __init__(self, n_bits: int):
+    def __init__(self, n_bits: int, *, dim: int | None = None):
         self.n_bits = int(n_bits)
-        self.n_words = n_words(self.n_bits)
+        self.n_words = n_words(self.n_bits) if self.n_bits else 0
+        self.dim = None if dim is None else int(dim)
         self._codes = np.zeros((0, self.n_words), np.uint64)
         self._ids = np.zeros(0, np.int64)
+        self._vectors = None if self.dim is None else np.zeros((0, self.dim), np.float32)
         self.ntotal = 0
         self._next_id = 0
         self.ids_increasing = True
-        self._sorted_ids = None  # lazily built sorted copy of ids, for duplicate checks
+        self._sorted_ids = None  # lazily built sorted copy of ids, for duplicate checks without the dict
+        self._pos: dict[int, int] | None = None  # id -> row, built on demand
 
+    # -- views -----------------------------------------------------------------------------------
     @property
     def codes(self) -> np.ndarray:
         return self._codes[: self.ntotal]
@@ -63,34 +76,80 @@ class CodeStore:
     def ids(self) -> np.ndarray:
         return self._ids[: self.ntotal]
 
+    @property
+    def vectors(self) -> np.ndarray | None:
+        """Stored float32 vectors in row order (None for a store without vectors)."""
+        return None if self._vectors is None else self._vectors[: self.ntotal]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the row buffers (capacity included)."""
+        return int(self._codes.nbytes + self._ids.nbytes + (0 if self._vectors is None else self._vectors.nbytes))
+
+    # -- growth ----------------------------------------------------------------------------------
+    def _buffers_writeable(self) -> bool:
+        return all(b.flags.writeable for b in (self._codes, self._ids, self._vectors) if b is not None)
+
     def _reserve(self, extra: int) -> None:
+        """Room for ``extra`` more rows, in writeable buffers (arrays loaded with mmap are copied here)."""
         need = self.ntotal + extra
-        if need <= self._codes.shape[0] and self._codes.flags.writeable:
+        if need <= self._codes.shape[0] and self._buffers_writeable():
             return
         cap = max(need, int(self._codes.shape[0] * 1.5), 1024)
-        codes = np.zeros((cap, self.n_words), np.uint64)
-        codes[: self.ntotal] = self.codes
-        ids = np.zeros(cap, np.int64)
-        ids[: self.ntotal] = self.ids
-        self._codes, self._ids = codes, ids
+        n = self.ntotal
 
-    def add(self, codes, ids=None) -> np.ndarray:
-        try:
-            codes = check_codes(codes, self.n_bits)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-        m = codes.shape[0]
+        def grown(buf, shape_tail, dtype):
+            out = np.zeros((cap,) + shape_tail, dtype)
+            out[:n] = buf[:n]
+            return out
+
+        self._codes = grown(self._codes, (self.n_words,), np.uint64)
+        self._ids = grown(self._ids, (), np.int64)
+        if self._vectors is not None:
+            self._vectors = grown(self._vectors, (self.dim,), np.float32)
+
+    # -- content ---------------------------------------------------------------------------------
+    def check_new_ids(self, ids, m: int) -> np.ndarray:
+        """``ids`` for ``m`` new rows (default: consecutive after the largest id so far), checked:
+        unique, non-negative, not stored yet. Nothing is changed."""
         if ids is None:
-            ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
-        else:
-            ids = _as_ids(ids, m)
-            # Ids above every id ever assigned cannot collide: skip the check (the common append case).
-            if m and self.ntotal and int(ids.min()) < self._next_id:
+            return np.arange(self._next_id, self._next_id + m, dtype=np.int64)
+        ids = _as_ids(ids, m)
+        # Ids above every id ever assigned cannot collide: skip the check (the common append case).
+        if m and self.ntotal and int(ids.min()) < self._next_id:
+            if self._pos is not None:
+                pos = self._pos
+                present = np.fromiter((i in pos for i in ids.tolist()), bool, m)
+            else:
                 present = _member(ids, self._sorted())
-                if present.any():
-                    raise ValidationError(
-                        f"id {ids[present][0]} is already in the index (remove it first to replace it)"
-                    )
+            if present.any():
+                raise ValidationError(f"id {ids[present][0]} is already in the index (remove it first to replace it)")
+        return ids
+
+    def add(self, codes, ids=None, vectors=None) -> np.ndarray:
+        """Append rows; returns their ids.
+
+        ``vectors`` (m, dim) only for a store that keeps vectors; left out there, the new rows' vectors
+        are zeros until :meth:`set_vectors` writes them (what HashIndex does after its code index added
+        the codes). A store without codes yet (``n_bits = 0``) takes ``codes=None`` and the vectors.
+        """
+        if self.n_bits:
+            codes = self.check_queries(codes, "codes")
+            m = codes.shape[0]
+        else:
+            if codes is not None:
+                raise ValidationError("this store holds no codes yet (its hasher is not fitted): pass codes=None")
+            m = None
+        if self._vectors is not None and vectors is not None:
+            vectors = np.asarray(vectors, np.float32)
+            if vectors.ndim != 2 or vectors.shape[1] != self.dim or (m is not None and vectors.shape[0] != m):
+                raise ValidationError(f"vectors must have shape ({m if m is not None else 'n'}, {self.dim}), got {vectors.shape}")
+            m = vectors.shape[0]
+        elif vectors is not None:
+            raise ValidationError("this store keeps no vectors")
+        if m is None:
+            raise ValidationError("a store without codes takes rows only with their vectors")
+        ids = self.check_new_ids(ids, m)
         if m == 0:
             return ids
         if self.ntotal and ids[0] <= self._ids[self.ntotal - 1]:
@@ -98,9 +157,15 @@ class CodeStore:
         if m > 1 and np.any(np.diff(ids) <= 0):
             self.ids_increasing = False
         self._reserve(m)
-        self._codes[self.ntotal : self.ntotal + m] = codes
-        self._ids[self.ntotal : self.ntotal + m] = ids
-        self.ntotal += m
+        lo, hi = self.ntotal, self.ntotal + m
+        if self.n_bits:
+            self._codes[lo:hi] = codes
+        self._ids[lo:hi] = ids
+        if vectors is not None:
+            self._vectors[lo:hi] = vectors
+        if self._pos is not None:
+            self._pos.update(zip(ids.tolist(), range(lo, hi)))
+        self.ntotal = hi
         self._next_id = max(self._next_id, int(ids.max()) + 1)
         self._sorted_ids = None
         return ids
@@ -110,26 +175,104 @@ class CodeStore:
             self._sorted_ids = np.sort(self.ids)
         return self._sorted_ids
 
+    def rows(self, ids) -> np.ndarray:
+        """Rows of ``ids`` (int64 array of the same shape); -1 for ids not stored."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.ntotal == 0 or ids.size == 0:
+            return np.full(ids.shape, -1, np.int64)
+        if self._pos is None and self.ids_increasing:
+            stored = self.ids
+            r = np.minimum(np.searchsorted(stored, ids), self.ntotal - 1)
+            return np.where(stored[r] == ids, r, -1).astype(np.int64)
+        pos = self._id_map()
+        get = pos.get
+        flat = np.fromiter((get(i, -1) for i in ids.ravel().tolist()), np.int64, ids.size)
+        return flat.reshape(ids.shape)
+
+    def _id_map(self) -> dict:
+        if self._pos is None:
+            self._pos = dict(zip(self.ids.tolist(), range(self.ntotal)))
+        return self._pos
+
     def remove(self, ids) -> int:
-        ids = np.asarray(ids, dtype=np.int64).ravel()
+        """Remove the stored ``ids`` (others are ignored) in O(len(ids)): each freed row takes the
+        current last row. Returns how many were removed."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64).ravel())
         if self.ntotal == 0 or ids.size == 0:
             return 0
-        drop = _member(self.ids, np.sort(ids))
-        n_drop = int(drop.sum())
-        if n_drop:
-            keep = ~drop
-            codes, kept_ids = self.codes[keep], self.ids[keep]
-            self._codes = np.ascontiguousarray(codes)
-            self._ids = np.ascontiguousarray(kept_ids)
-            self.ntotal = kept_ids.shape[0]
-            self._sorted_ids = None
-        return n_drop
+        rows = self.rows(ids)
+        rows = np.sort(rows[rows >= 0])[::-1]  # descending: the last row is never one still to go
+        if rows.size == 0:
+            return 0
+        self._reserve(0)
+        pos = self._pos  # kept up to date if it exists; the swaps themselves need only `rows`
+        codes, stored, vectors = self._codes, self._ids, self._vectors
+        for r in rows.tolist():
+            last = self.ntotal - 1
+            if pos is not None:
+                del pos[int(stored[r])]
+            if r != last:
+                moved = int(stored[last])
+                stored[r] = moved
+                codes[r] = codes[last]
+                if vectors is not None:
+                    vectors[r] = vectors[last]
+                if pos is not None:
+                    pos[moved] = r
+                self.ids_increasing = False
+            self.ntotal = last
+        if self.ntotal < 2:
+            self.ids_increasing = True
+        self._sorted_ids = None
+        return int(rows.size)
 
-    def check_queries(self, q) -> np.ndarray:
-        try:
-            return check_codes(q, self.n_bits, "query codes")
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
+    def set_vectors(self, start: int, vectors) -> None:
+        """Write the vectors of rows ``start .. start + len(vectors)`` (rows that :meth:`add` just appended)."""
+        vectors = np.asarray(vectors, np.float32)
+        if self._vectors is None or vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValidationError(f"vectors must have shape (m, {self.dim}) for a store that keeps vectors")
+        if not 0 <= start <= start + vectors.shape[0] <= self.ntotal:
+            raise ValidationError(f"rows {start}..{start + vectors.shape[0]} are not all stored (ntotal={self.ntotal})")
+        self._vectors[start : start + vectors.shape[0]] = vectors
+
+    def sort_by_id(self) -> None:
+        """Put the rows in increasing id order (O(n log n)); searches then break ties by row again."""
+        if self.ids_increasing:
+            return
+        order = np.argsort(self.ids, kind="stable")
+        self._reserve(0)
+        n = self.ntotal
+        self._codes[:n] = self._codes[:n][order]
+        self._ids[:n] = self._ids[:n][order]
+        if self._vectors is not None:
+            self._vectors[:n] = self._vectors[:n][order]
+        if self._pos is not None:
+            self._pos = dict(zip(self._ids[:n].tolist(), range(n)))
+        self.ids_increasing = True
+
+    def recode(self, codes, n_bits: int) -> None:
+        """Replace every row's code by ``codes`` (ntotal, n_words(n_bits)), in row order: a new hasher."""
+        n_bits = int(n_bits)
+        codes = check_codes(codes, n_bits)
+        if codes.shape[0] != self.ntotal:
+            raise ValidationError(f"recode needs {self.ntotal} codes (one per row), got {codes.shape[0]}")
+        buf = np.zeros((max(self._codes.shape[0], self.ntotal), n_words(n_bits)), np.uint64)
+        buf[: self.ntotal] = codes
+        self.n_bits, self.n_words, self._codes = n_bits, buf.shape[1], buf
+
+    def attach_vectors(self, vectors) -> None:
+        """Keep ``vectors`` (ntotal, d) float32, row-aligned, from now on (used when loading)."""
+        if not isinstance(vectors, np.ndarray):  # (a memory-mapped array stays one)
+            vectors = np.asarray(vectors)
+        if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != self.ntotal:
+            raise ValidationError(f"vectors must be float32 of shape ({self.ntotal}, d), got {vectors.dtype} {vectors.shape}")
+        self.dim = int(vectors.shape[1])
+        self._vectors = vectors
+        if self._codes.shape[0] != self.ntotal or self._ids.shape[0] != self.ntotal:
+            self._codes, self._ids = self.codes, self.ids  # one capacity for every buffer
+
+    def check_queries(self, q, name: str = "query codes") -> np.ndarray:
+        return check_codes(q, self.n_bits, name)
 
     def positions_to_ids(self, positions: np.ndarray) -> np.ndarray:
         out = np.full(positions.shape, -1, np.int64)
@@ -138,6 +281,7 @@ class CodeStore:
         return out
 
     def state(self) -> dict:
+        """Codes and ids (vectors are saved by their owner, see HashIndex)."""
         return {
             "n_bits": self.n_bits,
             "codes": self.codes,
@@ -150,12 +294,16 @@ class CodeStore:
     def from_state(cls, state: dict) -> "CodeStore":
         store = cls(state["n_bits"])
         codes, ids = state["codes"], state["ids"]
-        if codes.shape != (ids.shape[0], store.n_words) or codes.dtype != np.uint64 or ids.dtype != np.int64:
-            raise ValueError("codes and ids arrays do not match the declared n_bits")
+        if not (isinstance(codes, np.ndarray) and isinstance(ids, np.ndarray)):
+            raise ValidationError("codes and ids must be arrays")
+        if codes.shape != (ids.shape[0], store.n_words) or codes.dtype != np.uint64 or ids.dtype != np.int64 or ids.ndim != 1:
+            raise ValidationError("codes and ids arrays do not match the declared n_bits")
         store._codes, store._ids = codes, ids
         store.ntotal = ids.shape[0]
         store._next_id = int(state["next_id"])
         store.ids_increasing = bool(state["ids_increasing"])
+        if store.ids_increasing and store.ntotal > 1 and not np.all(np.diff(ids) > 0):
+            raise ValidationError("ids are marked increasing but are not")
         return store
 
 
@@ -209,12 +357,13 @@ class BinaryIndex:
 
     @property
     def ids(self) -> np.ndarray:
-        """External ids in insertion order (int64, read-only view)."""
+        """External ids in row order (int64 view): insertion order until the first :meth:`remove`, which
+        moves the last row into each freed row."""
         return self._store.ids
 
     @property
     def codes(self) -> np.ndarray:
-        """Stored codes in insertion order, (ntotal, n_words) uint64."""
+        """Stored codes in row order (see :attr:`ids`), (ntotal, n_words) uint64."""
         return self._store.codes
 
     def add(self, codes, ids=None) -> np.ndarray:
@@ -225,7 +374,11 @@ class BinaryIndex:
         return self._store.add(codes, ids)
 
     def remove(self, ids) -> int:
-        """Remove codes by id; returns how many were removed (unknown ids are ignored)."""
+        """Remove codes by id in O(len(ids)); returns how many were removed (unknown ids are ignored).
+
+        Each freed row takes the current last row, so row order no longer follows insertion; results do
+        not change (ties are broken by id whatever the row order).
+        """
         return self._store.remove(ids)
 
     # -- search --------------------------------------------------------------------------------

@@ -19,10 +19,19 @@ classes registered with :func:`persistable`, from JSON and raw numeric arrays.
 
 Writes go to a temporary file in the destination folder, are fsync'ed, then atomically renamed over
 the destination, so a failed or interrupted save never damages an existing file.
+
+Loading trusts nothing in the file: the header's nesting depth is bounded, every array reference and
+object entry is checked, the state of a scikit-learn style estimator may only hold its constructor
+parameters and public fitted attributes (``name_``, never a method or property of the class), a
+fitted estimator's parameters are validated again, and a fitted vector hasher must encode a probe
+batch to codes of its declared width. Whatever a file holds, :func:`load` either returns a working
+object or raises :class:`~hashlearn.errors.FileFormatError`. :func:`dumps` / :func:`loads` do the
+same with bytes in memory (no temporary file).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -35,7 +44,8 @@ import numpy as np
 
 from ..errors import FileFormatError, HashlearnError
 
-__all__ = ["save", "load", "persistable", "read_header", "atomic_write", "MAGIC", "FORMAT_VERSION"]
+__all__ = ["save", "load", "dumps", "loads", "persistable", "read_header", "atomic_write", "MAGIC", "FORMAT_VERSION",
+           "MAX_DEPTH"]
 
 MAGIC = b"HASHLRN\0"
 FORMAT_VERSION = 1
@@ -44,6 +54,8 @@ _ALIGN = 64
 _MAX_HEADER = 64 * 1024 * 1024
 _MMAP_MIN_BYTES = 1 << 20
 _CRC_CHUNK = 1 << 24
+#: Deepest nesting of objects, dicts and lists a file's object tree may have (ours need fewer than 20).
+MAX_DEPTH = 64
 
 _REGISTRY: dict[str, type] = {}
 
@@ -104,53 +116,122 @@ class _Encoder:
 
 
 class _Decoder:
-    def __init__(self, arrays):
-        self.arrays = arrays
+    """Rebuilds the object tree of a header, checking every node (see the module docstring)."""
 
-    def decode_object(self, node, where: str):
-        if not isinstance(node, dict) or "class" not in node or "state" not in node:
-            raise FileFormatError(f"{where}: malformed object entry in header")
+    def __init__(self, arrays, where: str):
+        self.arrays = arrays
+        self.where = where
+
+    def fail(self, message: str):
+        raise FileFormatError(f"{self.where}: {message}")
+
+    def decode_object(self, node, depth: int = 0):
+        if not isinstance(node, dict) or set(node) != {"class", "state"} or not isinstance(node["class"], str):
+            self.fail("malformed object entry in header")
         cls = _REGISTRY.get(node["class"])
         if cls is None:
-            raise FileFormatError(f"{where}: unknown object class {node['class']!r} (file from a newer hashlearn?)")
-        return cls._from_state(self.decode_value(node["state"], where))
+            self.fail(f"unknown object class {node['class']!r} (file from a newer hashlearn?)")
+        state = self.decode_value(node["state"], depth + 1)
+        _check_estimator_state(cls, state, self.fail)
+        try:
+            obj = cls._from_state(state)
+        except (FileFormatError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the state makes _from_state do, it is the file's fault
+            self.fail(f"cannot rebuild a {cls.__name__} from the file's state ({type(exc).__name__}: {exc})")
+        _check_loaded(obj, self.fail)
+        return obj
 
-    def decode_value(self, value, where):
+    def decode_value(self, value, depth: int):
+        if depth > MAX_DEPTH:
+            self.fail(f"object tree nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
-            if "__array__" in value:
-                idx = value["__array__"]
-                if not isinstance(idx, int) or not 0 <= idx < len(self.arrays):
-                    raise FileFormatError(f"{where}: header refers to missing array {idx!r}")
-                return self.arrays[idx]
-            if "__object__" in value:
-                return self.decode_object(value["__object__"], where)
-            if "__dict__" in value:
-                return {k: self.decode_value(v, where) for k, v in value["__dict__"].items()}
-            raise FileFormatError(f"{where}: malformed value in header")
+            if len(value) != 1:
+                self.fail("malformed value in header")
+            (tag, inner), = value.items()
+            if tag == "__array__":
+                if type(inner) is not int or not 0 <= inner < len(self.arrays):
+                    self.fail(f"header refers to missing array {inner!r}")
+                return self.arrays[inner]
+            if tag == "__object__":
+                return self.decode_object(inner, depth + 1)
+            if tag == "__dict__" and isinstance(inner, dict):
+                return {k: self.decode_value(v, depth + 1) for k, v in inner.items()}
+            self.fail("malformed value in header")
         if isinstance(value, list):
-            return [self.decode_value(v, where) for v in value]
+            return [self.decode_value(v, depth + 1) for v in value]
         return value
+
+
+def _check_estimator_state(cls, state, fail) -> None:
+    """The state of a scikit-learn style estimator (PersistableEstimatorMixin: ``{"params", "fitted"}``)
+    may only name constructor parameters and public fitted attributes that the class does not define
+    itself (a file must not replace a method or a property such as ``code_bits``)."""
+    if not hasattr(cls, "_get_param_names") or not (isinstance(state, dict) and "params" in state):
+        return
+    if set(state) != {"params", "fitted"} or not isinstance(state["params"], dict) or not isinstance(state["fitted"], dict):
+        fail(f"the state of a {cls.__name__} must be {{params, fitted}} mappings")
+    allowed = set(cls._get_param_names())
+    unknown = sorted(set(state["params"]) - allowed)
+    if unknown:
+        fail(f"{cls.__name__} has no parameter {unknown[0]!r} (its parameters: {', '.join(sorted(allowed))})")
+    for key in state["fitted"]:
+        if not (key.endswith("_") and not key.startswith("_") and key.isidentifier()):
+            fail(f"fitted.{key} is not a fitted attribute (those are public names ending in '_')")
+        if hasattr(cls, key):
+            fail(f"fitted.{key} would replace {cls.__name__}.{key}, which the class defines itself")
+
+
+def _check_loaded(obj, fail) -> None:
+    """A fitted estimator's parameters are valid, and a fitted vector hasher really encodes vectors to
+    codes of its declared width (what a search would do first)."""
+    fitted = hasattr(obj, "n_features_in_")
+    if not fitted:
+        return
+    try:
+        for check in ("_check_params", "_validate_params"):
+            if check == "_validate_params" and not getattr(obj, "_parameter_constraints", None):
+                continue
+            if callable(getattr(obj, check, None)):
+                getattr(obj, check)()
+    except (MemoryError, FileFormatError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        fail(f"the {type(obj).__name__} in the file has invalid parameters ({exc})")
+    if getattr(type(obj), "input_kind", None) != "vector" or not callable(getattr(obj, "transform", None)):
+        return
+    d, bits = getattr(obj, "n_features_in_", None), getattr(obj, "code_bits", None)
+    for name, value in (("n_features_in_", d), ("code_bits", bits)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            fail(f"the {type(obj).__name__} in the file has {name} = {value!r}, not a positive integer")
+    probe = np.random.default_rng(0).standard_normal((3, int(d))).astype(np.float32)
+    words = (int(bits) + 63) // 64
+    try:
+        codes = obj.transform(probe)
+        again = obj.transform(probe)
+    except (MemoryError, FileFormatError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        fail(f"the {type(obj).__name__} in the file cannot encode {d}-dimensional vectors ({type(exc).__name__}: {exc})")
+    if not (isinstance(codes, np.ndarray) and codes.dtype == np.uint64 and codes.shape == (3, words)):
+        shape = getattr(codes, "shape", None)
+        fail(f"the {type(obj).__name__} in the file encodes to {getattr(codes, 'dtype', type(codes).__name__)} of shape "
+             f"{shape}, not the (n, {words}) uint64 codes of its {bits} bits (arrays that do not match n_bits?)")
+    pad = 64 * words - int(bits)
+    if pad and np.any(codes[:, -1] >> np.uint64(64 - pad)):
+        fail(f"the {type(obj).__name__} in the file sets bits beyond its {bits} bits")
+    if not np.array_equal(codes, again):
+        fail(f"the {type(obj).__name__} in the file encodes the same vector to different codes")
 
 
 def _aligned(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def save(obj, path) -> Path:
-    """Save a hasher or index to ``path`` atomically.
-
-    Parameters
-    ----------
-    obj : a hashlearn hasher or index (any class registered with :func:`persistable`)
-    path : str or Path
-
-    Returns
-    -------
-    Path of the written file. On any failure the previous content of ``path`` (if any) is intact.
-    """
+def _encode(obj) -> tuple[bytes, list, list, int]:
+    """(header bytes, arrays, their descriptors, file size) of ``obj``."""
     from .. import __version__
 
-    path = Path(path)
     enc = _Encoder()
     tree = enc.encode_object(obj)
     # Header size depends on offsets, offsets depend on header size: iterate until stable.
@@ -177,17 +258,45 @@ def save(obj, path) -> Path:
         if new_start == data_start:
             break
         data_start = new_start
+    return hbytes, enc.arrays, descs, header["file_size"]
+
+
+def _writer(obj):
+    hbytes, arrays, descs, file_size = _encode(obj)
 
     def write(fh) -> None:
+        start = fh.tell()
         fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, _crc32(hbytes), len(hbytes)))
         fh.write(hbytes)
-        for a, d in zip(enc.arrays, descs):
-            fh.write(b"\0" * (d["offset"] - fh.tell()))
+        for a, d in zip(arrays, descs):
+            fh.write(b"\0" * (d["offset"] - (fh.tell() - start)))
             if a.nbytes:
                 fh.write(memoryview(a).cast("B"))
-        fh.write(b"\0" * (header["file_size"] - fh.tell()))
+        fh.write(b"\0" * (file_size - (fh.tell() - start)))
 
-    return atomic_write(path, write)
+    return write
+
+
+def save(obj, path) -> Path:
+    """Save a hasher or index to ``path`` atomically.
+
+    Parameters
+    ----------
+    obj : a hashlearn hasher or index (any class registered with :func:`persistable`)
+    path : str or Path
+
+    Returns
+    -------
+    Path of the written file. On any failure the previous content of ``path`` (if any) is intact.
+    """
+    return atomic_write(Path(path), _writer(obj))
+
+
+def dumps(obj) -> bytes:
+    """The bytes :func:`save` would write for ``obj`` (the same format), without a file."""
+    buf = io.BytesIO()
+    _writer(obj)(buf)
+    return buf.getvalue()
 
 
 def _current_umask() -> int:
@@ -247,88 +356,109 @@ def atomic_write(path, write) -> Path:
 
 def read_header(path) -> dict:
     """Read and verify the header of a hashlearn file; raise :class:`FileFormatError` if it is not one."""
-    return _read_header(Path(path))[0]
+    path = Path(path)
+    with _open(path) as fh:
+        return _read_header(fh, _size(path, fh), str(path))[0]
 
 
-def _read_header(path: Path) -> tuple[dict, int]:
-    """The verified header and the offset where it ends."""
+def _open(path: Path):
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            prefix = fh.read(_PREFIX.size)
-            if len(prefix) < _PREFIX.size:
-                raise FileFormatError(f"{path}: not a hashlearn file (only {len(prefix)} bytes)")
-            magic, version, hcrc, hlen = _PREFIX.unpack(prefix)
-            if magic != MAGIC:
-                raise FileFormatError(f"{path}: not a hashlearn file (bad magic bytes {magic[:8]!r})")
-            if version != FORMAT_VERSION:
-                raise FileFormatError(
-                    f"{path}: format version {version} is not supported (this hashlearn reads version {FORMAT_VERSION})"
-                )
-            if hlen > _MAX_HEADER or _PREFIX.size + hlen > size:
-                raise FileFormatError(f"{path}: truncated or corrupt header (declares {hlen} bytes)")
-            hbytes = fh.read(hlen)
+        return open(path, "rb")
     except FileNotFoundError:
         raise FileFormatError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise FileFormatError(f"{path}: is a directory, not a hashlearn file") from None
+
+
+def _size(path: Path, fh) -> int:
+    return os.fstat(fh.fileno()).st_size
+
+
+def _read_header(fh, size: int, where: str) -> tuple[dict, int]:
+    """The verified header (``fh`` at offset 0) and the offset where it ends."""
+    prefix = fh.read(_PREFIX.size)
+    if len(prefix) < _PREFIX.size:
+        raise FileFormatError(f"{where}: not a hashlearn file (only {len(prefix)} bytes)")
+    magic, version, hcrc, hlen = _PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise FileFormatError(f"{where}: not a hashlearn file (bad magic bytes {magic[:8]!r})")
+    if version != FORMAT_VERSION:
+        raise FileFormatError(
+            f"{where}: format version {version} is not supported (this hashlearn reads version {FORMAT_VERSION})"
+        )
+    if hlen > _MAX_HEADER or _PREFIX.size + hlen > size:
+        raise FileFormatError(f"{where}: truncated or corrupt header (declares {hlen} bytes)")
+    hbytes = fh.read(hlen)
     if _crc32(hbytes) != hcrc:
-        raise FileFormatError(f"{path}: header checksum mismatch (file is corrupt)")
+        raise FileFormatError(f"{where}: header checksum mismatch (file is corrupt)")
     try:
         header = json.loads(hbytes)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FileFormatError(f"{path}: header is not valid JSON ({exc})") from None
+        raise FileFormatError(f"{where}: header is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise FileFormatError(f"{where}: header JSON is nested too deeply") from None
     if not isinstance(header, dict) or header.get("format") != "hashlearn" or "object" not in header:
-        raise FileFormatError(f"{path}: header does not describe a hashlearn object")
+        raise FileFormatError(f"{where}: header does not describe a hashlearn object")
     if header.get("format_version") != version:
-        raise FileFormatError(f"{path}: header says format version {header.get('format_version')} but the prefix says {version}")
+        raise FileFormatError(f"{where}: header says format version {header.get('format_version')} but the prefix says {version}")
     if header.get("file_size") != size:
         raise FileFormatError(
-            f"{path}: file is {size} bytes but its header says {header.get('file_size')} (truncated or appended to)"
+            f"{where}: file is {size} bytes but its header says {header.get('file_size')} (truncated or appended to)"
         )
+    if not isinstance(header.get("arrays", []), list):
+        raise FileFormatError(f"{where}: malformed array list in header")
     return header, _PREFIX.size + hlen
 
 
-def _check_padding(fh, path: Path, start: int, end: int) -> None:
+def _check_padding(fh, where: str, start: int, end: int) -> None:
     """Alignment gaps must be zero: with the checksums, every byte of the file is then verified."""
     if end > start:
         fh.seek(start)
         if fh.read(end - start).strip(b"\0"):
-            raise FileFormatError(f"{path}: non-zero bytes in padding at offset {start} (file is corrupt)")
+            raise FileFormatError(f"{where}: non-zero bytes in padding at offset {start} (file is corrupt)")
 
 
-def _read_arrays(path: Path, header: dict, mmap: bool, verify: bool, header_end: int) -> list[np.ndarray]:
+def _read_arrays(fh, where: str, header: dict, mmap_path, verify: bool, header_end: int) -> list[np.ndarray]:
     arrays = []
     cursor = header_end
-    with open(path, "rb") as fh:
-        for i, d in enumerate(header.get("arrays", [])):
-            try:
-                dtype = np.dtype(d["dtype"])
-                shape = tuple(int(s) for s in d["shape"])
-                offset, nbytes = int(d["offset"]), int(d["nbytes"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise FileFormatError(f"{path}: malformed array descriptor #{i} ({exc})") from None
-            if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
-                raise FileFormatError(f"{path}: array #{i} descriptor is inconsistent")
-            if offset + nbytes > header["file_size"] or offset < cursor:
-                raise FileFormatError(f"{path}: array #{i} lies outside its place in the file")
-            if verify:
-                _check_padding(fh, path, cursor, offset)
-            cursor = offset + nbytes
-            if mmap and nbytes >= _MMAP_MIN_BYTES:
-                arr = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-            else:
-                fh.seek(offset)
-                buf = fh.read(nbytes)
-                if len(buf) != nbytes:
-                    raise FileFormatError(f"{path}: array #{i} is truncated")
-                arr = np.frombuffer(buf, dtype=dtype).reshape(shape).copy()
-            if verify and nbytes and _crc32(arr) != d.get("crc32"):
-                raise FileFormatError(f"{path}: checksum mismatch in array #{i} (file is corrupt)")
-            arrays.append(arr)
+    for i, d in enumerate(header.get("arrays", [])):
+        try:
+            dtype = np.dtype(d["dtype"])
+            shape = tuple(int(s) for s in d["shape"])
+            offset, nbytes = int(d["offset"]), int(d["nbytes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"{where}: malformed array descriptor #{i} ({exc})") from None
+        if dtype.hasobject or dtype.fields is not None or any(s < 0 for s in shape) \
+                or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
+            raise FileFormatError(f"{where}: array #{i} descriptor is inconsistent")
+        if offset + nbytes > header["file_size"] or offset < cursor:
+            raise FileFormatError(f"{where}: array #{i} lies outside its place in the file")
         if verify:
-            _check_padding(fh, path, cursor, header["file_size"])
+            _check_padding(fh, where, cursor, offset)
+        cursor = offset + nbytes
+        if mmap_path is not None and nbytes >= _MMAP_MIN_BYTES:
+            arr = np.memmap(mmap_path, dtype=dtype, mode="r", offset=offset, shape=shape)
+        else:
+            fh.seek(offset)
+            buf = fh.read(nbytes)
+            if len(buf) != nbytes:
+                raise FileFormatError(f"{where}: array #{i} is truncated")
+            arr = np.frombuffer(buf, dtype=dtype).reshape(shape).copy()
+        if verify and nbytes and _crc32(arr) != d.get("crc32"):
+            raise FileFormatError(f"{where}: checksum mismatch in array #{i} (file is corrupt)")
+        arrays.append(arr)
+    if verify:
+        _check_padding(fh, where, cursor, header["file_size"])
     return arrays
+
+
+def _load(fh, size: int, where: str, mmap_path, verify: bool):
+    header, header_end = _read_header(fh, size, where)
+    arrays = _read_arrays(fh, where, header, mmap_path, verify, header_end)
+    try:
+        return _Decoder(arrays, where).decode_object(header["object"])
+    except RecursionError:
+        raise FileFormatError(f"{where}: object tree nested too deeply") from None
 
 
 def load(path, *, mmap: bool = False, verify: bool = True) -> Any:
@@ -345,14 +475,16 @@ def load(path, *, mmap: bool = False, verify: bool = True) -> Any:
     Raises
     ------
     FileFormatError
-        Missing, foreign, truncated or corrupt file, or an unknown class.
+        Missing, foreign, truncated or corrupt file, an unknown class, or an object the file's state
+        cannot make into a working one (see the module docstring).
     """
     path = Path(path)
-    header, header_end = _read_header(path)
-    arrays = _read_arrays(path, header, mmap, verify, header_end)
-    try:
-        return _Decoder(arrays).decode_object(header["object"], str(path))
-    except FileFormatError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FileFormatError(f"{path}: object state is inconsistent ({exc})") from None
+    with _open(path) as fh:
+        return _load(fh, _size(path, fh), str(path), path if mmap else None, verify)
+
+
+def loads(data: bytes, *, name: str = "<bytes>", verify: bool = True) -> Any:
+    """Load an object from the bytes of a hashlearn file (as :func:`dumps` returns them); checked as
+    :func:`load` checks files. ``name`` labels the data in error messages."""
+    data = bytes(data)
+    return _load(io.BytesIO(data), len(data), name, None, verify)
