@@ -12,20 +12,21 @@
 MovieLens is research-only data: hashlearn never ships it; every loader takes a path.
 """
 
+from .ctr import POOLINGS, HistoryCTR
 from .compress import BaseCompressor, DoubleHash, FullTable, RandomHash, compressor_names, make_compressor
 from .evaluate import cold_items, ranking_metrics
 from .graphhash import GraphHash, bipartite_communities
-from .interactions import Interactions, Split, leave_last_out
+from .interactions import Interactions, Split, leave_last_out, temporal_split
 from .mf import BPRMF
 from .movielens import MovieLens, load_movielens, movielens_fold
 from .rqkmeans import ResidualKMeans, collision_suffix
 from .semantic import SemanticIDs, item_content_embeddings
 
 __all__ = [
-    "Interactions", "Split", "leave_last_out",
+    "Interactions", "Split", "leave_last_out", "temporal_split",
     "MovieLens", "load_movielens", "movielens_fold",
     "BaseCompressor", "FullTable", "RandomHash", "DoubleHash", "GraphHash", "SemanticIDs",
     "make_compressor", "compressor_names", "bipartite_communities",
     "ResidualKMeans", "collision_suffix", "item_content_embeddings",
-    "BPRMF", "ranking_metrics", "cold_items",
+    "BPRMF", "HistoryCTR", "POOLINGS", "ranking_metrics", "cold_items",
 ]

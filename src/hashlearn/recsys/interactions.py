@@ -7,6 +7,7 @@ a model trained on a split still has a row for an item that only appears in the 
 
 * :meth:`Interactions.implicit` — implicit feedback: keep the events with rating ≥ a threshold.
 * :func:`leave_last_out` — per-user temporal split: each user's last event(s) are the test set.
+* :func:`temporal_split` — per-user temporal split: each user's last fraction of events.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..errors import ValidationError
 
-__all__ = ["Interactions", "Split", "leave_last_out", "deduplicate"]
+__all__ = ["Interactions", "Split", "leave_last_out", "temporal_split", "deduplicate"]
 
 _DUPLICATE_POLICIES = ("last", "first", "error")
 
@@ -236,3 +237,28 @@ def leave_last_out(interactions: Interactions, *, n_test: int = 1, n_valid: int 
     part[eligible & (from_end < n_test)] = 2
     part[eligible & (from_end >= n_test) & (from_end < n_test + n_valid)] = 1
     return Split(*(interactions.select(np.sort(order[part == p])) for p in (0, 1, 2)))
+
+
+def temporal_split(interactions: Interactions, *, test_fraction: float = 0.2) -> Split:
+    """Per-user temporal split: the last ``ceil(test_fraction * n_u)`` events of each user are the test
+    set (users with a single event stay in training); validation is empty.
+
+    Parameters
+    ----------
+    interactions : Interactions
+    test_fraction : float in (0, 1)
+    """
+    if not isinstance(interactions, Interactions):
+        raise ValidationError(f"expected Interactions, got {type(interactions).__name__}")
+    f = test_fraction
+    if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 < f < 1:
+        raise ValidationError(f"test_fraction must be in (0, 1), got {f!r}")
+    order = interactions.chronological()
+    users = interactions.user[order]
+    starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, users.size])
+    n_test = np.where(lengths > 1, np.minimum(np.ceil(f * lengths).astype(np.int64), lengths - 1), 0)
+    from_end = np.repeat(starts + lengths, lengths) - np.arange(users.size) - 1
+    test = from_end < np.repeat(n_test, lengths)
+    empty = interactions.select(np.zeros(len(interactions), bool))
+    return Split(interactions.select(np.sort(order[~test])), empty, interactions.select(np.sort(order[test])))
