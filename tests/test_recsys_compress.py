@@ -184,6 +184,13 @@ def test_semantic_ids_prefix_rows(rng):
     new = sem.lookup_new_items(F[:2])
     np.testing.assert_array_equal(new[:, :3], rows[:2, :3])
     assert (new[:, 3] == -1).all()
+    # rows for the (c1) and (c1, c2) prefixes only, plus the item's own row
+    two = SemanticIDs(n_levels=3, n_codes=4, prefix_levels=(1, 2), random_state=0).fit(inter, item_features=F)
+    assert two.item_rows_.shape == (inter.n_items, 3)
+    np.testing.assert_array_equal(two.codes_, sem.codes_)
+    np.testing.assert_array_equal(two.item_rows_[:, :2], rows[:, :2])
+    with pytest.raises(ValidationError, match="prefix_levels"):
+        SemanticIDs(prefix_levels=(4,)).fit(inter, item_features=F)
 
 
 def test_persistence_round_trip(tmp_path, rng):

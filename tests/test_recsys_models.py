@@ -83,17 +83,19 @@ def test_bprmf_prefitted_compressor_and_persistence(tmp_path, rng):
     np.testing.assert_allclose(back.score_all(inter.user_ids[:4]), model.score_all(inter.user_ids[:4]))
 
 
-def test_timeline_histories_against_brute_force(rng):
-    inter = Interactions.from_arrays(rng.integers(0, 5, 60), rng.integers(0, 30, 60), None,
+@pytest.mark.parametrize("positive_only", [False, True])
+def test_timeline_histories_against_brute_force(rng, positive_only):
+    inter = Interactions.from_arrays(rng.integers(0, 5, 60), rng.integers(0, 30, 60), rng.integers(1, 6, 60),
                                      rng.integers(0, 10, 60), duplicates="first")
-    tl = Timeline(inter)
+    beh = inter.rating >= 4 if positive_only else np.ones(len(inter), bool)
+    tl = Timeline(inter, beh if positive_only else None)
     events = np.arange(len(inter))
     hist, lengths = tl.histories(events, max_len=3)
     order = inter.chronological()
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     for e in events:
-        same = np.flatnonzero((inter.user == inter.user[e]) & (rank < rank[e]))
+        same = np.flatnonzero((inter.user == inter.user[e]) & (rank < rank[e]) & beh)
         same = same[np.argsort(rank[same])][-3:]
         want = inter.item_index()[same].tolist()
         assert hist[e, :lengths[e]].tolist() == want and (hist[e, lengths[e]:] == -1).all()

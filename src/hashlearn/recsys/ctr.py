@@ -42,23 +42,29 @@ POOLINGS = ("sdim", "attention", "mean")
 
 
 class Timeline:
-    """Per-user chronological item sequences (catalogue positions) of an :class:`Interactions`.
+    """Per-user chronological behaviour sequences (catalogue positions) of an :class:`Interactions`.
 
-    ``seq`` holds every user's items in time order, ``start[u]`` where user ``u``'s run begins and
-    ``pos[e]`` the position of event ``e`` inside its user's run (so its history is the ``pos[e]`` items
-    before it).
+    ``seq`` holds every user's behaviours in time order (all events, or those where ``behaviour`` is
+    True), ``start[u]`` where user ``u``'s run begins and ``pos[e]`` the number of behaviours of the
+    user strictly before event ``e`` (so its history is ``seq[start[u] + pos[e] - L : start[u] + pos[e]]``).
     """
 
-    def __init__(self, inter: Interactions):
+    def __init__(self, inter: Interactions, behaviour: np.ndarray | None = None):
         order = inter.chronological()
-        u = inter.user_index()[order]
-        self.order = order
-        self.seq = inter.item_index()[order]
-        self.start = np.searchsorted(u, np.arange(inter.n_users + 1)).astype(np.int64)
+        users = inter.user_index()
+        beh = np.ones(len(inter), bool) if behaviour is None else np.asarray(behaviour, bool)
+        u_sorted, b_sorted = users[order], beh[order]
+        self.seq = inter.item_index()[order][b_sorted]
+        self.start = np.searchsorted(u_sorted[b_sorted], np.arange(inter.n_users + 1)).astype(np.int64)
+        # behaviours of the user before each event: running count minus the user's count at its start
+        run = np.cumsum(b_sorted) - b_sorted
+        first = np.searchsorted(u_sorted, u_sorted)  # index of the user's first event in time order
+        before = run - run[first]
         pos = np.empty(len(inter), np.int64)
-        pos[order] = np.arange(len(inter)) - self.start[u]
+        pos[order] = before
         self.pos = pos
-        self.user = inter.user_index()
+        self.user = users
+        self.item = inter.item_index()
 
     def histories(self, events: np.ndarray, max_len: int | None) -> tuple[np.ndarray, np.ndarray]:
         """(B, L) item positions (-1 padding) of the histories of ``events`` (oldest first), and lengths."""
@@ -131,6 +137,9 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
     l2 : float, default 1e-6
     threshold : float, default 4.0
         Label = rating >= threshold.
+    behaviours : {"positive", "all"}, default "positive"
+        Which earlier events form the history: the positive ones (rating >= threshold, the "clicks")
+        or all of them.
     user_embedding : bool, default True
         Feed the user-ID embedding to the MLP; False leaves the pooled history as the only user
         feature (so the pooling is what the model's quality depends on).
@@ -154,7 +163,8 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
     def __init__(self, compressor=None, *, pooling: str = "sdim", max_history: int | None = None, dim: int = 32,
                  n_hashes: int = 48, hash_bits: int = 3, hidden=(64, 32), att_hidden: int = 32, epochs: int = 2,
                  lr: float = 0.002, batch_size: int = 256, l2: float = 1e-6, threshold: float = 4.0,
-                 user_embedding: bool = True, n_threads: int = 1, random_state=None):
+                 user_embedding: bool = True, behaviours: str = "positive", n_threads: int = 1,
+                 random_state=None):
         self.compressor = compressor
         self.pooling = pooling
         self.max_history = max_history
@@ -169,11 +179,14 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
         self.l2 = l2
         self.threshold = threshold
         self.user_embedding = user_embedding
+        self.behaviours = behaviours
         self.n_threads = n_threads
         self.random_state = random_state
 
     # -- parameters --------------------------------------------------------------------------------
     def _check_params(self):
+        if self.behaviours not in ("positive", "all"):
+            raise ValidationError(f"behaviours must be 'positive' or 'all', got {self.behaviours!r}")
         if self.pooling not in POOLINGS:
             raise ValidationError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.max_history is not None:
@@ -203,7 +216,7 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
         X = check_interactions(interactions)
         rng = check_random_state(self.random_state)
         comp = fit_compressor(self.compressor, X, item_features)
-        tl = Timeline(X)
+        tl = self._timeline(X)
         labels = (X.rating >= float(self.threshold)).astype(np.float32)
         with torch_threads(self.n_threads) as torch:
             gen = torch_generator(rng)
@@ -214,6 +227,10 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
         self.loss_ = losses
         self._net = net
         return self
+
+    def _timeline(self, inter: Interactions) -> Timeline:
+        beh = None if self.behaviours == "all" else inter.rating >= float(self.threshold)
+        return Timeline(inter, beh)
 
     def _batches(self, tl: Timeline, rng) -> list[np.ndarray]:
         """Events in batches of similar history length (little padding), batch order shuffled."""
@@ -265,7 +282,7 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
         eu = F.embedding(user_rows, net.Wu).sum(1)
         if not self.user_embedding:
             eu = torch.zeros_like(eu)
-        tgt = torch.from_numpy(tl.seq[tl.start[tl.user[events]] + tl.pos[events]])
+        tgt = torch.from_numpy(tl.item[events])
         et = F.embedding(I[tgt], net.Wi).sum(1)
         h = torch.from_numpy(np.where(hist < 0, I.shape[0] - 1, hist))
         mask = torch.from_numpy(hist >= 0)
@@ -329,7 +346,7 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
             offset = len(context)
         else:
             both, offset = interactions, 0
-        tl = Timeline(both)
+        tl = self._timeline(both)
         out = np.empty(n, np.float32)
         with torch_threads(self.n_threads) as torch:
             net = self._get_net(torch)
@@ -353,7 +370,7 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
         """
         self._check_fitted()
         comp = self.compressor_
-        tl = Timeline(history)
+        tl = self._timeline(history)
         with torch_threads(self.n_threads) as torch, torch.inference_mode():
             net = self._get_net(torch)
             U = torch.from_numpy(padded_rows(comp.user_rows_, comp.n_user_rows_))

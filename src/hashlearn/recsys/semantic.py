@@ -61,6 +61,9 @@ class SemanticIDs(BaseCompressor):
     n_levels : int, default 3
     n_codes : int, default 16
         Centroids per level.
+    prefix_levels : sequence of int or None, default None
+        The prefix lengths that get rows (None: 1, 2, ..., n_levels). ``(1, 2)`` embeds an item by
+        its ``(c1)`` and ``(c1, c2)`` rows plus its own ``(c1, c2, c3, s)`` row.
     suffix : bool, default True
         Add the ``(c1, ..., cL, s)`` row that is unique to the item.
     random_state : int, Generator or None
@@ -73,7 +76,8 @@ class SemanticIDs(BaseCompressor):
     exact_levels_ : int
         Levels whose prefixes got rows of their own (the rest are hashed).
     level_rows_ : list of int
-        Distinct prefixes per level (suffix level last when ``suffix=True``).
+        Distinct prefixes per embedded level (``prefix_levels``, then the suffix level when
+        ``suffix=True``).
 
     References
     ----------
@@ -85,10 +89,11 @@ class SemanticIDs(BaseCompressor):
     method_name = "semantic"
 
     def __init__(self, budget: float | None = None, *, n_levels: int = 3, n_codes: int = 16,
-                 suffix: bool = True, random_state=None):
+                 prefix_levels=None, suffix: bool = True, random_state=None):
         self.budget = budget
         self.n_levels = n_levels
         self.n_codes = n_codes
+        self.prefix_levels = prefix_levels
         self.suffix = suffix
         self.random_state = random_state
 
@@ -98,6 +103,18 @@ class SemanticIDs(BaseCompressor):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValidationError(f"{name} must be a positive integer, got {v!r}")
+        levels = self._levels()
+        if not levels and not self.suffix:
+            raise ValidationError("prefix_levels is empty and suffix=False: items would have no row")
+        if any(not isinstance(k, numbers.Integral) or not 1 <= k <= self.n_levels for k in levels) \
+                or len(set(levels)) != len(levels):
+            raise ValidationError(f"prefix_levels must be distinct integers in [1, {self.n_levels}], "
+                                  f"got {self.prefix_levels!r}")
+
+    def _levels(self) -> list[int]:
+        if self.prefix_levels is None:
+            return list(range(1, int(self.n_levels) + 1))
+        return sorted(int(k) for k in self.prefix_levels)
 
     def _assign(self, X, rng, item_features):
         if item_features is None:
@@ -111,7 +128,8 @@ class SemanticIDs(BaseCompressor):
         codes = self.quantizer_.transform(F)
         self.codes_ = codes
         self.suffix_ = collision_suffix(codes)
-        keys = _prefix_keys(codes, int(self.n_codes))
+        all_keys = _prefix_keys(codes, int(self.n_codes))
+        keys = [all_keys[k - 1] for k in self._levels()]
         if self.suffix:
             # (codes, suffix) is unique per item: its key is the item's position, offset past any prefix key
             keys.append(np.arange(X.n_items, dtype=np.int64) + (int(self.n_codes) + 1) ** int(self.n_levels))
@@ -164,7 +182,8 @@ class SemanticIDs(BaseCompressor):
         """
         self._check_fitted()
         codes = self.quantizer_.transform(features)
-        keys = _prefix_keys(codes, int(self.n_codes))
+        all_keys = _prefix_keys(codes, int(self.n_codes))
+        keys = [all_keys[k - 1] for k in self._levels()]
         rows = np.full((codes.shape[0], self.item_rows_.shape[1]), -1, np.int64)
         used = self.item_fallback_row_ - self.hashed_rows_
         for level, key in enumerate(keys):
