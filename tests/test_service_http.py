@@ -78,8 +78,13 @@ def test_auth_roles(client):
 
 
 def test_collection_lifecycle_and_names(client):
-    d = _create(client, "life")
-    assert d["trained"] is False and d["points"] == 0
+    d = _create(client, "life")  # simhash learns nothing from data: searchable at once
+    assert d["trained"] is True and d["points"] == 0 and d["code_bits"] == 32
+    r = client.post("/collections/life/search", json={"vectors": [[0.5] * DIM]}, headers=R)
+    assert r.status_code == 200 and r.json() == {"ids": [[]], "distances": [[]], "metric": "hamming"}
+    d = _create(client, "life-itq", method="itq", n_bits=4)
+    assert d["trained"] is False
+    assert client.delete("/collections/life-itq", headers=W).status_code == 200
     assert client.put("/collections/life", json={"dim": DIM}, headers=W).status_code == 409
     assert "life" in [c["name"] for c in client.get("/collections", headers=R).json()["collections"]]
     for bad in ["%2E%2E", "a.b", "-x", "x" * 65, "%2Fetc"]:
@@ -89,6 +94,14 @@ def test_collection_lifecycle_and_names(client):
             assert "invalid collection name" in r.json()["detail"]
     r = client.put("/collections/m", json={"dim": 3, "method": "nope"}, headers=W)
     assert r.status_code == 422 and "unknown method 'nope'" in r.json()["detail"]
+    # the list names only what a collection can use
+    usable = r.json()["detail"].split("can use: ")[1].split(", ")
+    assert "simhash" in usable and "itq" in usable and "minhash" not in usable and "rreh" not in usable
+    r = client.put("/collections/m", json={"dim": 3, "method": "minhash"}, headers=W)
+    assert r.status_code == 422 and "not a vector hasher" in r.json()["detail"]
+    r = client.put("/collections/m", json={"dim": 3, "method": "itq", "n_bits": 8}, headers=W)
+    assert r.status_code == 422 and "n_bits=8 exceeds dim=3" in r.json()["detail"]
+    assert client.get("/collections/m", headers=R).status_code == 404
     r = client.put("/collections/m", json={"dim": 3, "bogus": 1}, headers=W)
     assert r.status_code == 422 and "bogus" in r.json()["detail"]
     assert client.delete("/collections/life", headers=W).status_code == 200
@@ -97,7 +110,7 @@ def test_collection_lifecycle_and_names(client):
 
 
 def test_validation_answers_name_the_problem(client):
-    _create(client, "val")
+    _create(client, "val", method="itq", n_bits=4)
     X = np.random.default_rng(0).normal(size=(20, DIM))
     assert client.post("/collections/val/search", json={"vectors": X[:1].tolist()}, headers=R).status_code == 409
     assert client.post("/collections/val/train", json={"vectors": X.tolist()}, headers=W).status_code == 200
@@ -118,7 +131,8 @@ def test_validation_answers_name_the_problem(client):
         (json.dumps({**ok, "payloads": [["x"]]}).encode(), "payloads"),
         (json.dumps({**ok, "payloads": [{"x": "y" * 20000}]}).encode(), "limit"),
         (json.dumps({"ids": list(range(501)), "vectors": [[0.0] * DIM] * 501}).encode(), "limit of 500"),
-        (b"not json", "JSON"),
+        (b"not json", "the request body is not valid JSON (Expecting value at position 0)"),
+        (b'{"ids": [1], "vectors": [[1,', "not valid JSON"),
         (b"[]", "body"),
     ]
     for body, needle in cases:
@@ -157,9 +171,6 @@ def test_results_match_in_process_reference(client, tmp_path):
     X = rng.normal(size=(300, DIM))
     _create(client, "ref", metric="l2", rerank_candidates=30)
     ref = Storage(tmp_path).create(CollectionConfig(name="ref", dim=DIM, n_bits=32, rerank_candidates=30))
-    for target in (ref,):
-        target.train(X[:200])
-    assert client.post("/collections/ref/train", json={"vectors": X[:200].tolist()}, headers=W).status_code == 200
     for start in range(0, 300, 100):
         ids = list(range(start, start + 100))
         payloads = [{"even": i % 2 == 0} for i in ids]
@@ -174,9 +185,12 @@ def test_results_match_in_process_reference(client, tmp_path):
         r = client.post("/collections/ref/search", json={"vectors": Q.tolist(), "k": 7, **kw}, headers=R)
         assert r.status_code == 200, r.text
         got = r.json()
-        D, I = ref.search(Q, 7, rerank=kw.get("rerank", False), candidates=kw.get("candidates"), filter=kw.get("filter"))
-        assert got["ids"] == I.tolist()
-        np.testing.assert_allclose(got["distances"], D.astype(float), rtol=1e-6)
+        D, I, metric = ref.search(Q, 7, rerank=kw.get("rerank", False), candidates=kw.get("candidates"),
+                                  filter=kw.get("filter"))
+        assert got["ids"] == I.tolist() and got["metric"] == metric == ("l2" if kw.get("rerank") else "hamming")
+        np.testing.assert_array_equal(got["distances"], D.astype(float))
+        if not kw.get("rerank"):  # Hamming distances are integers in the JSON
+            assert all(type(d) is int for row in got["distances"] for d in row)
         if kw.get("rerank"):  # distances are the exact squared L2 of the returned points
             V = X[np.array(got["ids"])]
             np.testing.assert_allclose(got["distances"], ((V - Q[:, None, :].astype(np.float32)) ** 2).sum(-1), rtol=1e-4)
@@ -187,6 +201,60 @@ def test_results_match_in_process_reference(client, tmp_path):
     np.testing.assert_allclose(p["vector"], X[42].astype(np.float32))
 
 
+@pytest.mark.parametrize("method, n_bits", [("simhash", 32), ("itq", 5)])
+def test_service_and_hashindex_rank_identically(client, tmp_path, method, n_bits):
+    """One storage path: the same data through the HTTP service and through HashIndex gives identical
+    ids and distances, Hamming and re-ranked L2, after replacements and deletes (which swap rows in the
+    service's store) and across snapshots (every 7 writes here, which re-sort them)."""
+    from threadpoolctl import threadpool_limits
+
+    from hashlearn import HashIndex
+    from hashlearn.hashing import make_hasher
+    from hashlearn.io import save
+
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(600, DIM)) * 3).astype(np.float32)
+    X[300:320] = X[:20]  # exact duplicates: distance ties, broken by id on both sides
+    Q = np.concatenate([X[:5], rng.normal(size=(15, DIM)).astype(np.float32)])
+    name = f"same-{method}"
+    _create(client, name, method=method, n_bits=n_bits, rerank_candidates=40)
+    index = HashIndex(make_hasher(method, n_bits=n_bits, random_state=0), rerank=40)
+    with threadpool_limits(1):  # the server runs single-threaded BLAS too
+        if method == "simhash":  # fitted by the service at creation, from nothing but dim and seed
+            index.train(X[:50])
+        else:
+            index.train(X[:200])
+            save(index.hasher, tmp_path / "h.hlrn")
+            r = client.put(f"/collections/{name}/hasher", content=(tmp_path / "h.hlrn").read_bytes(), headers=W)
+            assert r.status_code == 200, r.text
+        ids = rng.permutation(np.arange(10**6, 10**6 + 600))
+        for lo in range(0, 600, 100):
+            batch = ids[lo:lo + 100]
+            r = client.post(f"/collections/{name}/points", json={"ids": batch.tolist(), "vectors": X[lo:lo + 100].tolist()},
+                            headers=W)
+            assert r.status_code == 200, r.text
+            index.add(X[lo:lo + 100], batch)
+        gone = ids[::7]
+        assert client.post(f"/collections/{name}/points/delete", json={"ids": gone.tolist()}, headers=W).json()["deleted"] == len(gone)
+        index.remove(gone)
+        again = ids[1:200:5]  # replacements: new vectors for stored ids
+        V = rng.normal(size=(len(again), DIM)).astype(np.float32)
+        client.post(f"/collections/{name}/points", json={"ids": again.tolist(), "vectors": V.tolist()}, headers=W)
+        index.remove(again)
+        index.add(V, again)
+        for k, rerank, cand in [(10, False, None), (10, True, None), (7, True, 15), (30, True, 400), (700, False, None)]:
+            body = {"vectors": Q.tolist(), "k": k, "rerank": rerank}
+            if cand:
+                body["candidates"] = cand
+            got = client.post(f"/collections/{name}/search", json=body, headers=R).json()
+            D, I = index.search(Q, k, rerank=(cand or 40) if rerank else 0)
+            assert got["metric"] == ("l2" if rerank else "hamming")
+            for q in range(len(Q)):
+                found = I[q] >= 0
+                assert got["ids"][q] == I[q][found].tolist(), (k, rerank, q)
+                assert got["distances"][q] == D[q][found].tolist(), (k, rerank, q)  # bit for bit
+
+
 def test_upload_fitted_hasher(client, tmp_path):
     from hashlearn.hashing import make_hasher
     from hashlearn.io import save
@@ -194,7 +262,7 @@ def test_upload_fitted_hasher(client, tmp_path):
     X = np.random.default_rng(2).normal(size=(100, DIM)).astype(np.float32)
     hasher = make_hasher("pcah", n_bits=4, random_state=0).fit(X)
     save(hasher, tmp_path / "h.hlrn")
-    _create(client, "up")
+    _create(client, "up", method="pcah", n_bits=4)
     r = client.put("/collections/up/hasher", content=(tmp_path / "h.hlrn").read_bytes(),
                    headers={**W, "content-type": "application/octet-stream"})
     assert r.status_code == 200, r.text
@@ -202,6 +270,7 @@ def test_upload_fitted_hasher(client, tmp_path):
     r = client.put("/collections/up/hasher", content=b"not a hashlearn file",
                    headers={**W, "content-type": "application/octet-stream"})
     assert r.status_code == 422 and "not a hashlearn file" in r.json()["detail"]
+    assert str(tmp_path) not in r.text
 
 
 # -- crash safety ------------------------------------------------------------------------------------

@@ -259,6 +259,11 @@ class HashIndex:
         return np.zeros(0, np.int64) if self._store is None else self._store.ids
 
     @property
+    def ids_in_order(self) -> bool:
+        """True while rows are in increasing id order (always, until a removal swaps rows)."""
+        return self._store is None or self._store.ids_increasing
+
+    @property
     def vectors(self) -> np.ndarray:
         """Stored float32 vectors in row order, aligned with :attr:`ids` ((0, 0) when none are kept)."""
         if self._store is None or self._store.vectors is None:
