@@ -116,14 +116,15 @@ def _ctr_data(rng, n_users=80, half=20, n_pref=12, n_other=4):
     return Interactions.from_arrays(user, item, rating, t, item_ids=np.arange(2 * half))
 
 
-@pytest.mark.parametrize("pooling, max_history", [("sdim", None), ("attention", None), ("attention", 5),
-                                                  ("mean", None)])
-def test_history_ctr_learns_and_serving_matches_batch_path(rng, pooling, max_history):
+@pytest.mark.parametrize("pooling, max_history, norm", [("sdim", None, "count"), ("sdim", None, "l2"),
+                                                        ("attention", None, "count"), ("attention", 5, "count"),
+                                                        ("mean", None, "count")])
+def test_history_ctr_learns_and_serving_matches_batch_path(rng, pooling, max_history, norm):
     from sklearn.metrics import roc_auc_score
 
     inter = _ctr_data(rng)
     split = temporal_split(inter, test_fraction=0.25)
-    model = HistoryCTR(pooling=pooling, max_history=max_history, dim=8, n_hashes=16, hash_bits=2,
+    model = HistoryCTR(pooling=pooling, max_history=max_history, dim=8, n_hashes=16, hash_bits=2, sdim_norm=norm,
                        hidden=(16,), epochs=15, lr=0.01, batch_size=64, user_embedding=False,
                        random_state=0).fit(split.train)
     p = model.predict_proba(split.test, context=split.train)

@@ -129,6 +129,10 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
     dim : int, default 32
     n_hashes, hash_bits : int, default 48 and 3
         SDIM's number of SimHash functions and bits per function.
+    sdim_norm : {"count", "l2"}, default "count"
+        How SDIM aggregates: "count" — weighted mean of the behaviours, weight = number of functions
+        under which a behaviour collides with the target; "l2" — per function, the L2-normalised sum
+        of the colliding behaviours, then the mean over functions (the SDIM paper's normalisation).
     hidden : tuple of int, default (64, 32)
     att_hidden : int, default 32
     epochs : int, default 2
@@ -161,7 +165,7 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
     """
 
     def __init__(self, compressor=None, *, pooling: str = "sdim", max_history: int | None = None, dim: int = 32,
-                 n_hashes: int = 48, hash_bits: int = 3, hidden=(64, 32), att_hidden: int = 32, epochs: int = 2,
+                 n_hashes: int = 48, hash_bits: int = 3, sdim_norm: str = "count", hidden=(64, 32), att_hidden: int = 32, epochs: int = 2,
                  lr: float = 0.002, batch_size: int = 256, l2: float = 1e-6, threshold: float = 4.0,
                  user_embedding: bool = True, behaviours: str = "positive", n_threads: int = 1,
                  random_state=None):
@@ -171,6 +175,7 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
         self.dim = dim
         self.n_hashes = n_hashes
         self.hash_bits = hash_bits
+        self.sdim_norm = sdim_norm
         self.hidden = hidden
         self.att_hidden = att_hidden
         self.epochs = epochs
@@ -187,6 +192,8 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
     def _check_params(self):
         if self.behaviours not in ("positive", "all"):
             raise ValidationError(f"behaviours must be 'positive' or 'all', got {self.behaviours!r}")
+        if self.sdim_norm not in ("count", "l2"):
+            raise ValidationError(f"sdim_norm must be 'count' or 'l2', got {self.sdim_norm!r}")
         if self.pooling not in POOLINGS:
             raise ValidationError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.max_history is not None:
@@ -305,7 +312,11 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
         with torch.no_grad():
             all_codes = net.codes(torch.nn.functional.embedding(I, net.Wi).sum(1))  # (n_items + 2, m)
         cb, ct = all_codes[h], all_codes[tgt]  # (B, L, m), (B, m)
-        hits = ((cb == ct[:, None, :]) & mask[..., None]).to(eb.dtype).sum(-1)  # (B, L) collisions
+        match = ((cb == ct[:, None, :]) & mask[..., None]).to(eb.dtype)  # (B, L, m)
+        if self.sdim_norm == "l2":
+            per_hash = torch.einsum("blm,bld->bmd", match, eb)  # bucket sum under each function
+            return torch.nn.functional.normalize(per_hash, dim=-1, eps=1e-12).mean(1)
+        hits = match.sum(-1)  # (B, L) collisions
         w = hits / hits.sum(1, keepdim=True).clamp(min=1.0)
         return (w[..., None] * eb).sum(1)
 
@@ -448,6 +459,8 @@ class HistoryCTR(PersistableEstimatorMixin, BaseEstimator):
             m, K = int(self.n_hashes), 2 ** int(self.hash_bits)
             codes = net.codes(et)  # (B, m)
             flat = (ut[:, None] * m + torch.arange(m)[None, :]) * K + codes
+            if self.sdim_norm == "l2":
+                return torch.nn.functional.normalize(state["bucket_sum"][flat], dim=-1, eps=1e-12).mean(1)
             sums = state["bucket_sum"][flat].sum(1)  # (B, d)
             cnt = state["bucket_count"][flat].sum(1, keepdim=True)
             return sums / cnt.clamp(min=1.0)
