@@ -46,8 +46,8 @@ def _compress_text(summary):
     rows = []
     for s in sorted(summary, key=lambda s: (s["cold"], -s["budget"], s["method"])):
         rows.append({"method": s["method"], "budget": f"1/{round(1 / s['budget'])}" if s["budget"] < 1 else "1",
-                     "rows": s.get("rows"), "cold": s["cold"], "recall@20": _pm(s, "recall@20"),
-                     "ndcg@20": _pm(s, "ndcg@20"), "auc": _pm(s, "auc"), "users": s.get("n_users"),
+                     "rows": round(s["rows"]), "cold": s["cold"], "recall@20": _pm(s, "recall@20"),
+                     "ndcg@20": _pm(s, "ndcg@20"), "auc": _pm(s, "auc"), "users": round(s["n_users"]),
                      "fit s": f"{s['fit_s']:.1f}"})
     table = markdown_table(rows, ["method", "budget", "rows", "cold", "recall@20", "ndcg@20", "auc", "users", "fit s"])
     lines = []
@@ -66,9 +66,9 @@ def _compress_text(summary):
 
 
 def _semantic_text(summary):
-    rows = [{"method": s["method"], "item rows": s.get("item_rows"), "cold": s["cold"],
+    rows = [{"method": s["method"], "item rows": round(s["item_rows"]), "cold": s["cold"],
              "recall@20": _pm(s, "recall@20"), "ndcg@20": _pm(s, "ndcg@20"), "auc": _pm(s, "auc"),
-             "users": s.get("n_users"), "positives": s.get("n_positives")}
+             "users": round(s["n_users"]), "positives": round(s["n_positives"])}
             for s in sorted(summary, key=lambda s: (s["cold"], s["method"]))]
     table = markdown_table(rows, ["method", "item rows", "cold", "recall@20", "ndcg@20", "auc", "users", "positives"])
     lines = []

@@ -18,7 +18,8 @@ Parts (all on a MovieLens folder the user supplies; nothing is shipped):
     the longest histories, and serving time per 1,000 predictions on the 50 longest histories
     (interleaved, best of ``repeat``).
 
-Rows carry ``part``, ``method``, ``seed``, ``budget``, ``recall@20``, ``ndcg@20``, ``auc``, ``ms_per_1k``,
+Rows carry ``part``, ``method``, ``seed``, ``budget`` (the requested row budget; None where a method
+keeps every row it needs, see ``item_rows``), ``recall@20``, ``ndcg@20``, ``auc``, ``ms_per_1k``,
 ``cold`` and the counts behind them; :func:`summarize` averages over seeds.
 """
 
@@ -133,7 +134,8 @@ def _semantic(ds, seeds, cache_dir, log, n_threads):
             model, secs = _fit_mf(comp, train, seed, features, n_threads)
             c = model.compressor_
             base = {"part": "semantic", "method": method, "seed": seed, "fold": f"u{fold}",
-                    "budget": (c.n_item_rows_ - 1) / train.n_items, "item_rows": c.n_item_rows_ - 1,
+                    "budget": c.budget, "item_rows": c.n_item_rows_ - 1,
+                    "item_rows_fraction": (c.n_item_rows_ - 1) / train.n_items,
                     "fit_s": secs, "n_cold_items": int(cold.sum())}
             new = _metric_rows(base, model, train, test, cold)
             rows += new
@@ -273,8 +275,8 @@ def summarize(rows: list[dict]) -> list[dict]:
     for (part, method, budget, cold), rs in groups.items():
         s = {"part": part, "method": method, "budget": rs[0].get("budget"), "cold": cold, "n_seeds": len(rs)}
         for k in ("rows", "item_rows", "n_users", "n_positives", "n_test_longest"):
-            if k in rs[0]:
-                s[k] = rs[0][k]
+            if k in rs[0]:  # equal over seeds except where the split or the codes change with the seed
+                s[k] = float(np.mean([r[k] for r in rs]))
         for k in _KEYS:
             vals = [r[k] for r in rs if r.get(k) is not None and np.isfinite(r[k])]
             if vals:

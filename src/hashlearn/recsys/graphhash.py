@@ -2,7 +2,8 @@
 
 Users and items of one cluster share a row index (row ``c`` of the user table for its users, row ``c``
 of the item table for its items). The resolution of the modularity objective is searched so that the
-clusters fit the row budget of both tables. Clustering is delegated to a maintained library:
+clusters fit the row budget — by default once per table (the finest clustering whose user clusters fit
+the user table, and likewise for items), or once for both (``per_table=False``). Clustering is delegated to a maintained library:
 python-igraph (``community_multilevel`` = Louvain, ``community_leiden``) when installed, else
 networkx's ``louvain_communities``.
 """
