@@ -345,6 +345,10 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
         for s in sd:
             ax.errorbar(s["ms_per_1k"], s["auc"], yerr=s["auc_sd"], marker="o", capsize=3, label=s["method"])
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("serving ms per 1,000 predictions (50 longest histories)")
         ax.set_ylabel("test AUC")
         ax.legend(fontsize=8)
