@@ -142,49 +142,20 @@ def read_fvecs(path: str | os.PathLike, mmap: bool = True, *, check_headers: boo
 
 
 def read_ivecs(path: str | os.PathLike, mmap: bool = True, *, check_headers: bool = True) -> np.ndarray:
-    """Read a TEXMEX ``.ivecs`` file (records of int32 ``d`` followed by ``d`` int32 values).
+    """Read a TEXMEX ``.ivecs`` file (records of int32 ``d`` followed by ``d`` int32 values), e.g.
+    ground-truth neighbour ids ``*_groundtruth.ivecs``.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        File to read (e.g. ground-truth neighbour ids ``*_groundtruth.ivecs``).
-    mmap : bool, default True
-        Memory-map (strided read-only view) instead of reading into memory; see :func:`read_fvecs`.
-    check_headers : bool, default True
-        Check that every record declares the same dimension.
-
-    Returns
-    -------
-    X : ndarray, shape (n, d), dtype int32
-
-    Raises
-    ------
-    DataFileError
-        Missing, empty, unreadable, inconsistent or truncated file; see :func:`read_fvecs`.
+    Parameters and errors as :func:`read_fvecs`; returns an ndarray of shape (n, d), dtype int32.
     """
     return _read_vecs(path, "ivecs", mmap, check_headers)
 
 
 def read_bvecs(path: str | os.PathLike, mmap: bool = True, *, check_headers: bool = True) -> np.ndarray:
-    """Read a TEXMEX ``.bvecs`` file (records of int32 ``d`` followed by ``d`` uint8 values).
+    """Read a TEXMEX ``.bvecs`` file (records of int32 ``d`` followed by ``d`` uint8 values), e.g. SIFT1B
+    ``bigann_base.bvecs``.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        File to read (e.g. SIFT1B ``bigann_base.bvecs``).
-    mmap : bool, default True
-        Memory-map (strided read-only view) instead of reading into memory; see :func:`read_fvecs`.
-    check_headers : bool, default True
-        Check that every record declares the same dimension.
-
-    Returns
-    -------
-    X : ndarray, shape (n, d), dtype uint8
-
-    Raises
-    ------
-    DataFileError
-        Missing, empty, unreadable, inconsistent or truncated file (record size ``4 + d``).
+    Parameters and errors as :func:`read_fvecs` (record size ``4 + d``); returns an ndarray of shape
+    (n, d), dtype uint8.
     """
     return _read_vecs(path, "bvecs", mmap, check_headers)
 
