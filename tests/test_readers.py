@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,8 +21,10 @@ from hashlearn.io.readers import (
     read_ivecs,
     read_labels,
     read_npy,
+    read_table,
     read_table_vectors,
     read_vectors,
+    table_columns,
     write_bvecs,
     write_fvecs,
     write_ivecs,
@@ -611,6 +614,35 @@ def test_table_errors(tmp_path):
     empty.write_text("")
     with pytest.raises(DataFileError, match=r"empty\.csv: CSV file is empty"):
         read_table_vectors(empty)
+
+
+@pytest.mark.parametrize("sep", [",", "||"])
+def test_read_table_names_the_byte_and_line_of_a_bad_encoding(tmp_path, sep):
+    p = tmp_path / "t.csv"
+    body = f"id{sep}name\n".encode() + f"1{sep}caf\u00e9\n".encode() * 300_000  # 2-byte characters, 4 MiB
+    bad = len(body) + len(f"2{sep}caf".encode())
+    p.write_bytes(body + f"2{sep}caf".encode() + b"\xe9\n")
+    with pytest.raises(DataFileError, match=rf"t\.csv: not valid utf-8 \(invalid continuation byte at byte {bad}, "
+                                            rf"line 300002\); re-encode the file as UTF-8"):
+        read_table(p, sep=sep, text=True)
+    p.write_bytes(body)
+    df = read_table(p, sep=sep, text=True)
+    assert df.shape == (300_000, 2) and df["id"].iloc[0] == "1" and df["name"].iloc[-1] == "caf\u00e9"
+
+
+def test_read_table_text_and_typed_columns(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("id;x;name\n007;0.1;a\n008;;\n")
+    text = read_table(p, sep=";", text=True)
+    assert text.to_dict("list") == {"id": ["007", "008"], "x": ["0.1", ""], "name": ["a", ""]}
+    typed = read_table(p, sep=";", columns=["x", "id"])
+    assert list(typed.columns) == ["id", "x"] and typed["id"].tolist() == [7, 8] and np.isnan(typed["x"].iloc[1])
+    assert table_columns(p, sep=";") == ["id", "x", "name"]
+    with pytest.raises(DataFileError, match=r"column\(s\) \['zz'\] not found; available columns: \['id', 'x', 'name'\]"):
+        read_table(p, sep=";", columns=["zz"])
+    q = tmp_path / "t.parquet"
+    pd.DataFrame({"id": ["007", None], "n": [1, 2]}).to_parquet(q)
+    assert read_table(q, text=True).to_dict("list") == {"id": ["007", None], "n": [1, 2]}
 
 
 def test_csv_missing_cell_is_nan_and_read_vectors_reports_row(tmp_path):

@@ -20,9 +20,10 @@ from hashlearn.apps.selection import (
     _representatives,
     evaluate_selection,
     load_classification_dataset,
+    read_labelled_table,
     stratified_random_subset,
 )
-from hashlearn.errors import NotFittedError, UnknownMethodError, ValidationError
+from hashlearn.errors import DataFileError, NotFittedError, UnknownMethodError, ValidationError
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +181,26 @@ def test_bad_input(wine):
         HashedInstanceSelector().get_support()
     with pytest.raises(UnknownMethodError, match="known: iris"):
         load_classification_dataset("covtype")
+
+
+def test_read_labelled_table_reads_numbers_exactly(tmp_path, rng):
+    X = rng.standard_normal((60, 3))  # full-precision floats: pandas' default CSV parser is off by an ulp
+    df = pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=np.arange(60) % 3)
+    df.to_csv(tmp_path / "t.csv", sep=";", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    for name, sep in (("t.csv", ";"), ("t.parquet", None)):
+        got, Xr, y = read_labelled_table(tmp_path / name, "label", sep)
+        np.testing.assert_array_equal(Xr, X)
+        np.testing.assert_array_equal(y, np.arange(60) % 3)
+        assert list(got.columns) == ["a", "b", "c", "label"]
+    assert selection._read_labelled_table is read_labelled_table  # the name the CLI imports
+    (tmp_path / "bad.csv").write_bytes(b"a,label\n1.5,caf\xe9\n")
+    with pytest.raises(DataFileError, match=r"bad\.csv: not valid utf-8 \(invalid continuation byte at byte 15, line 2\)"):
+        read_labelled_table(tmp_path / "bad.csv", "label")
+    (tmp_path / "holes.csv").write_text("a,b,label\n1,2,x\n3,,y\n")
+    with pytest.raises(ValidationError, match=r"holes\.csv: 1 row\(s\) have NaN/inf or empty feature cells "
+                                              r"\(first: data row 2\)"):
+        read_labelled_table(tmp_path / "holes.csv", "label")
 
 
 def test_bundled_datasets():

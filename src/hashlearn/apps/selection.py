@@ -41,7 +41,7 @@ from __future__ import annotations
 import numbers
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -54,6 +54,7 @@ __all__ = [
     "stratified_random_subset",
     "evaluate_selection",
     "load_classification_dataset",
+    "read_labelled_table",
     "SELECTION_MODES",
     "BUILTIN_DATASETS",
 ]
@@ -126,16 +127,10 @@ class HashedInstanceSelector(BaseEstimator):
 
     # -- validation --------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        def pos_int(name, hi=None):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1 or (hi and v > hi):
-                rng = f"in [1, {hi}]" if hi else "positive"
-                raise ValidationError(f"{name} must be a {rng} integer, got {v!r}")
-
-        pos_int("n_bits", 512)
-        pos_int("n_levels", 10)
-        pos_int("n_views", 64)
-        pos_int("per_bucket")
+        _check_positive_int("n_bits", self.n_bits, 512)
+        _check_positive_int("n_levels", self.n_levels, 10)
+        _check_positive_int("n_views", self.n_views, 64)
+        _check_positive_int("per_bucket", self.per_bucket)
         if self.mode not in SELECTION_MODES:
             raise ValidationError(f"mode must be one of {', '.join(SELECTION_MODES)}, got {self.mode!r}")
         if self.representative not in ("medoid", "random"):
@@ -158,58 +153,15 @@ class HashedInstanceSelector(BaseEstimator):
         self._check_params()
         t0 = time.perf_counter()
         X = check_vectors(X, name="X", dtype=np.float64)
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValidationError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise ValidationError("y contains NaN or inf labels")
-        if y.dtype == object and any(v is None for v in y):
-            raise ValidationError("y contains missing (None) labels")
+        y = _check_labels(y, X.shape[0])
         rng = check_random_state(self.random_state)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         y_idx = y_idx.astype(np.int64).ravel()
-        Z = X
-        if self.scale:
-            mu = X.mean(axis=0)
-            sd = X.std(axis=0)
-            Z = (X - mu) / np.where(sd > 0, sd, 1.0)
+        Z = _standardise(X) if self.scale else X
+        select = {"single": self._select_single, "multi_view": self._select_multi_view,
+                  "multi_level": self._select_multi_level}[self.mode]
+        sel, groups = select(Z, y_idx, rng)
         n, d = Z.shape
-        if self.mode == "single":
-            bits = _cut_bits(Z, int(self.n_bits), rng)
-            sel, groups = _representatives(Z, y_idx, _bucket_ids(bits), np.arange(n), self, rng)
-        elif self.mode == "multi_view":
-            n_feat = max(1, int(round(float(self.view_features) * d)))
-            sel_parts, groups = [], 0
-            for _ in range(int(self.n_views)):
-                cols = np.sort(rng.choice(d, size=n_feat, replace=False)) if n_feat < d else np.arange(d)
-                bits = _cut_bits(Z[:, cols], int(self.n_bits), rng)
-                s, g = _representatives(Z, y_idx, _bucket_ids(bits), np.arange(n), self, rng)
-                sel_parts.append(s)
-                groups += g
-            sel = np.concatenate(sel_parts)
-        else:
-            finest = int(self.n_bits) * 2 ** (int(self.n_levels) - 1)
-            bits = _cut_bits(Z, finest, rng)
-            active = np.arange(n)
-            sel_parts, groups = [], 0
-            for level in range(int(self.n_levels)):
-                nb = int(self.n_bits) * 2**level
-                buckets = _bucket_ids(bits[active, :nb])
-                if level == int(self.n_levels) - 1:
-                    s, g = _representatives(Z, y_idx, buckets, active, self, rng)
-                    sel_parts.append(s)
-                    groups += g
-                    break
-                n_classes_in = _classes_per_bucket(buckets, y_idx[active])
-                pure = n_classes_in[buckets] == 1
-                if pure.any():
-                    s, g = _representatives(Z, y_idx, buckets[pure], active[pure], self, rng)
-                    sel_parts.append(s)
-                    groups += g
-                active = active[~pure]
-                if active.size == 0:
-                    break
-            sel = np.concatenate(sel_parts) if sel_parts else np.empty(0, np.int64)
         self.sample_indices_ = np.unique(sel).astype(np.int64)
         self.n_buckets_ = int(groups)
         self.reduction_rate_ = 1.0 - self.sample_indices_.size / n
@@ -217,6 +169,45 @@ class HashedInstanceSelector(BaseEstimator):
         self.n_samples_fit_ = int(n)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    def _select_single(self, Z, y_idx, rng) -> tuple[np.ndarray, int]:
+        """One table of ``n_bits`` cuts: representatives of every (bucket, class) group."""
+        bits = _cut_bits(Z, int(self.n_bits), rng)
+        return _representatives(Z, y_idx, _bucket_ids(bits), np.arange(Z.shape[0]), self, rng)
+
+    def _select_multi_view(self, Z, y_idx, rng) -> tuple[np.ndarray, int]:
+        """``n_views`` tables, each on its own cuts of its own feature subset; the union of their picks."""
+        n, d = Z.shape
+        n_feat = max(1, int(round(float(self.view_features) * d)))
+        parts, groups = [], 0
+        for _ in range(int(self.n_views)):
+            cols = np.sort(rng.choice(d, size=n_feat, replace=False)) if n_feat < d else np.arange(d)
+            bits = _cut_bits(Z[:, cols], int(self.n_bits), rng)
+            s, g = _representatives(Z, y_idx, _bucket_ids(bits), np.arange(n), self, rng)
+            parts.append(s)
+            groups += g
+        return np.concatenate(parts), groups
+
+    def _select_multi_level(self, Z, y_idx, rng) -> tuple[np.ndarray, int]:
+        """Nested tables: a bucket pure in class is represented at the coarsest level where it is pure,
+        mixed buckets are refined; the finest level represents every (bucket, class) group left."""
+        n_levels = int(self.n_levels)
+        bits = _cut_bits(Z, int(self.n_bits) * 2 ** (n_levels - 1), rng)
+        active = np.arange(Z.shape[0])
+        parts, groups = [], 0
+        for level in range(n_levels):
+            buckets = _bucket_ids(bits[active, : int(self.n_bits) * 2**level])
+            keep = np.ones(active.size, dtype=bool)
+            if level < n_levels - 1:
+                keep = _classes_per_bucket(buckets, y_idx[active])[buckets] == 1  # pure buckets
+            if keep.any():
+                s, g = _representatives(Z, y_idx, buckets[keep], active[keep], self, rng)
+                parts.append(s)
+                groups += g
+            active = active[~keep]
+            if active.size == 0:
+                break
+        return (np.concatenate(parts) if parts else np.empty(0, np.int64)), groups
 
     def fit_resample(self, X, y):
         """``fit`` then return the selected ``(X_subset, y_subset)`` (rows in their original order)."""
@@ -238,6 +229,31 @@ class HashedInstanceSelector(BaseEstimator):
 
 
 # -- internals ------------------------------------------------------------------------------------
+def _check_positive_int(name: str, v, hi: int | None = None) -> None:
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1 or (hi and v > hi):
+        rng = f"in [1, {hi}]" if hi else "positive"
+        raise ValidationError(f"{name} must be a {rng} integer, got {v!r}")
+
+
+def _check_labels(y, n: int) -> np.ndarray:
+    """``y`` as an array of ``n`` labels, none missing (NaN, inf or None)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValidationError(f"y must have shape ({n},) to match X, got {y.shape}")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValidationError("y contains NaN or inf labels")
+    if y.dtype == object and any(v is None for v in y):
+        raise ValidationError("y contains missing (None) labels")
+    return y
+
+
+def _standardise(X: np.ndarray) -> np.ndarray:
+    """z-scores of the columns; constant columns become 0."""
+    mu = X.mean(axis=0)
+    sd = X.std(axis=0)
+    return (X - mu) / np.where(sd > 0, sd, 1.0)
+
+
 def _cut_bits(Z: np.ndarray, n_bits: int, rng: np.random.Generator) -> np.ndarray:
     """(n, n_bits) bool: bit j is ``Z @ a_j > t_j``, a_j Gaussian, t_j the projection of a random row.
 
@@ -304,9 +320,16 @@ def stratified_random_subset(y, size: int, random_state=None) -> np.ndarray:
     if not isinstance(size, numbers.Integral) or not 1 <= size <= n:
         raise ValidationError(f"size must be an integer in [1, {n}], got {size!r}")
     rng = check_random_state(random_state)
-    classes, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
+    _, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
     inv = inv.ravel()
-    k = len(classes)
+    alloc = _stratified_allocation(counts, size)
+    out = [rng.choice(np.flatnonzero(inv == c), size=int(alloc[c]), replace=False) for c in range(counts.size)]
+    return np.sort(np.concatenate(out)).astype(np.int64)
+
+
+def _stratified_allocation(counts: np.ndarray, size: int) -> np.ndarray:
+    """Rows per class (int64): one each when ``size`` allows, the rest by largest remainder of the quotas."""
+    k = counts.size
     alloc = np.zeros(k, np.int64)
     if size >= k:
         alloc += 1
@@ -318,12 +341,7 @@ def stratified_random_subset(y, size: int, random_state=None) -> np.ndarray:
         frac[alloc >= counts] = -1
         for c in np.argsort(-frac, kind="stable")[:rem]:
             alloc[c] += 1
-    alloc = np.minimum(alloc, counts)
-    out = []
-    for c in range(k):
-        members = np.flatnonzero(inv == c)
-        out.append(rng.choice(members, size=int(alloc[c]), replace=False))
-    return np.sort(np.concatenate(out)).astype(np.int64)
+    return np.minimum(alloc, counts)
 
 
 def _default_classifiers() -> dict:
@@ -365,7 +383,6 @@ def evaluate_selection(X, y, selector, *, classifiers: dict | None = None, n_spl
         deviations over folds (``*_std``), ``reduction_rate``, ``subset_size`` and ``n_train`` (means),
         ``select_seconds`` (mean).
     """
-    from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
 
     X = np.asarray(X, dtype=np.float64)
@@ -373,40 +390,48 @@ def evaluate_selection(X, y, selector, *, classifiers: dict | None = None, n_spl
     selectors = selector if isinstance(selector, dict) else {"selector": selector}
     classifiers = classifiers or _default_classifiers()
     skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-    full = {c: [] for c in classifiers}
-    acc = {(s, c): {"subset": [], "random": []} for s in selectors for c in classifiers}
-    meta = {s: {"red": [], "size": [], "secs": []} for s in selectors}
-    ntr = []
-    for fold, (tr, te) in enumerate(skf.split(X, y)):
-        ntr.append(tr.size)
+    folds = [_evaluate_fold(X[tr], y[tr], X[te], y[te], selectors, classifiers, n_random, fold)
+             for fold, (tr, te) in enumerate(skf.split(X, y))]
+    return [_summary_row(folds, s, c) for s in selectors for c in classifiers]
+
+
+def _evaluate_fold(Xtr, ytr, Xte, yte, selectors: dict, classifiers: dict, n_random: int, fold: int) -> dict:
+    """Accuracies of one fold: ``full`` per classifier; per (selector, classifier) ``subset`` and ``random``
+    (mean over the random subsets); per selector its reduction rate, subset size and selection time."""
+    from sklearn.base import clone
+
+    out = {"n_train": ytr.size, "full": {c: clone(clf).fit(Xtr, ytr).score(Xte, yte) for c, clf in classifiers.items()}}
+    for sname, sel0 in selectors.items():
+        sel = clone(sel0).fit(Xtr, ytr)
+        idx = sel.sample_indices_
+        out[sname] = {"red": sel.reduction_rate_, "size": idx.size, "secs": sel.fit_seconds_}
+        rand_sets = [stratified_random_subset(ytr, idx.size, random_state=1000 * fold + r) for r in range(n_random)]
         for cname, clf in classifiers.items():
-            full[cname].append(clone(clf).fit(X[tr], y[tr]).score(X[te], y[te]))
-        for sname, sel0 in selectors.items():
-            sel = clone(sel0).fit(X[tr], y[tr])
-            idx = sel.sample_indices_
-            meta[sname]["red"].append(sel.reduction_rate_)
-            meta[sname]["size"].append(idx.size)
-            meta[sname]["secs"].append(sel.fit_seconds_)
-            rand_sets = [stratified_random_subset(y[tr], idx.size, random_state=1000 * fold + r)
-                         for r in range(n_random)]
-            for cname, clf in classifiers.items():
-                acc[sname, cname]["subset"].append(_fit_score(clf, X[tr][idx], y[tr][idx], X[te], y[te]))
-                acc[sname, cname]["random"].append(
-                    np.mean([_fit_score(clf, X[tr][r], y[tr][r], X[te], y[te]) for r in rand_sets]))
-    rows = []
-    for sname in selectors:
-        for cname in classifiers:
-            a = acc[sname, cname]
-            rows.append({
-                "selector": sname, "classifier": cname,
-                "acc_full": float(np.mean(full[cname])), "acc_full_std": float(np.std(full[cname])),
-                "acc_subset": float(np.mean(a["subset"])), "acc_subset_std": float(np.std(a["subset"])),
-                "acc_random": float(np.mean(a["random"])), "acc_random_std": float(np.std(a["random"])),
-                "reduction_rate": float(np.mean(meta[sname]["red"])),
-                "subset_size": float(np.mean(meta[sname]["size"])),
-                "n_train": float(np.mean(ntr)), "select_seconds": float(np.mean(meta[sname]["secs"])),
-            })
-    return rows
+            out[sname, cname] = {
+                "subset": _fit_score(clf, Xtr[idx], ytr[idx], Xte, yte),
+                "random": np.mean([_fit_score(clf, Xtr[r], ytr[r], Xte, yte) for r in rand_sets]),
+            }
+    return out
+
+
+def _summary_row(folds: list[dict], sname: str, cname: str) -> dict:
+    """Means (and standard deviations over folds) of one (selector, classifier) pair."""
+    def over_folds(get):
+        return np.array([get(f) for f in folds], dtype=np.float64)
+
+    full = over_folds(lambda f: f["full"][cname])
+    subset = over_folds(lambda f: f[sname, cname]["subset"])
+    rand = over_folds(lambda f: f[sname, cname]["random"])
+    return {
+        "selector": sname, "classifier": cname,
+        "acc_full": float(np.mean(full)), "acc_full_std": float(np.std(full)),
+        "acc_subset": float(np.mean(subset)), "acc_subset_std": float(np.std(subset)),
+        "acc_random": float(np.mean(rand)), "acc_random_std": float(np.std(rand)),
+        "reduction_rate": float(np.mean(over_folds(lambda f: f[sname]["red"]))),
+        "subset_size": float(np.mean(over_folds(lambda f: f[sname]["size"]))),
+        "n_train": float(np.mean(over_folds(lambda f: f["n_train"]))),
+        "select_seconds": float(np.mean(over_folds(lambda f: f[sname]["secs"]))),
+    }
 
 
 def _fit_score(clf, Xs, ys, Xt, yt) -> float:
@@ -449,22 +474,41 @@ def load_classification_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
 
 
-def _read_labelled_table(path, label_col: str, sep: str | None):
-    """(DataFrame, X float64, y) from a CSV/Parquet file; every other column must be numeric."""
+def read_labelled_table(path, label_col: str, sep: str | None = None):
+    """A labelled table of numeric features, from CSV or Parquet.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Read by :func:`hashlearn.io.readers.read_table` (pandas' types, numbers parsed exactly).
+    label_col : str
+        The label column; every other column is a feature and must be numeric.
+    sep : str, optional
+        CSV separator (default ``","``).
+
+    Returns
+    -------
+    df : pandas.DataFrame
+        The table as read.
+    X : ndarray of shape (n, d), float64
+        The feature columns, in file order.
+    y : ndarray of shape (n,)
+        The labels.
+
+    Raises
+    ------
+    DataFileError
+        Missing or unreadable file.
+    ValidationError
+        No rows, no label column (the message lists the columns), no feature column, non-numeric
+        features, NaN/inf or empty feature cells (the message gives the first data row), missing labels.
+    """
     import pandas as pd
 
-    from ..errors import DataFileError
+    from ..io.readers import read_table
 
     p = Path(path)
-    if not p.is_file():
-        raise DataFileError(f"{p}: no such file")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        else:
-            df = pd.read_csv(p, sep=sep or ",")
-    except Exception as exc:  # noqa: BLE001 - any parser failure is a data-file problem
-        raise DataFileError(f"{p}: cannot read as a table: {exc}") from None
+    df = read_table(p, sep=sep or ",")
     if df.shape[0] == 0:
         raise ValidationError(f"{p}: the table has no rows")
     if label_col not in df.columns:
@@ -485,3 +529,6 @@ def _read_labelled_table(path, label_col: str, sep: str | None):
     if y.isna().any():
         raise ValidationError(f"{p}: {int(y.isna().sum())} row(s) have no label in column {label_col!r}")
     return df, X, y.to_numpy()
+
+
+_read_labelled_table = read_labelled_table  # the name the CLI imports

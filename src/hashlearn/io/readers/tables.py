@@ -39,12 +39,39 @@ def missing_columns(wanted: Sequence[str], available: Sequence[str], p: Path) ->
         raise DataFileError(f"{p}: column(s) {missing} not found; available columns: {list(available)}")
 
 
+def _decode_error_message(p: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    """Where the file stops being valid ``encoding``: its byte offset and line (pandas reports an offset
+    within the chunk it was decoding), found by decoding the file again in 1 MiB steps."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, line = 0, 1
+    with open(p, "rb") as fh:
+        while True:
+            block = fh.read(1 << 20)
+            pending = len(decoder.getstate()[0])  # bytes of a character split across blocks
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as bad:
+                line += block[: max(0, bad.start - pending)].count(b"\n")
+                return (f"{p}: not valid {encoding} ({bad.reason} at byte {offset - pending + bad.start}, "
+                        f"line {line}); re-encode the file as UTF-8")
+            if not block:
+                break
+            offset += len(block)
+            line += block.count(b"\n")
+    return f"{p}: not valid {encoding} ({exc.reason}); re-encode the file as UTF-8"
+
+
 def _read_csv(p: Path, *, sep: str, encoding: str, header: bool = True, text: bool = False, usecols=None,
               nrows: int | None = None):
     import pandas as pd
 
-    kw = dict(sep=sep, encoding=encoding, header=0 if header else None, usecols=usecols, nrows=nrows,
-              engine="c" if len(sep) == 1 else "python")
+    import re
+
+    one_char = len(sep) == 1
+    kw = dict(sep=sep if one_char else re.escape(sep), encoding=encoding, header=0 if header else None,
+              usecols=usecols, nrows=nrows, engine="c" if one_char else "python")
     if text:
         kw.update(dtype=str, keep_default_na=False, na_values=[])
     elif kw["engine"] == "c":
@@ -52,8 +79,7 @@ def _read_csv(p: Path, *, sep: str, encoding: str, header: bool = True, text: bo
     try:
         return pd.read_csv(p, **kw)
     except UnicodeDecodeError as exc:
-        raise DataFileError(f"{p}: not valid {encoding} ({exc.reason} at byte {exc.start}); "
-                            f"re-encode the file as UTF-8") from None
+        raise DataFileError(_decode_error_message(p, encoding, exc)) from None
     except pd.errors.EmptyDataError:
         raise DataFileError(f"{p}: CSV file is empty" + (" (no header)" if header else "")) from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
@@ -99,7 +125,8 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", text: bool = False, h
     ----------
     path : str or os.PathLike
     sep : str, default ","
-        CSV separator; a separator of more than one character is read by pandas' Python engine.
+        CSV separator, taken literally (also when longer than one character: pandas would read that as a
+        regular expression; it is escaped and read by pandas' Python engine).
     text : bool, default False
         CSV: read every cell as a string, with no type guessing (ids ``"007"`` stay ``"007"``) and empty
         cells as ``""``. Parquet: values as stored, as Python objects, missing cells ``None``.
