@@ -380,13 +380,28 @@ class NearDuplicates:
         return DedupResult(labels, pairs, sims, n_cand, n_empty, timings, _peak_rss_mib())
 
     def _run_jaccard(self, data, say) -> DedupResult:
-        from ..hashing.minhash import EMPTY_VALUE, MinHash, band_keys, record_token_hashes
-
         bands, rows = self.banding()
         q = int(self.q) or None
-        mh = MinHash(int(self.n_perm), shingle=q, random_state=self.random_state).fit()
         timings = {}
         t0 = time.perf_counter()
+        keys, ok, n = self._sketch_texts(data, q, bands, rows, say)
+        timings["sketch"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cand = self._candidates(keys, ok)
+        del keys
+        timings["candidates"] = time.perf_counter() - t0
+        say(f"{cand.shape[0]} candidate pairs ({bands} bands x {rows} rows)")
+        t0 = time.perf_counter()
+        sims = self._jaccard_of_candidates(data, cand, n, q)
+        timings["verify"] = time.perf_counter() - t0
+        say(f"verified {cand.shape[0]} candidates")
+        return self._finish(n, cand, sims, int(cand.shape[0]), int((~ok).sum()), timings, say)
+
+    def _sketch_texts(self, data, q, bands: int, rows: int, say) -> tuple[np.ndarray, np.ndarray, int]:
+        """First pass: band keys (n, bands) and non-empty flags (n,) of every text, chunk by chunk."""
+        from ..hashing.minhash import EMPTY_VALUE, MinHash, band_keys
+
+        mh = MinHash(int(self.n_perm), shingle=q, random_state=self.random_state).fit()
         key_parts, ok_parts = [], []
         n = 0
         for chunk in self._chunks(data):
@@ -398,18 +413,12 @@ class NearDuplicates:
             say(f"sketched {n} texts")
         if n == 0:
             raise ValidationError("no texts to deduplicate (the input is empty)")
-        keys = np.concatenate(key_parts)
-        ok = np.concatenate(ok_parts)
-        del key_parts, ok_parts
-        timings["sketch"] = time.perf_counter() - t0
+        return np.concatenate(key_parts), np.concatenate(ok_parts), n
 
-        t0 = time.perf_counter()
-        cand = self._candidates(keys, ok)
-        del keys
-        timings["candidates"] = time.perf_counter() - t0
-        say(f"{cand.shape[0]} candidate pairs ({bands} bands x {rows} rows)")
+    def _jaccard_of_candidates(self, data, cand: np.ndarray, n: int, q) -> np.ndarray:
+        """Second pass: exact Jaccard of the candidate pairs, from the token sets of the texts involved."""
+        from ..hashing.minhash import record_token_hashes
 
-        t0 = time.perf_counter()
         involved = np.unique(cand.ravel())
         tok_parts, rec_parts = [], []
         pos = 0
@@ -428,29 +437,32 @@ class NearDuplicates:
             indptr, toks = _sorted_unique_csr(np.concatenate(tok_parts), np.concatenate(rec_parts), involved.size)
         else:
             indptr, toks = np.zeros(1, np.int64), np.empty(0, np.uint64)
-        del tok_parts, rec_parts
         sims = np.empty(cand.shape[0], dtype=np.float64)
-        a = np.searchsorted(involved, cand[:, 0])
-        b = np.searchsorted(involved, cand[:, 1])
-        _jaccard_kernel(indptr, toks, a, b, sims)
-        timings["verify"] = time.perf_counter() - t0
-        say(f"verified {cand.shape[0]} candidates")
-        return self._finish(n, cand, sims, int(cand.shape[0]), int((~ok).sum()), timings, say)
+        _jaccard_kernel(indptr, toks, np.searchsorted(involved, cand[:, 0]), np.searchsorted(involved, cand[:, 1]),
+                        sims)
+        return sims
 
     def _run_cosine(self, data, say) -> DedupResult:
-        X = data
-        if not hasattr(X, "shape") or len(X.shape) != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValidationError(f"metric='cosine' needs a non-empty 2-D float array (n, d), got "
-                                  f"{getattr(X, 'shape', type(X).__name__)}")
-        if np.dtype(X.dtype).kind not in "fiu":
-            raise ValidationError(f"vectors must be numeric, got dtype {X.dtype}")
+        X = _check_cosine_input(data)
         bands, rows = self.banding()
-        n, d = X.shape
-        rng = np.random.default_rng(self.random_state)
-        H = rng.standard_normal((d, bands * rows)).astype(np.float32)
-        weights = (np.uint64(1) << np.arange(rows, dtype=np.uint64))
         timings = {}
         t0 = time.perf_counter()
+        keys, ok = self._hash_vectors(X, bands, rows, say)
+        timings["sketch"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cand = self._candidates(keys, ok)
+        del keys
+        timings["candidates"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sims = _cosine_of_pairs(X, cand)
+        timings["verify"] = time.perf_counter() - t0
+        return self._finish(X.shape[0], cand, sims, int(cand.shape[0]), int((~ok).sum()), timings, say)
+
+    def _hash_vectors(self, X, bands: int, rows: int, say) -> tuple[np.ndarray, np.ndarray]:
+        """Band keys (n, bands) of random-hyperplane bits and non-zero flags (n,), chunk by chunk."""
+        n, d = X.shape
+        H = np.random.default_rng(self.random_state).standard_normal((d, bands * rows)).astype(np.float32)
+        weights = (np.uint64(1) << np.arange(rows, dtype=np.uint64))
         keys = np.empty((n, bands), dtype=np.uint64)
         ok = np.empty(n, dtype=bool)
         step = int(self.chunk_size)
@@ -464,18 +476,24 @@ class NearDuplicates:
             with np.errstate(over="ignore"):
                 keys[s : s + step] = (bits * weights).sum(axis=2, dtype=np.uint64) * _GOLD + np.arange(bands, dtype=np.uint64)
             say(f"hashed {min(n, s + step)} vectors")
-        timings["sketch"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        cand = self._candidates(keys, ok)
-        del keys
-        timings["candidates"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sims = np.empty(cand.shape[0], dtype=np.float64)
-        blk = 1 << 16
-        for s in range(0, cand.shape[0], blk):
-            A = np.asarray(X[cand[s : s + blk, 0]], dtype=np.float64)
-            B = np.asarray(X[cand[s : s + blk, 1]], dtype=np.float64)
-            den = np.linalg.norm(A, axis=1) * np.linalg.norm(B, axis=1)
-            sims[s : s + blk] = np.einsum("ij,ij->i", A, B) / np.where(den > 0, den, 1.0)
-        timings["verify"] = time.perf_counter() - t0
-        return self._finish(n, cand, sims, int(cand.shape[0]), int((~ok).sum()), timings, say)
+        return keys, ok
+
+
+def _check_cosine_input(X):
+    if not hasattr(X, "shape") or len(X.shape) != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValidationError(f"metric='cosine' needs a non-empty 2-D float array (n, d), got "
+                              f"{getattr(X, 'shape', type(X).__name__)}")
+    if np.dtype(X.dtype).kind not in "fiu":
+        raise ValidationError(f"vectors must be numeric, got dtype {X.dtype}")
+    return X
+
+
+def _cosine_of_pairs(X, cand: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """Exact cosine similarity of the rows of each pair (0 where a row is zero), in blocks of pairs."""
+    sims = np.empty(cand.shape[0], dtype=np.float64)
+    for s in range(0, cand.shape[0], block):
+        A = np.asarray(X[cand[s : s + block, 0]], dtype=np.float64)
+        B = np.asarray(X[cand[s : s + block, 1]], dtype=np.float64)
+        den = np.linalg.norm(A, axis=1) * np.linalg.norm(B, axis=1)
+        sims[s : s + block] = np.einsum("ij,ij->i", A, B) / np.where(den > 0, den, 1.0)
+    return sims
