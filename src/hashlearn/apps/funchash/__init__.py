@@ -18,19 +18,9 @@ What a candidate can be
 
 Quantisation and boundaries
 ---------------------------
-Each output ``v`` is mapped to ``t = sign(v) · log1p(|v| · rtol / atol) / rtol``: one unit of ``t`` is
-``rtol·|v|`` for large ``|v|`` and ``atol`` near zero, so "equal within ``max(atol, rtol·|v|)``" becomes
-"within one cell". The cell index is ``floor(t + offset)`` with a seeded random offset per output
-position, so cell boundaries do not sit on round numbers (``1.0``, ``0.5``) that search spaces produce
-all the time. Two values that differ by float noise can still straddle a boundary (a *false split*):
-a coordinate whose ``t`` lies within ``boundary`` cells of a boundary is *ambiguous*, and a lookup also
-probes the keys with up to ``max_flips`` ambiguous coordinates moved to the neighbouring cell. Hence two
-outputs closer than ``boundary`` cells in every coordinate always find each other (when at most
-``max_flips`` coordinates are ambiguous). Keys are 128-bit BLAKE2b digests of the cell indices.
-
-NaN, +inf and -inf get their own cells; a candidate that raises (or returns something that is not
-numeric) gets the key of its exception type, so all candidates failing the same way share one key
-(``on_error="raise"`` re-raises instead). Floating-point warnings are silenced during probing.
+Outputs are quantised to cells of width ``max(atol, rtol·|v|)`` with seeded offsets, and a lookup also
+tries the neighbouring cells of near-boundary coordinates, so float noise does not split equal
+candidates; NaN, ±inf and failures get keys of their own. :mod:`.hasher` gives the details.
 
 References
 ----------

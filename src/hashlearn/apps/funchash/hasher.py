@@ -6,12 +6,15 @@ Each output ``v`` is mapped to ``t = sign(v) · log1p(|v| · rtol / atol) / rtol
 position, so cell boundaries do not sit on round numbers (``1.0``, ``0.5``) that search spaces produce
 all the time. Two values that differ by float noise can still straddle a boundary (a *false split*):
 a coordinate whose ``t`` lies within ``boundary`` cells of a boundary is *ambiguous*, and a lookup also
-probes the keys with up to ``max_flips`` ambiguous coordinates moved to the neighbouring cell. Keys are
-128-bit BLAKE2b digests of the cell indices.
+probes the keys with up to ``max_flips`` ambiguous coordinates moved to the neighbouring cell. Hence two
+outputs closer than ``boundary`` cells in every coordinate always find each other (when at most
+``max_flips`` coordinates are ambiguous). Keys are 128-bit BLAKE2b digests of the cell indices.
 
 NaN, +inf and -inf get their own cells; a candidate that raises (or returns something that is not
-numeric) gets the key of its exception type (``on_error="raise"`` re-raises instead). torch is imported
-only when a torch module is hashed.
+numeric) gets the key of its exception type, so all candidates failing the same way share one key
+(``on_error="raise"`` re-raises instead). Floating-point warnings are silenced during probing.
+
+torch is imported only when a torch module is hashed.
 """
 
 from __future__ import annotations
