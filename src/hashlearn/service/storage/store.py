@@ -113,7 +113,8 @@ class Storage:
             reason = self.unavailable.get(name)
         if coll is None:
             if reason is not None:
-                raise Unavailable(f"collection {name!r} is unavailable: {reason}")
+                raise Unavailable(reason if reason.startswith(f"collection {name!r}") else
+                                  f"collection {name!r} is unavailable: {reason}")
             raise NotFound(f"collection {name!r} does not exist")
         return coll
 
