@@ -10,7 +10,8 @@ in large batches, snapshot), then
 3. mixed: the same number of clients, a quarter of them upserting batches of 100 new points (acknowledged
    only once fsync'ed), the rest searching.
 
-Every non-200 answer or transport error counts as an error. Usage::
+Every non-200 answer or transport error counts as an error. The Markdown section ``service-load`` of
+``bench/sections/service.md`` is written from the run (``--no-section`` for a trial run). Usage::
 
     python bench/service_load.py --sizes 100000,1000000 --duration 30
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, write_json  # noqa: E402
+from common import load_average, machine_info, machine_summary, update_markdown_section, write_json  # noqa: E402
 
 KEY = "bench-write-key-0123"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
@@ -181,6 +182,9 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parent / "out" / "service_load")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "service_load.json")
+    ap.add_argument("--section", type=Path, default=Path(__file__).resolve().parent / "sections" / "service.md",
+                    help="Markdown file whose service-load section is rewritten.")
+    ap.add_argument("--no-section", action="store_true", help="Do not write the Markdown section (trial runs).")
     args = ap.parse_args(argv)
     from hashlearn.service.process import ServerProcess
 
@@ -215,8 +219,48 @@ def main(argv=None) -> int:
         results["sizes"][n] = row
         write_json(args.out, results)
         shutil.rmtree(data_dir, ignore_errors=True)
+    results["load_end"] = load_average()
+    write_json(args.out, results)
     print(markdown(results))
+    if not args.no_section:
+        print(f"wrote {update_markdown_section('service-load', section(results), args.section)}")
     return 0
+
+
+def section(results) -> str:
+    """The section: how it was measured, the table, and a reading whose figures come from ``results``."""
+    a, rows = results["args"], results["sizes"].values()
+    p50 = [r["in_process"][m]["p50_ms"] for r in rows for m in ("hamming", "rerank")]
+    cpu = [r[k]["server_cpu_ms_per_request"] for r in rows for k in ("http_hamming", "http_rerank")]
+    ccpu = [r[k]["client_cpu_ms_per_request"] for r in rows for k in ("http_hamming", "http_rerank")]
+    rate = [r[k]["search"]["per_second"] for r in rows for k in ("http_hamming", "http_rerank")]
+    ups = [r["http_mixed"]["write"]["points_per_second"] for r in rows]
+    errors = sum(r[k]["search"]["errors"] for r in rows for k in ("http_hamming", "http_rerank", "http_mixed")) + \
+        sum(r["http_mixed"]["write"]["errors"] for r in rows)
+    built = ", ".join(f"{int(n) // 1000}k: {r['build']['build_seconds']:.1f} s" for n, r in results["sizes"].items())
+    return "\n".join([
+        "### Load: `hashlearn serve` on loopback",
+        "",
+        f"Command: `{results['command']}` ({results['date']}, load average {results['machine']['load_average_1_5_15'][0]} "
+        f"at the start, {results['load_end'][0]} at the end). {machine_summary(results['machine'])}",
+        "",
+        f"One collection per size: SimHash {a['bits']} bits over clustered float32 vectors of dim {a['dim']} (256 centres "
+        f"+ unit noise), built in-process ({built} incl. the log), then served by a real `python -m hashlearn serve` "
+        f"process. {a['clients']} concurrent clients (asyncio + httpx, one keep-alive connection each), one query per "
+        f"request, k = 10, {float(a['duration']):g} s per row after a 3 s warm-up; rerank re-scores the 100 best Hamming "
+        "candidates with exact squared L2. Mixed rows: a quarter of the clients upsert batches of 100 new points "
+        "(answered only after fsync) while the others search. Error = any non-200 answer or transport error. Peer in the "
+        "same run: the same collection searched in-process (`Collection.search`, no HTTP), which shows what the HTTP "
+        "layer costs. The client runs on the same machine.",
+        "",
+        markdown(results),
+        "",
+        f"Reading: the search itself is {min(p50):.2f}–{max(p50):.2f} ms (p50, in-process); over HTTP the server spends "
+        f"{min(cpu):.1f}–{max(cpu):.1f} ms of CPU per search request (JSON parsing and validation, auth, FastAPI/uvicorn) "
+        f"and the client {min(ccpu):.1f}–{max(ccpu):.1f} ms, so the loopback throughput ({min(rate):.0f}–{max(rate):.0f} "
+        f"searches/s) is bounded by CPU, not by the index. Upserts: {min(ups):,.0f}–{max(ups):,.0f} points/s in fsync'ed "
+        f"batches of 100 while searches continue. Errors over every row: {errors}.",
+    ])
 
 
 def markdown(results) -> str:
