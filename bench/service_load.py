@@ -37,13 +37,13 @@ HEADERS = {"Authorization": f"Bearer {KEY}"}
 
 
 def build(data_dir: Path, n: int, dim: int, bits: int, seed: int = 0) -> dict:
-    from hashlearn.service import CollectionConfig, Storage
+    from hashlearn.service import CollectionConfig, Limits, Storage
 
     if data_dir.exists():
         shutil.rmtree(data_dir)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    st = Storage(data_dir, snapshot_records=10**9, snapshot_bytes=1 << 40)
+    st = Storage(data_dir, snapshot_records=10**9, snapshot_bytes=1 << 40, limits=Limits(max_rows=50000))
     coll = st.create(CollectionConfig(name="bench", dim=dim, n_bits=bits, method="simhash", rerank_candidates=100))
     centers = rng.normal(size=(256, dim)).astype(np.float32)
     coll.train(centers[rng.integers(0, 256, 10000)] + rng.normal(size=(10000, dim)).astype(np.float32))
