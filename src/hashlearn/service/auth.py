@@ -116,7 +116,7 @@ class AuthGate:
 _bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer KEY")
 
 
-def need_read(request: Request, creds: Optional[HTTPAuthorizationCredentials] = Depends(_bearer)) -> str:
+async def need_read(request: Request, creds: Optional[HTTPAuthorizationCredentials] = Depends(_bearer)) -> str:
     """Any valid key (the gate already refused requests without one)."""
     role = getattr(request.state, "role", None)
     if role is None:
@@ -124,7 +124,7 @@ def need_read(request: Request, creds: Optional[HTTPAuthorizationCredentials] = 
     return role
 
 
-def need_write(role: str = Depends(need_read)) -> str:
+async def need_write(role: str = Depends(need_read)) -> str:
     if role != "write":
         raise HTTPException(403, "this API key has the read role; writes need a key with the write role")
     return role

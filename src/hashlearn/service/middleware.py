@@ -23,6 +23,14 @@ async def _answer(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _within(awaitable, seconds: float):
+    """``await awaitable`` with a time limit (``asyncio.timeout`` where it exists: no extra task)."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
+
+
 class BodyGuard:
     def __init__(self, app, max_bytes: int, timeout: float):
         self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
@@ -52,7 +60,7 @@ class BodyGuard:
             if body_done:
                 return await receive()  # e.g. waiting for a disconnect while a response streams
             try:
-                message = await asyncio.wait_for(receive(), self.timeout)
+                message = await _within(receive(), self.timeout)
             except asyncio.TimeoutError:
                 rejected = True
                 if not started:

@@ -19,15 +19,17 @@ from .web import INDEX_HTML
 __all__ = ["service_router", "collections_router", "points_router"]
 
 
-def storage(request: Request) -> Storage:
+# The dependencies are ``async def``: they do not block, and a plain ``def`` would cost each request one
+# thread-pool hop per dependency.
+async def storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
-def readable(name: str, store: Storage = Depends(storage), role: str = Depends(need_read)) -> Collection:
+async def readable(name: str, store: Storage = Depends(storage), role: str = Depends(need_read)) -> Collection:
     return store.get(name)
 
 
-def writable(name: str, store: Storage = Depends(storage), role: str = Depends(need_write)) -> Collection:
+async def writable(name: str, store: Storage = Depends(storage), role: str = Depends(need_write)) -> Collection:
     return store.get(name)
 
 
