@@ -7,7 +7,6 @@ residual, or the Hamming distance of residual codes), then a stable sort by (dis
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import pytest
 
