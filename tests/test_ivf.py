@@ -200,3 +200,31 @@ def test_persistence_round_trip_at_every_stage(tmp_path, data, stage):
     a, b = index.search(Q, 7), loaded.search(Q, 7)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("fine", ["pq", "rq"])
+def test_direct_tables_fallback_and_non_residual_codes(data, monkeypatch, fine):
+    """Large indexes skip the precomputed tables (per-probe tables instead): same results; and codes
+    of the vectors themselves (by_residual=False) are searched exactly too."""
+    from hashlearn.index import ivf
+
+    X, Q = data
+    make = {"pq": lambda: PQ(4, nbits=5, random_state=0), "rq": lambda: RQ(2, nbits=5, random_state=0)}[fine]
+    index = IVFIndex("kmeans", make(), nlist=12, nprobe=3, random_state=0)
+    index.add(X)
+    D1, I1 = index.search(Q, 10)
+    monkeypatch.setattr(ivf, "_TABLE_BUDGET", 10)
+    index._A = None
+    D2, I2 = index.search(Q, 10)
+    np.testing.assert_allclose(D1, D2, rtol=1e-4, atol=1e-2)
+    assert (I1 == I2).mean() > 0.99
+    monkeypatch.undo()
+    flat = IVFIndex("kmeans", make(), nlist=12, nprobe=3, by_residual=False, random_state=0)
+    flat.add(X)
+    D, I = flat.search(Q, 10)
+    C = flat.centroids_.astype(np.float64)
+    probes = np.argsort(((Q[:, None, :] - C[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :3]
+    for i in range(len(Q)):
+        rows = np.flatnonzero(np.isin(flat._lists, probes[i]))
+        dist = ((flat.fine.decode(flat._codes[rows]).astype(np.float64) - Q[i]) ** 2).sum(1)
+        np.testing.assert_allclose(D[i], np.sort(dist)[:10], rtol=1e-4, atol=1e-2)

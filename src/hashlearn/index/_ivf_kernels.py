@@ -29,24 +29,47 @@ def _hamming_tile(qrow, codes, s, L, dist):
 
 
 @njit(cache=True, boundscheck=False)
-def _list_tile(mode, tables, qcodes, p, codes, bias, use_bias, s, L, cT, dist):
-    """Distances of rows s..s+L of ``codes`` for probe p: ADC (mode 0) or Hamming (mode 1)."""
-    if mode == 0:
-        _transpose_tile(codes[s : s + L], cT)
-        tile_distances(tables[p], cT, L, bias, s, use_bias, dist)
+def _list_tile(mode, T, qrow, codes, bias, use_bias, s, L, cT, dist):
+    """Distances of rows s..s+L of ``codes``: ADC with table T (modes 0, 2) or Hamming to qrow (mode 1)."""
+    if mode == 1:
+        _hamming_tile(qrow, codes, s, L, dist)
     else:
-        _hamming_tile(qcodes[p], codes, s, L, dist)
+        _transpose_tile(codes[s : s + L], cT)
+        tile_distances(T, cT, L, bias, s, use_bias, dist)
+
+
+@njit(cache=True, boundscheck=False, fastmath=True)
+def _probe_table(mode, tables, A, Bq, qc, i, p, lst, T):
+    """The look-up table of query i for probe p (list lst): given (mode 0) or A[lst] + Bq[i] with the
+    query-to-centroid distance qc[i, p] added to the first sub-quantizer's row (mode 2; an A with one
+    row serves every list)."""
+    if mode == 0:
+        return tables[i, p]
+    M, ksub = T.shape
+    a = A[lst if A.shape[0] > 1 else 0]
+    b = Bq[i]
+    for m in range(M):
+        for j in range(ksub):
+            T[m, j] = a[m, j] + b[m, j]
+    c = qc[i, p]
+    for j in range(ksub):
+        T[0, j] += c
+    return T
 
 
 @njit(cache=True, parallel=True, boundscheck=False)
-def ivf_knn_kernel(mode, tables, qcodes, probes, offsets, codes, bias, use_bias, ids, k):
-    """Top-k over the probed lists. tables (nq, nprobe, M, ksub) float32 for ADC (mode 0), or qcodes
-    (nq, nprobe, W) uint64 for Hamming (mode 1); probes (nq, nprobe) int64, -1 = no list.
+def ivf_knn_kernel(mode, tables, A, Bq, qc, qcodes, probes, offsets, codes, bias, use_bias, ids, k):
+    """Top-k over the probed lists; probes (nq, nprobe) int64, -1 = no list.
+
+    mode 0: tables (nq, nprobe, M, ksub) given per probe; mode 2: tables A[list] + Bq[query] (+ qc
+    (nq, nprobe) on the first row), the precomputed-table form of residual ADC; mode 1: Hamming
+    distances of uint64 codes to qcodes (nq, nprobe, W). Unused inputs may be dummies.
 
     Returns D float32 (nq, k) and I int64 (nq, k) (ids, -1 padding, D = inf there).
     """
     nq, nprobe = probes.shape
     M = codes.shape[1]
+    ksub = Bq.shape[2]
     out_d = np.empty((nq, k), np.float32)
     out_i = np.empty((nq, k), np.int64)
     for i in prange(nq):
@@ -54,17 +77,17 @@ def ivf_knn_kernel(mode, tables, qcodes, probes, offsets, codes, bias, use_bias,
         hi = np.full(k, -1, np.int64)
         hk = np.full(k, _KEY_MAX, np.int64)
         dist = np.empty(TILE, np.float32)
-        cT = np.empty((M if mode == 0 else 1, TILE), np.uint8)
+        cT = np.empty((M if mode != 1 else 1, TILE), np.uint8)
+        Tbuf = np.empty((M if mode == 2 else 1, ksub), np.float32)
         for p in range(nprobe):
             lst = probes[i, p]
-            if lst < 0:
+            if lst < 0 or offsets[lst + 1] == offsets[lst]:
                 continue
+            T = _probe_table(mode, tables, A, Bq, qc, i, p, lst, Tbuf) if mode != 1 else Tbuf
+            qrow = qcodes[i, p]
             for s in range(offsets[lst], offsets[lst + 1], TILE):
                 L = min(TILE, offsets[lst + 1] - s)
-                if mode == 0:
-                    _list_tile(0, tables[i], qcodes[i], p, codes, bias, use_bias, s, L, cT, dist)
-                else:
-                    _list_tile(1, tables[i], qcodes[i], p, codes, bias, use_bias, s, L, cT, dist)
+                _list_tile(mode, T, qrow, codes, bias, use_bias, s, L, cT, dist)
                 scan_topk(dist, L, s, hd, hi, hk, k, ids, True)
         for j in range(k):
             out_d[i, j] = hd[j]
@@ -73,28 +96,29 @@ def ivf_knn_kernel(mode, tables, qcodes, probes, offsets, codes, bias, use_bias,
 
 
 @njit(cache=True, parallel=True, boundscheck=False)
-def ivf_range_kernel(mode, tables, qcodes, probes, offsets, codes, bias, use_bias, radius, lims, count_only,
-                     out_d, out_pos):
-    """Range search over the probed lists, two passes: ``count_only`` returns the counts (nq,);
-    otherwise (distance, row) pairs are written from ``lims``."""
+def ivf_range_kernel(mode, tables, A, Bq, qc, qcodes, probes, offsets, codes, bias, use_bias, radius, lims,
+                     count_only, out_d, out_pos):
+    """Range search over the probed lists (inputs as :func:`ivf_knn_kernel`), two passes:
+    ``count_only`` returns the counts (nq,); otherwise (distance, row) pairs are written from ``lims``."""
     nq, nprobe = probes.shape
     M = codes.shape[1]
+    ksub = Bq.shape[2]
     counts = np.zeros(nq, np.int64)
     for i in prange(nq):
         dist = np.empty(TILE, np.float32)
-        cT = np.empty((M if mode == 0 else 1, TILE), np.uint8)
+        cT = np.empty((M if mode != 1 else 1, TILE), np.uint8)
+        Tbuf = np.empty((M if mode == 2 else 1, ksub), np.float32)
         f = 0 if count_only else lims[i]
         c = 0
         for p in range(nprobe):
             lst = probes[i, p]
-            if lst < 0:
+            if lst < 0 or offsets[lst + 1] == offsets[lst]:
                 continue
+            T = _probe_table(mode, tables, A, Bq, qc, i, p, lst, Tbuf) if mode != 1 else Tbuf
+            qrow = qcodes[i, p]
             for s in range(offsets[lst], offsets[lst + 1], TILE):
                 L = min(TILE, offsets[lst + 1] - s)
-                if mode == 0:
-                    _list_tile(0, tables[i], qcodes[i], p, codes, bias, use_bias, s, L, cT, dist)
-                else:
-                    _list_tile(1, tables[i], qcodes[i], p, codes, bias, use_bias, s, L, cT, dist)
+                _list_tile(mode, T, qrow, codes, bias, use_bias, s, L, cT, dist)
                 for j in range(L):
                     if dist[j] <= radius:
                         if not count_only:

@@ -282,25 +282,71 @@ class IVFIndex:
             raise ValidationError(f"nprobe ({nprobe}) cannot exceed nlist ({self.nlist})")
         return nprobe
 
-    def _query_terms(self, Xq: np.ndarray, probes: np.ndarray):
-        """Per (query, probe): ADC tables (nq, nprobe, M, ksub) or Hamming codes (nq, nprobe, W)."""
+    def _precomputed(self):
+        """Per-list term A (nlist or 1, M, ksub) of the residual ADC tables, or None if too large.
+
+        ``||q - c - y||^2 = ||q - c||^2 + sum_m A[c, m, y_m] + B_q[m, y_m]`` with, for PQ/OPQ (in the
+        rotated space), ``A = ||y_m||^2 + 2 <c_m, y_m>`` and ``B_q = -2 <q_m, y_m>``; for RQ,
+        ``A = 2 <c, y_l>``, ``B_q = -2 <q, y_l>`` and the stored ``||y||^2`` added per code. The
+        query-independent part is computed once, as faiss' IndexIVFPQ precomputed tables.
+        """
+        cached = getattr(self, "_A", None)
+        if cached is not None and cached[0] is self.centroids_:
+            return cached[1]
+        fine = self.fine
+        M, ksub = fine.n_codes, fine.n_centroids
+        if not self.by_residual:
+            A = np.zeros((1, M, ksub), np.float32)
+        elif self.nlist * M * ksub > _TABLE_BUDGET:
+            A = None
+        elif isinstance(fine, RQ):
+            A = 2.0 * np.einsum("ld,mkd->lmk", self.centroids_, fine.codebooks_, optimize=True)
+        else:
+            Y = fine.codebooks_
+            C = np.ascontiguousarray(fine._preprocess(self.centroids_)).reshape(self.nlist, M, -1)
+            A = (Y * Y).sum(-1)[None] + 2.0 * np.einsum("lmd,mkd->lmk", C, Y, optimize=True)
+        A = None if A is None else np.ascontiguousarray(A, dtype=np.float32)
+        self._A = (self.centroids_, A)
+        return A
+
+    def _query_terms(self, Xq: np.ndarray, probes: np.ndarray) -> dict:
+        """Kernel inputs for the queries: ADC terms (modes 0 and 2) or query codes per probe (mode 1)."""
         nq, nprobe = probes.shape
         d = Xq.shape[1]
-        if self._mode == 0:
-            M, ksub = self.fine.n_codes, self.fine.n_centroids
-            tables = np.empty((nq, nprobe, M, ksub), np.float32)
-            rows = max(1, _TABLE_BUDGET // (nprobe * M * ksub))
-            for s in range(0, nq, rows):
-                q = Xq[s : s + rows]
-                R = (q[:, None, :] - self.centroids_[probes[s : s + rows]]) if self.by_residual else np.repeat(q[:, None, :], nprobe, 1)
-                tables[s : s + rows] = self.fine._distance_tables(np.ascontiguousarray(R.reshape(-1, d))).reshape(q.shape[0], nprobe, M, ksub)
-            return tables, np.zeros((nq, 1, 1), np.uint64)
-        if self.by_residual:
-            R = (Xq[:, None, :] - self.centroids_[probes]).reshape(-1, d)
-            qcodes = self.fine.transform(R).reshape(nq, nprobe, -1)
-        else:
-            qcodes = np.repeat(self.fine.transform(Xq)[:, None, :], nprobe, 1)
-        return np.zeros((nq, 1, 1, 1), np.float32), np.ascontiguousarray(qcodes, dtype=np.uint64)
+        dummy = {"tables": np.zeros((nq, 1, 1, 1), np.float32), "A": np.zeros((1, 1, 1), np.float32),
+                 "Bq": np.zeros((nq, 1, 1), np.float32), "qc": np.zeros((nq, 1), np.float32),
+                 "qcodes": np.zeros((nq, 1, 1), np.uint64)}
+        if self._mode == 1:
+            if self.by_residual:
+                qcodes = self.fine.transform((Xq[:, None, :] - self.centroids_[probes]).reshape(-1, d)).reshape(nq, nprobe, -1)
+            else:
+                qcodes = np.repeat(self.fine.transform(Xq)[:, None, :], nprobe, 1)
+            return dict(dummy, mode=1, qcodes=np.ascontiguousarray(qcodes, dtype=np.uint64))
+        fine = self.fine
+        A = self._precomputed()
+        if A is not None:
+            if not self.by_residual:
+                Bq = fine._distance_tables(Xq)
+                qc = np.zeros((nq, nprobe), np.float32)
+            else:
+                Y = fine.codebooks_
+                if isinstance(fine, RQ):
+                    Bq = -2.0 * np.einsum("qd,mkd->qmk", Xq, Y, optimize=True)
+                else:
+                    Qr = np.ascontiguousarray(fine._preprocess(Xq)).reshape(nq, fine.n_codes, -1)
+                    Bq = -2.0 * np.einsum("qmd,mkd->qmk", Qr, Y, optimize=True)
+                diff = Xq[:, None, :] - self.centroids_[probes]
+                qc = np.einsum("qpd,qpd->qp", diff, diff)
+            return dict(dummy, mode=2, A=A, Bq=np.ascontiguousarray(Bq, dtype=np.float32),
+                        qc=np.ascontiguousarray(qc, dtype=np.float32))
+        M, ksub = fine.n_codes, fine.n_centroids
+        tables = np.empty((nq, nprobe, M, ksub), np.float32)
+        rows = max(1, _TABLE_BUDGET // (nprobe * M * ksub))
+        for s in range(0, nq, rows):
+            q = Xq[s : s + rows]
+            R = q[:, None, :] - self.centroids_[probes[s : s + rows]]
+            tables[s : s + rows] = fine._distance_tables(np.ascontiguousarray(R.reshape(-1, d))).reshape(q.shape[0], nprobe, M, ksub)
+        return dict(dummy, mode=0, tables=tables, Bq=np.zeros((nq, 1, ksub), np.float32))
 
     def search(self, Xq, k: int, *, nprobe: int | None = None):
         """k nearest neighbours of the queries Xq (nq, d) among the probed lists.
@@ -317,10 +363,10 @@ class IVFIndex:
         Xq = check_vectors_array(Xq, name="queries", n_features=self.d)
         probes = self._probe(Xq, nprobe)
         codes, ids, norms, offsets = self._layout()
-        tables, qcodes = self._query_terms(Xq, probes)
+        t = self._query_terms(Xq, probes)
         with thread_limit(self.n_threads):
-            return _ivf_kernels.ivf_knn_kernel(self._mode, tables, qcodes, probes, offsets, codes, norms,
-                                               norms.size > 0, ids, k)
+            return _ivf_kernels.ivf_knn_kernel(t["mode"], t["tables"], t["A"], t["Bq"], t["qc"], t["qcodes"], probes,
+                                               offsets, codes, norms, norms.size > 0, ids, k)
 
     def range_search(self, Xq, radius: float, *, nprobe: int | None = None):
         """All vectors of the probed lists within distance ``radius`` (inclusive).
@@ -339,9 +385,10 @@ class IVFIndex:
         Xq = check_vectors_array(Xq, name="queries", n_features=self.d)
         probes = self._probe(Xq, nprobe)
         codes, ids, norms, offsets = self._layout()
-        tables, qcodes = self._query_terms(Xq, probes)
+        t = self._query_terms(Xq, probes)
         r = np.float32(radius)
-        args = (self._mode, tables, qcodes, probes, offsets, codes, norms, norms.size > 0, r)
+        args = (t["mode"], t["tables"], t["A"], t["Bq"], t["qc"], t["qcodes"], probes, offsets, codes, norms,
+                norms.size > 0, r)
         with thread_limit(self.n_threads):
             counts = _ivf_kernels.ivf_range_kernel(*args, np.zeros(1, np.int64), True, np.zeros(0, np.float32),
                                                    np.zeros(0, np.int64))
