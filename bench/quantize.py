@@ -1,0 +1,372 @@
+"""Quantization benchmark: hashlearn's PQ / OPQ / RQ / IVF-PQ / balanced lists against faiss.
+
+Parts
+-----
+``datasets`` (default)  :func:`hashlearn.quantize.bench.run` on each dataset: recall@1/10/100 of the
+                        exact nearest neighbour, queries/s and training time, ours and faiss' IndexPQ,
+                        OPQ+PQ, IndexResidualQuantizer and IndexIVFPQ in the same run (interleaved
+                        timing), IVF-PQ on k-means vs balanced k-means lists; on ``synthetic`` also the
+                        ADC scan of 1,000,000 16-byte codes against faiss IndexPQ (1 thread).
+``micro``               the measurements behind two implementation choices: product k-means
+                        (hashlearn.quantize._kmeans) vs faiss.Kmeans and scikit-learn per sub-space, and
+                        the numba Sinkhorn kernel vs POT's log-domain Sinkhorn.
+``markdown``            re-render bench/sections/quantize.md (and the plots) from bench/out/quantize_*.json.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python bench/quantize.py --dataset sift10k --bytes 8,16,32,64
+    OMP_NUM_THREADS=1 python bench/quantize.py --dataset all
+    OMP_NUM_THREADS=1 python bench/quantize.py --part micro
+    python bench/quantize.py --part markdown
+
+Every run records the machine, the command and the load average at its start and end in its JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+SECTION = HERE / "sections" / "quantize.md"
+PLOTS = OUT / "quantize_plots"
+DATASETS = ("sift10k", "scifact-minilm", "synthetic")
+
+
+# ==================================================================================================
+# runs
+# ==================================================================================================
+def run_datasets(args) -> None:
+    from hashlearn.quantize import bench
+
+    names = DATASETS if args.dataset == "all" else [args.dataset]
+    for name in names:
+        data_dir = None
+        if name != "synthetic":
+            data_dir = Path(args.data_dir) / bench.DEFAULT_DATA_DIRS[name] if args.data_dir else None
+        started, load0 = common.now_iso(), common.load_average()
+        t0 = time.perf_counter()
+        rows = bench.run(name, args.bytes, data_dir, repeat=args.repeat, seeds=tuple(range(args.seeds)),
+                         rq_max_bytes=args.rq_max_bytes, threads=args.threads,
+                         log=lambda msg: print(msg, flush=True))
+        result = {"dataset": name, "command": common.command_line(), "started": started, "wall_s": time.perf_counter() - t0,
+                  "load_start": load0, "load_end": common.load_average(), "machine": common.machine_info(),
+                  "threads": args.threads, "seeds": args.seeds, "rows": rows}
+        path = Path(args.json) if args.json and len(names) == 1 else OUT / f"quantize_{name}.json"
+        common.write_json(path, result)
+        print(f"wrote {path} ({len(rows)} rows, {result['wall_s']:.0f} s)", flush=True)
+
+
+def run_micro(args) -> None:
+    """Product k-means vs faiss.Kmeans vs scikit-learn; numba Sinkhorn vs POT. One thread each."""
+    import faiss
+    import numba
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    from hashlearn.io.readers import read_fvecs
+    from hashlearn.quantize._kernels import encode_pq_kernel
+    from hashlearn.quantize._kmeans import product_kmeans, squared_distances, train_kmeans
+    from hashlearn.quantize._sinkhorn import sinkhorn_column_potentials
+
+    X = np.ascontiguousarray(read_fvecs(Path(args.data_dir) / "sift10k" / "siftsmall_base.fvecs", mmap=False))
+    started, load0 = common.now_iso(), common.load_average()
+    numba.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    rows = []
+
+    def mse(books):
+        codes = encode_pq_kernel(X, np.ascontiguousarray(books.transpose(0, 2, 1)))
+        rec = np.concatenate([books[m][codes[:, m]] for m in range(books.shape[0])], 1)
+        return float(((X.astype(np.float64) - rec) ** 2).sum(1).mean())
+
+    product_kmeans(X[:2000], 4, 16, n_iter=1, rng=np.random.default_rng(0))  # compile
+    for M in (16, 64):
+        dsub = 128 // M
+        subs = [np.ascontiguousarray(X[:, m * dsub : (m + 1) * dsub]) for m in range(M)]
+        impls = {
+            "hashlearn product_kmeans": lambda: product_kmeans(X, M, 256, n_iter=25, rng=np.random.default_rng(0)),
+            "faiss.Kmeans per sub-space": lambda: np.stack([train_kmeans(s, 256, n_iter=25, rng=np.random.default_rng(m))
+                                                           for m, s in enumerate(subs)]),
+        }
+        if M == 16:
+            def sk():
+                with threadpool_limits(1):
+                    return np.stack([KMeans(256, n_init=1, max_iter=25, tol=0, random_state=m).fit(s).cluster_centers_
+                                     for m, s in enumerate(subs)]).astype(np.float32)
+            impls["scikit-learn KMeans per sub-space"] = sk
+        best, res = _interleaved(impls, args.repeat)
+        for name in impls:
+            rows.append({"part": "kmeans", "M": M, "impl": name, "seconds": best[name], "mse": mse(res[name])})
+            print(rows[-1], flush=True)
+    # Sinkhorn: cost of SIFT10K points to 100 k-means centroids, same eps, fixed iteration count
+    C = squared_distances(X, train_kmeans(X, 100, n_iter=25, rng=np.random.default_rng(0)))
+    eps = 0.03 * float(np.median(C.min(1)))
+    n_iter = 100
+    sinkhorn_column_potentials(C[:10], eps, max_iter=1)
+    try:
+        import ot
+    except ModuleNotFoundError:
+        ot = None
+    impls = {"hashlearn numba kernel": lambda: sinkhorn_column_potentials(C, eps, max_iter=n_iter, tol=0.0)[0]}
+    if ot is not None:
+        a, b, C64 = np.full(C.shape[0], 1 / C.shape[0]), np.full(100, 1 / 100), C.astype(np.float64)
+        impls[f"POT {ot.__version__} sinkhorn_log"] = lambda: ot.sinkhorn(a, b, C64, eps, method="sinkhorn_log",
+                                                                           numItermax=n_iter, stopThr=0.0, warn=False)
+    best, res = _interleaved(impls, args.repeat)
+    for name in impls:
+        rows.append({"part": "sinkhorn", "impl": name, "seconds": best[name], "n": C.shape[0], "K": 100, "iterations": n_iter})
+        print(rows[-1], flush=True)
+    result = {"command": common.command_line(), "started": started, "load_start": load0, "load_end": common.load_average(),
+              "machine": common.machine_info(), "rows": rows}
+    common.write_json(OUT / "quantize_micro.json", result)
+
+
+def _interleaved(fns, repeat):
+    best = {k: np.inf for k in fns}
+    res = {}
+    for _ in range(max(1, repeat)):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            res[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best, res
+
+
+# ==================================================================================================
+# markdown and plots
+# ==================================================================================================
+def _load(name: str):
+    path = OUT / f"quantize_{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pm(row, key):
+    sd = row.get(key + "_sd")
+    return f"{row[key]:.3f}" + (f" ± {sd:.3f}" if sd else "")
+
+
+def flat_table(rows) -> tuple[str, list[str]]:
+    flat = [r for r in rows if r["method"] in ("pq", "opq", "rq")]
+    lines = ["| method | bytes | impl | recall@1 | recall@10 | recall@100 | 10-recall@10 | queries/s | train s | MSE |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    checks = []
+    for r in flat:
+        b = f"{r['bytes']}" + (f" + {r['extra_bytes']}" if r.get("extra_bytes") else "")
+        lines.append(f"| {r['method']} | {b} | {r['impl']} | {_pm(r, 'recall@1')} | {_pm(r, 'recall@10')} | "
+                     f"{_pm(r, 'recall@100')} | {_pm(r, '10-recall@10')} | {common.fmt(r['queries_per_s'])} | "
+                     f"{r['train_s']:.1f} | {common.fmt(r['quantization_mse'])} |")
+    by = {(r["method"], r["bytes"], r["impl"]): r for r in flat}
+    for (method, B, impl), r in sorted(by.items()):
+        if impl != "hashlearn" or method not in ("pq", "opq") or (method, B, "faiss") not in by:
+            continue
+        f = by[(method, B, "faiss")]
+        diff = r["recall@10"] - f["recall@10"]
+        checks.append(f"{method} {B} bytes: recall@10 {r['recall@10']:.3f} vs faiss {f['recall@10']:.3f} "
+                      f"(difference {diff:+.3f}: {'within' if diff >= -0.01 else 'NOT within'} 0.01; "
+                      f"queries/s ratio {r['queries_per_s'] / f['queries_per_s']:.2f})")
+    return "\n".join(lines), checks
+
+
+def ivf_table(rows) -> tuple[str, list[str]]:
+    ivf = [r for r in rows if r["method"] == "ivf-pq"]
+    lines = ["| bytes | impl | best queries/s at recall@10 ≥ 0.9 | nlist | nprobe | recall@10 | best recall@10 anywhere |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    checks = []
+    for B in sorted({r["bytes"] for r in ivf}):
+        best = {}
+        for impl in ("hashlearn", "faiss"):
+            mine = [r for r in ivf if r["bytes"] == B and r["impl"] == impl]
+            ok = [r for r in mine if r["recall@10"] >= 0.9]
+            top = max(mine, key=lambda r: r["recall@10"])
+            if ok:
+                b = max(ok, key=lambda r: r["queries_per_s"])
+                best[impl] = b
+                lines.append(f"| {B} | {impl} | {common.fmt(b['queries_per_s'])} | {b['nlist']} | {b['nprobe']} | "
+                             f"{b['recall@10']:.3f} | {top['recall@10']:.3f} |")
+            else:
+                lines.append(f"| {B} | {impl} | — (never reaches 0.9) | | | | {top['recall@10']:.3f} |")
+        if len(best) == 2:
+            ratio = best["hashlearn"]["queries_per_s"] / best["faiss"]["queries_per_s"]
+            checks.append(f"IVF-PQ {B} bytes: best queries/s at recall@10 ≥ 0.9, hashlearn / faiss = {ratio:.2f} "
+                          f"({'meets' if ratio >= 1 else 'misses'} the ≥ 1.0 target)")
+    return "\n".join(lines), checks
+
+
+def balanced_table(rows) -> tuple[str, list[str]]:
+    bal = [r for r in rows if r["method"].startswith("ivf-pq/")]
+    if not bal:
+        return "", []
+    lines = ["| lists | nlist | largest/mean list | coarse MSE | nprobe | recall@10 | p50 ms | p99 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in bal:
+        lines.append(f"| {r['method'].split('/')[1]} | {r['nlist']} | {r['largest_list_over_mean']:.3f} | "
+                     f"{common.fmt(r['coarse_mse'])} | {r['nprobe']} | {r['recall@10']:.3f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+    km = [r for r in bal if r["method"].endswith("/kmeans")]
+    bk = [r for r in bal if r["method"].endswith("/balanced-kmeans")]
+    checks = []
+    if km and bk:
+        ratio = bk[0]["largest_list_over_mean"]
+        err = bk[0]["coarse_mse"] / km[0]["coarse_mse"] - 1
+        checks.append(f"balanced lists: largest/mean {ratio:.3f} ({'≤' if ratio <= 1.05 else '>'} 1.05), coarse "
+                      f"quantization error {100 * err:+.1f}% vs k-means ({'≤' if err <= 0.02 else '>'} 2%; k-means "
+                      f"largest/mean {km[0]['largest_list_over_mean']:.3f})")
+        for target in (0.9, 0.95):
+            a = [r for r in km if r["recall@10"] >= target]
+            b = [r for r in bk if r["recall@10"] >= target]
+            if a and b:
+                a0, b0 = a[0], b[0]
+                checks.append(f"at recall@10 ≥ {target} (smallest nprobe reaching it: k-means {a0['nprobe']}, balanced "
+                              f"{b0['nprobe']}): p99 {a0['p99_ms']:.3f} ms vs {b0['p99_ms']:.3f} ms "
+                              f"({'balanced lower' if b0['p99_ms'] < a0['p99_ms'] else 'balanced NOT lower'})")
+    return "\n".join(lines), checks
+
+
+def adc_table(rows) -> tuple[str, list[str]]:
+    adc = [r for r in rows if r["method"] == "adc-scan"]
+    if not adc:
+        return "", []
+    lines = ["| queries | impl | queries/s | codes scanned/s | ids equal to faiss |", "|---|---|---:|---:|---:|"]
+    checks = []
+    for batch in ("all", "one"):
+        pair = {r["impl"]: r for r in adc if r["batch"] == batch}
+        for impl, r in pair.items():
+            lines.append(f"| {'batch of ' + str(r['nq']) if batch == 'all' else 'one at a time'} | {impl} | "
+                         f"{common.fmt(r['queries_per_s'])} | {common.fmt(r['codes_per_s'])} | {r['ids_equal_to_faiss']:.4f} |")
+        if len(pair) == 2:
+            ratio = pair["hashlearn"]["queries_per_s"] / pair["faiss"]["queries_per_s"]
+            checks.append(f"ADC scan, {pair['faiss']['n']:,} codes × {pair['faiss']['bytes']} bytes, 1 thread, queries "
+                          f"{'in one batch' if batch == 'all' else 'one at a time'}: hashlearn / faiss IndexPQ = {ratio:.2f} "
+                          f"({'meets' if ratio >= 1 else 'misses'} the ≥ 1.0 target)")
+    return "\n".join(lines), checks
+
+
+def plots(results) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    out = []
+    for res in results:
+        rows, name = res["rows"], res["dataset"]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for method, marker in (("pq", "o"), ("opq", "s"), ("rq", "^")):
+            for impl, style in (("hashlearn", "-"), ("faiss", "--")):
+                pts = sorted((r["bytes"], r["recall@10"]) for r in rows if r["method"] == method and r["impl"] == impl)
+                if pts:
+                    axes[0].plot(*zip(*pts), style, marker=marker, label=f"{method} {impl}")
+        axes[0].set(xscale="log", xlabel="bytes per vector", ylabel="recall@10", title=f"{name}: flat scans")
+        axes[0].set_xticks(sorted({r["bytes"] for r in rows if "bytes" in r}))
+        axes[0].get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axes[0].legend(fontsize=7)
+        ivf = [r for r in rows if r["method"] == "ivf-pq"]
+        for B in sorted({r["bytes"] for r in ivf}):
+            for impl, style in (("hashlearn", "-"), ("faiss", "--")):
+                for nlist in sorted({r["nlist"] for r in ivf}):
+                    pts = [(r["recall@10"], r["queries_per_s"]) for r in ivf if r["bytes"] == B and r["impl"] == impl and r["nlist"] == nlist]
+                    if pts:
+                        axes[1].plot(*zip(*pts), style, marker=".", label=f"{B} B, nlist {nlist}, {impl}")
+        axes[1].set(yscale="log", xlabel="recall@10", ylabel="queries/s (1 thread)", title=f"{name}: IVF-PQ, nprobe swept")
+        axes[1].axvline(0.9, color="grey", lw=0.5)
+        axes[1].legend(fontsize=5, ncol=2)
+        fig.tight_layout()
+        path = PLOTS / f"quantize_{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out.append(str(path.relative_to(HERE.parent)))
+    return out
+
+
+def write_markdown(_args=None) -> None:
+    results = [r for r in (_load(n) for n in DATASETS) if r]
+    micro = _load("micro")
+    parts = ["## Quantization: PQ, OPQ, RQ, IVF-PQ and balanced lists vs faiss (issue 14)", ""]
+    if results:
+        m = results[0]["machine"]
+        parts += [common.machine_summary(m), "",
+                  "Recall (Jégou et al. 2011): recall@R = fraction of queries whose exact nearest neighbour is among "
+                  "the first R results; 10-recall@10 = overlap of the first 10 with the exact 10. PQ/OPQ recall is "
+                  "the mean ± sd over training seeds of both libraries; RQ and IVF use one seed. RQ rows store a "
+                  "float32 norm per code (\"+ 4\" bytes), ours and faiss' (`ST_norm_float`) alike. Timings: our call "
+                  "and faiss' interleaved, best of the repeats, numba and faiss on the stated threads.", ""]
+    all_checks = []
+    for res in results:
+        rows = res["rows"]
+        parts += [f"### {res['dataset']}", "",
+                  f"Command: `{res['command']}` — started {res['started']}, {res['wall_s']:.0f} s, {res['threads']} thread(s), "
+                  f"load average {res['load_start']} at the start and {res['load_end']} at the end.", ""]
+        table, checks = flat_table(rows)
+        parts += ["Flat (exhaustive ADC) scans:", "", table, ""]
+        all_checks += [f"{res['dataset']}: {c}" for c in checks]
+        table, checks = ivf_table(rows)
+        if checks or "ivf-pq" in {r["method"] for r in rows}:
+            parts += ["IVF-PQ (nlist ∈ two sizes, nprobe swept; hashlearn IVFIndex vs faiss IndexIVFPQ):", "", table, ""]
+        all_checks += [f"{res['dataset']}: {c}" for c in checks]
+        table, checks = balanced_table(rows)
+        if table:
+            parts += ["IVF-PQ on k-means vs balanced k-means lists (hashlearn only; latency = one query per call):", "", table, ""]
+        all_checks += [f"{res['dataset']}: {c}" for c in checks]
+        table, checks = adc_table(rows)
+        if table:
+            parts += ["ADC scan throughput (1M codes, hashlearn `adc_search` vs faiss `IndexPQ.search`, same codebooks and codes):", "", table, ""]
+        all_checks += [f"{res['dataset']}: {c}" for c in checks]
+    if results:
+        for path in plots(results):
+            # links relative to bench/RESULTS.md, where merge_sections.py copies this section
+            parts += [f"![{Path(path).stem}]({os.path.relpath(HERE.parent / path, HERE)})", ""]
+    if micro:
+        parts += ["### Implementation choices (`python bench/quantize.py --part micro`)", "",
+                  f"Command: `{micro['command']}` — started {micro['started']}, load {micro['load_start']} → {micro['load_end']}, 1 thread.", "",
+                  "| part | setting | impl | seconds | MSE |", "|---|---|---|---:|---:|"]
+        for r in micro["rows"]:
+            setting = f"SIFT10K, M = {r['M']}, 256 centroids, 25 iterations" if r["part"] == "kmeans" else \
+                f"{r['n']:,} × {r['K']} costs, {r['iterations']} iterations"
+            parts.append(f"| {r['part']} | {setting} | {r['impl']} | {r['seconds']:.3f} | {common.fmt(r.get('mse'))} |")
+        parts.append("")
+    if all_checks:
+        parts += ["### Targets of issue 14, as measured above", ""] + [f"- {c}" for c in all_checks] + [""]
+    notes = HERE / "sections" / "quantize.notes.md"
+    if notes.is_file():
+        parts += [notes.read_text().strip(), ""]
+    SECTION.parent.mkdir(parents=True, exist_ok=True)
+    SECTION.write_text("\n".join(parts).rstrip() + "\n")
+    print(f"wrote {SECTION}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--part", choices=("datasets", "micro", "markdown"), default="datasets")
+    p.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
+    p.add_argument("--bytes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 16, 32, 64])
+    p.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data"),
+                   help="root holding sift10k/ and scifact/minilm/ (default: ../shared/data)")
+    p.add_argument("--json", help="output JSON (one dataset only; default bench/out/quantize_<dataset>.json)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--rq-max-bytes", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    if args.part == "datasets":
+        run_datasets(args)
+        write_markdown()
+    elif args.part == "micro":
+        run_micro(args)
+        write_markdown()
+    else:
+        write_markdown()
+
+
+if __name__ == "__main__":
+    main()
