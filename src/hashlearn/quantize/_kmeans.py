@@ -1,9 +1,14 @@
-"""k-means and nearest-centroid helpers shared by the quantizers (faiss' implementation).
+"""k-means and nearest-centroid helpers shared by the quantizers.
 
-faiss' ``Kmeans`` was measured against scikit-learn's ``KMeans`` (Lloyd, one BLAS thread, 25
-iterations, 256 centroids) on this project's 2-core machine: 100k × 8-d 0.39 s vs 2.6 s, 100k × 32-d
-0.71 s vs 3.5 s, 20k × 128-d 0.20 s vs 1.6 s — so faiss is used. It is also the k-means faiss'
-own ProductQuantizer trains with, which keeps codebooks comparable in the benchmarks.
+* :func:`train_kmeans` — faiss' ``Kmeans`` (Lloyd, random initial centroids, faiss' rule for empty
+  clusters) for full-dimensional codebooks (RQ levels, coarse IVF centroids): several times faster
+  than scikit-learn's ``KMeans`` on one thread in our measurements, and the k-means faiss' own
+  quantizers train with, which keeps codebooks comparable in the benchmarks.
+* :func:`product_kmeans` — the M sub-space k-means of PQ/OPQ run together, with the exact PQ encoder
+  as assignment step; faster than M separate ``faiss.Kmeans`` runs on small sub-spaces (the
+  per-call overhead dominates there).
+
+Timings of all three: ``python bench/quantize.py --part micro`` (bench/sections/quantize.md).
 """
 
 from __future__ import annotations
@@ -93,8 +98,7 @@ def product_kmeans(X: np.ndarray, M: int, ksub: int, *, n_iter: int, rng: np.ran
 
     Returns float32 codebooks (M, ksub, dsub). Initialisation: ``init`` or ``ksub`` distinct random
     training vectors per sub-space (faiss' default); empty clusters are re-seeded with faiss' rule.
-    The assignment step is the exact PQ encoder (:func:`_kernels.encode_pq_kernel`, direct distances);
-    measured on 10k × 128-d SIFT, M = 16: 4.5x faster per iteration than 16 ``faiss.Kmeans`` runs.
+    The assignment step is the exact PQ encoder (:func:`_kernels.encode_pq_kernel`, direct distances).
     """
     from ._kernels import encode_pq_kernel
 

@@ -4,8 +4,9 @@ Only the column potentials ``g`` are kept: the row potentials have a closed form
 one pass over the cost matrix per iteration computes them and the column marginals of the plan at
 the same time (one ``exp`` per entry). Log-domain, hence stable for small ``eps``.
 
-Measured against POT's ``ot.sinkhorn(..., method="sinkhorn_log")`` in bench/quantize.py (section
-"sinkhorn"); see bench/sections/quantize.md.
+Measured against POT's ``ot.sinkhorn(..., method="sinkhorn_log")`` at the same regularisation and
+iteration count: ``python bench/quantize.py --part micro`` (bench/sections/quantize.md); POT is
+therefore not a dependency.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _POW2 = np.array([2.0**k for k in range(-127, 1)], np.float32)  # 2**k at index 
 def _exp_nonpositive(x, pow2):
     """exp(x) for x <= 0 in float32 (relative error < 4e-6; 0 below about -87): 2**floor(y) from a
     table times a degree-5 polynomial of 2**frac(y), y = x log2(e). Unlike np.exp (a scalar libm call
-    without SVML), this loop vectorises; it made the Sinkhorn pass 3x faster here."""
+    without SVML), this loop vectorises."""
     y = max(x * np.float32(1.4426950408889634), np.float32(-126.0))
     k = np.int32(np.floor(y))
     r = y - np.float32(k)
