@@ -13,8 +13,9 @@ from .rq import RQ
 from .trained import JPQ, TRAINED_QUANTIZERS, RepCONC
 from .search import MISSING_DISTANCE, adc_distances, adc_range_search, adc_search, sdc_lookup, sdc_search
 
-__all__ = ["PQ", "OPQ", "RQ", "BalancedKMeans", "QUANTIZERS", "JPQ", "RepCONC", "TRAINED_QUANTIZERS", "QuantizedCodes", "adc_search", "adc_distances", "adc_range_search", "sdc_search",
-           "sdc_lookup", "MISSING_DISTANCE"]
+__all__ = ["PQ", "OPQ", "RQ", "BalancedKMeans", "QUANTIZERS", "JPQ", "RepCONC", "TRAINED_QUANTIZERS",
+           "QuantizedCodes", "adc_search", "adc_distances", "adc_range_search", "sdc_search", "sdc_lookup",
+           "MISSING_DISTANCE"]
 
 QUANTIZERS: dict[str, type] = {"pq": PQ, "opq": OPQ, "rq": RQ, "balanced-kmeans": BalancedKMeans}
 """Quantizer classes by method name (for the registry's "quantizer" kind and the CLI)."""
