@@ -56,15 +56,30 @@ def run_datasets(args) -> None:
             data_dir = Path(args.data_dir) / bench.DEFAULT_DATA_DIRS[name] if args.data_dir else None
         started, load0 = common.now_iso(), common.load_average()
         t0 = time.perf_counter()
-        rows = bench.run(name, args.bytes, data_dir, repeat=args.repeat, seeds=tuple(range(args.seeds)),
-                         rq_max_bytes=args.rq_max_bytes, threads=args.threads,
+        rows = bench.run(name, args.bytes, data_dir, methods=tuple(args.methods), repeat=args.repeat,
+                         seeds=tuple(range(args.seeds)), rq_max_bytes=args.rq_max_bytes, threads=args.threads,
                          log=lambda msg: print(msg, flush=True))
-        result = {"dataset": name, "command": common.command_line(), "started": started, "wall_s": time.perf_counter() - t0,
-                  "load_start": load0, "load_end": common.load_average(), "machine": common.machine_info(),
-                  "threads": args.threads, "seeds": args.seeds, "rows": rows}
+        run = {"command": common.command_line(), "started": started, "wall_s": time.perf_counter() - t0,
+               "load_start": load0, "load_end": common.load_average(), "methods": list(args.methods)}
         path = Path(args.json) if args.json and len(names) == 1 else OUT / f"quantize_{name}.json"
+        if args.merge and path.is_file():
+            # replace only the rows of the methods re-run, keep the others (and say so in the section)
+            old = json.loads(path.read_text())
+            rerun = {_family(m) for m in args.methods}
+            kept = [r for r in old["rows"] if _family(r["method"]) not in rerun]
+            result = dict(old, rows=kept + rows, reruns=old.get("reruns", []) + [run], machine=common.machine_info())
+        else:
+            result = dict(run, dataset=name, machine=common.machine_info(), threads=args.threads, seeds=args.seeds,
+                          rows=rows)
         common.write_json(path, result)
-        print(f"wrote {path} ({len(rows)} rows, {result['wall_s']:.0f} s)", flush=True)
+        print(f"wrote {path} ({len(rows)} rows, {run['wall_s']:.0f} s)", flush=True)
+
+
+def _family(method: str) -> str:
+    """Benchmark method family of a row's method name (``ivf-pq/kmeans`` rows come from ``balanced``)."""
+    if method.startswith("ivf-pq/") or method == "balanced":
+        return "balanced"
+    return "adc" if method == "adc-scan" else method
 
 
 def run_micro(args) -> None:
@@ -204,6 +219,100 @@ def run_text(args) -> None:
     common.write_json(OUT / "quantize_text.json", result)
 
 
+def _tokens(name: str, texts, args):
+    """Token vectors of ``texts``, cached in bench/out/quantize_tokens_<name>.npz (embedding is slow on CPU)."""
+    from hashlearn.text.multivector import TokenVectors, encode_tokens
+
+    path = OUT / f"quantize_tokens_{name}.npz"
+    if path.is_file():
+        tv = TokenVectors.load(path)
+        if len(tv) == len(texts):
+            return tv, 0.0
+    t0 = time.perf_counter()
+    tv = encode_tokens(texts, batch_size=32, show_progress=False)
+    seconds = time.perf_counter() - t0
+    OUT.mkdir(parents=True, exist_ok=True)
+    tv.save(path)
+    print(f"encoded {len(texts)} {name} texts into {tv.vectors.shape[0]:,} token vectors in {seconds:.0f} s", flush=True)
+    return tv, seconds
+
+
+def run_multivector(args) -> None:
+    """SciFact test split: single-vector MiniLM vs MaxSim over its token vectors vs CRISP-pruned token
+    vectors (nDCG@10); then CUR search (ANNCUR) with MaxSim as the expensive scorer vs "retrieve with
+    the single-vector model, re-rank with MaxSim", both at the same number of MaxSim calls."""
+    import torch
+
+    from hashlearn.text.beir import load_beir, read_qrels
+    from hashlearn.text.metrics import beir_metrics
+    from hashlearn.text.multivector import CRISP, CURSearch, maxsim_scores
+    from hashlearn.text.pipeline import load_embeddings
+
+    torch.set_num_threads(args.threads)
+    root = Path(args.data_dir) / "scifact"
+    data = load_beir(root, "test")
+    qids, qtexts = data.judged_queries()
+    doc_ids = data.corpus.ids
+    started, load0 = common.now_iso(), common.load_average()
+    X = load_embeddings(root / "minilm", "corpus", doc_ids)
+    Qe = load_embeddings(root / "minilm", "queries", qids)
+    docs, doc_s = _tokens("corpus", data.corpus.full_texts, args)
+    queries, _ = _tokens("test_queries", qtexts, args)
+    qtext = dict(zip(data.query_ids, data.query_texts))
+    anchor_ids = [q for q in read_qrels(root / "qrels" / "train.tsv") if q in qtext]
+    anchors, _ = _tokens("train_queries", [qtext[q] for q in anchor_ids], args)
+    rows = []
+
+    def ndcg(scores, name, **extra):
+        ranking = np.argsort(-scores, axis=1, kind="stable")[:, :100]
+        row = {"part": "multivector", "name": name, **beir_metrics(ranking, qids, doc_ids, data.qrels), **extra}
+        rows.append(row)
+        print(f"{name}: nDCG@10 {row['ndcg@10']:.4f} " + " ".join(f"{k}={v}" for k, v in extra.items()), flush=True)
+
+    ndcg(Qe @ X.T, "single-vector MiniLM (mean pooled)", vectors_per_doc=1.0)
+    t0 = time.perf_counter()
+    full = maxsim_scores(queries, docs)
+    full_s = time.perf_counter() - t0
+    ndcg(full, "MaxSim, all token vectors", vectors_per_doc=float(docs.lengths.mean()), seconds=full_s)
+    for setting in ({"fraction": 0.1}, {"fraction": 0.25}, {"n_clusters": 8}, {"n_clusters": 16}, {"n_clusters": 32}):
+        t0 = time.perf_counter()
+        pruned = CRISP(**setting, random_state=0).transform(docs)
+        prune_s = time.perf_counter() - t0
+        kept = float(pruned.lengths.sum() / docs.lengths.sum())
+        ndcg(maxsim_scores(queries, pruned), f"CRISP {setting}", vectors_per_doc=float(pruned.lengths.mean()),
+             kept_fraction=kept, prune_s=prune_s)
+    # CUR search: exact MaxSim of the anchor (train) queries on every document, offline
+    t0 = time.perf_counter()
+    anchor_scores = maxsim_scores(anchors, docs)
+    offline_s = time.perf_counter() - t0
+    exact_top = np.argsort(-full, axis=1, kind="stable")[:, :10]
+    n = len(doc_ids)
+    dual = np.argsort(-(Qe @ X.T), axis=1, kind="stable")
+    for budget in (int(0.05 * n), int(0.1 * n)):
+        base_hits = []
+        for i in range(len(qids)):
+            cand = dual[i, :budget]
+            top = cand[np.lexsort((cand, -full[i, cand]))[:10]]
+            base_hits.append(len(set(top) & set(exact_top[i])) / 10)
+        rows.append({"part": "cur", "name": "dual encoder top-B, re-ranked by MaxSim", "budget": budget,
+                     "budget_fraction": budget / n, "recall@10": float(np.mean(base_hits))})
+        print(rows[-1], flush=True)
+        for n_anchor_items in (budget // 4, budget // 2):
+            cur = CURSearch(n_anchor_items, random_state=0).fit(anchor_scores)
+            hits = []
+            for i in range(len(qids)):
+                _, items = cur.search(lambda rows_, i=i: full[i, rows_], 10, budget)
+                hits.append(len(set(items) & set(exact_top[i])) / 10)
+            rows.append({"part": "cur", "name": f"ANNCUR, {n_anchor_items} anchor items", "budget": budget,
+                         "budget_fraction": budget / n, "anchor_queries": len(anchor_ids),
+                         "recall@10": float(np.mean(hits)), "offline_scoring_s": offline_s})
+            print(rows[-1], flush=True)
+    result = {"command": common.command_line(), "started": started, "load_start": load0,
+              "load_end": common.load_average(), "machine": common.machine_info(), "token_encoding_s": doc_s,
+              "documents": n, "queries_evaluated": len(qids), "rows": rows}
+    common.write_json(OUT / "quantize_multivector.json", result)
+
+
 def _interleaved(fns, repeat):
     best = {k: np.inf for k in fns}
     res = {}
@@ -331,6 +440,37 @@ def text_table(result) -> tuple[str, list[str]]:
     return "\n".join(lines), checks
 
 
+def multivector_tables(result) -> tuple[str, list[str]]:
+    rows = result["rows"]
+    mv = [r for r in rows if r["part"] == "multivector"]
+    lines = ["| scoring | vectors/doc | share of token vectors | nDCG@10 | recall@100 |", "|---|---:|---:|---:|---:|"]
+    for r in mv:
+        lines.append(f"| {r['name']} | {r['vectors_per_doc']:.1f} | {r.get('kept_fraction', 1.0 if 'MaxSim' in r['name'] else 0):.3f} | "
+                     f"{r['ndcg@10']:.4f} | {r['recall@100']:.4f} |")
+    cur = [r for r in rows if r["part"] == "cur"]
+    lines += ["", "| method | MaxSim calls per query | share of documents | recall@10 of the exact top 10 |", "|---|---:|---:|---:|"]
+    for r in cur:
+        lines.append(f"| {r['name']} | {r['budget']} | {r['budget_fraction']:.3f} | {r['recall@10']:.3f} |")
+    checks = []
+    full = next((r for r in mv if r["name"].startswith("MaxSim")), None)
+    single = next((r for r in mv if r["name"].startswith("single")), None)
+    if full and single:
+        checks.append(f"full MaxSim nDCG@10 {full['ndcg@10']:.4f} vs single-vector {single['ndcg@10']:.4f}")
+    if full:
+        small = [r for r in mv if r.get("kept_fraction") is not None and r["kept_fraction"] <= 0.25]
+        if small:
+            b = max(small, key=lambda r: r["ndcg@10"])
+            checks.append(f"CRISP at ≤ 25% of the token vectors: best {b['name']} ({100 * b['kept_fraction']:.1f}% kept) "
+                          f"nDCG@10 {b['ndcg@10']:.4f} ({'≥' if b['ndcg@10'] >= full['ndcg@10'] else '<'} full MaxSim {full['ndcg@10']:.4f})")
+    for budget in sorted({r["budget"] for r in cur}):
+        mine = [r for r in cur if r["budget"] == budget]
+        base = next(r for r in mine if r["name"].startswith("dual"))
+        best = max((r for r in mine if r["name"].startswith("ANNCUR")), key=lambda r: r["recall@10"])
+        checks.append(f"{100 * base['budget_fraction']:.0f}% of the calls: ANNCUR recall@10 {best['recall@10']:.3f} "
+                      f"({'≥' if best['recall@10'] >= 0.9 else '<'} 0.9) vs dual encoder + re-rank {base['recall@10']:.3f}")
+    return "\n".join(lines), checks
+
+
 def adc_table(rows) -> tuple[str, list[str]]:
     adc = [r for r in rows if r["method"] == "adc-scan"]
     if not adc:
@@ -405,7 +545,11 @@ def write_markdown(_args=None) -> None:
         rows = res["rows"]
         parts += [f"### {res['dataset']}", "",
                   f"Command: `{res['command']}` — started {res['started']}, {res['wall_s']:.0f} s, {res['threads']} thread(s), "
-                  f"load average {res['load_start']} at the start and {res['load_end']} at the end.", ""]
+                  f"load average {res['load_start']} at the start and {res['load_end']} at the end."]
+        for rr in res.get("reruns", []):
+            parts.append(f"Rows of {', '.join(rr['methods'])} re-run by `{rr['command']}` — started {rr['started']}, "
+                         f"{rr['wall_s']:.0f} s, load {rr['load_start']} → {rr['load_end']}.")
+        parts.append("")
         table, checks = flat_table(rows)
         parts += ["Flat (exhaustive ADC) scans:", "", table, ""]
         all_checks += [f"{res['dataset']}: {c}" for c in checks]
@@ -436,6 +580,17 @@ def write_markdown(_args=None) -> None:
                   "a choice). Scores: inner product of the (mapped) query with each document's reconstruction, "
                   "computed by the ADC scan. Mean ± sd over training seeds.", "", table, ""]
         all_checks += [f"scifact: {c}" for c in checks]
+    mv = _load("multivector")
+    if mv:
+        table, checks = multivector_tables(mv)
+        parts += ["### SciFact: multi-vector MaxSim, CRISP pruning and CUR search (ANNCUR)", "",
+                  f"Command: `{mv['command']}` — started {mv['started']}, load {mv['load_start']} → {mv['load_end']}. "
+                  f"{mv['queries_evaluated']} test queries, {mv['documents']:,} documents. Token vectors: the "
+                  "all-MiniLM-L6-v2 token outputs before pooling ([CLS]/[SEP] included, 256 word pieces at most), "
+                  "unit-normalised. CUR: anchor queries = the BEIR train-split queries, scored exactly offline "
+                  "against every document; recall@10 = overlap with the exact MaxSim top 10 over all documents.",
+                  "", table, ""]
+        all_checks += [f"scifact: {c}" for c in checks]
     if micro:
         parts += ["### Implementation choices (`python bench/quantize.py --part micro`)", "",
                   f"Command: `{micro['command']}` — started {micro['started']}, load {micro['load_start']} → {micro['load_end']}, 1 thread.", "",
@@ -457,7 +612,7 @@ def write_markdown(_args=None) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=("datasets", "micro", "text", "markdown"), default="datasets")
+    p.add_argument("--part", choices=("datasets", "micro", "text", "multivector", "markdown"), default="datasets")
     p.add_argument("--text-bytes", type=int, default=16)
     p.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     p.add_argument("--bytes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 16, 32, 64])
@@ -468,6 +623,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--rq-max-bytes", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--methods", type=lambda s: s.split(","), default=["pq", "opq", "rq", "ivf-pq", "balanced", "adc"])
+    p.add_argument("--merge", action="store_true",
+                   help="replace only the re-run methods' rows in an existing bench/out/quantize_<dataset>.json")
     args = p.parse_args()
     if args.part == "datasets":
         run_datasets(args)
@@ -477,6 +635,9 @@ def main() -> None:
         write_markdown()
     elif args.part == "text":
         run_text(args)
+        write_markdown()
+    elif args.part == "multivector":
+        run_multivector(args)
         write_markdown()
     else:
         write_markdown()

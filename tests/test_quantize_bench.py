@@ -27,7 +27,7 @@ def test_recall_at_counts_the_true_nearest_neighbour():
 def test_run_rows_on_small_synthetic_data(monkeypatch):
     small = bench.synthetic(n=3000, d=16, nq=40)
     monkeypatch.setattr(bench, "synthetic", lambda *a, **k: small)
-    rows = bench.run("synthetic", [4], methods=("pq", "ivf-pq"), seeds=(0, 1), repeat=1, adc_speed=False,
+    rows = bench.run("synthetic", [4], methods=("pq", "ivf-pq"), seeds=(0, 1), repeat=1,
                      log=lambda msg: None)
     assert rows and all(REQUIRED <= set(r) for r in rows)
     assert {r["impl"] for r in rows} == {"hashlearn", "faiss"}

@@ -15,6 +15,7 @@ from ..codes._kernels import popcount64
 from ..quantize._kernels import TILE, _transpose_tile, scan_topk, tile_distances
 
 _KEY_MAX = np.iinfo(np.int64).max
+ROWWISE_BELOW = 256  # lists (or list tails) shorter than this are scored row by row
 INF32 = np.float32(np.inf)
 
 
@@ -28,11 +29,38 @@ def _hamming_tile(qrow, codes, s, L, dist):
         dist[j] = np.float32(acc)
 
 
+@njit(cache=True, boundscheck=False, fastmath=True)
+def _rowwise_distances(T, codes, s, L, bias, use_bias, dist):
+    """dist[j] = bias + sum_m T[m, codes[s + j, m]], one code row at a time (four partial sums)."""
+    M = T.shape[0]
+    for j in range(L):
+        row = codes[s + j]
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        a2 = np.float32(0.0)
+        a3 = np.float32(0.0)
+        m = 0
+        while m + 4 <= M:
+            a0 += T[m, row[m]]
+            a1 += T[m + 1, row[m + 1]]
+            a2 += T[m + 2, row[m + 2]]
+            a3 += T[m + 3, row[m + 3]]
+            m += 4
+        while m < M:
+            a0 += T[m, row[m]]
+            m += 1
+        acc = (a0 + a1) + (a2 + a3)
+        dist[j] = acc + bias[s + j] if use_bias else acc
+
+
 @njit(cache=True, boundscheck=False)
 def _list_tile(mode, T, qrow, codes, bias, use_bias, s, L, cT, dist):
-    """Distances of rows s..s+L of ``codes``: ADC with table T (modes 0, 2) or Hamming to qrow (mode 1)."""
+    """Distances of rows s..s+L of ``codes``: ADC with table T (modes 0, 2) or Hamming to qrow (mode 1).
+    Short runs are scored row by row; long ones through the transposed tile (as the flat scan)."""
     if mode == 1:
         _hamming_tile(qrow, codes, s, L, dist)
+    elif L < ROWWISE_BELOW:
+        _rowwise_distances(T, codes, s, L, bias, use_bias, dist)
     else:
         _transpose_tile(codes[s : s + L], cT)
         tile_distances(T, cT, L, bias, s, use_bias, dist)

@@ -330,11 +330,12 @@ class IVFIndex:
                 qc = np.zeros((nq, nprobe), np.float32)
             else:
                 Y = fine.codebooks_
+                # (nq, M, 1, dsub) @ (M, dsub, ksub): the result is laid out (nq, M, ksub) already
                 if isinstance(fine, RQ):
-                    Bq = -2.0 * np.einsum("qd,mkd->qmk", Xq, Y, optimize=True)
+                    Bq = np.matmul(Xq[:, None, None, :], -2.0 * Y.transpose(0, 2, 1))[:, :, 0, :]
                 else:
-                    Qr = np.ascontiguousarray(fine._preprocess(Xq)).reshape(nq, fine.n_codes, -1)
-                    Bq = -2.0 * np.einsum("qmd,mkd->qmk", Qr, Y, optimize=True)
+                    Qr = np.ascontiguousarray(fine._preprocess(Xq)).reshape(nq, fine.n_codes, 1, -1)
+                    Bq = np.matmul(Qr, -2.0 * Y.transpose(0, 2, 1))[:, :, 0, :]
                 diff = Xq[:, None, :] - self.centroids_[probes]
                 qc = np.einsum("qpd,qpd->qp", diff, diff)
             return dict(dummy, mode=2, A=A, Bq=np.ascontiguousarray(Bq, dtype=np.float32),
@@ -361,12 +362,22 @@ class IVFIndex:
         k = _check_k(k)
         nprobe = self._check_nprobe(nprobe)
         Xq = check_vectors_array(Xq, name="queries", n_features=self.d)
-        probes = self._probe(Xq, nprobe)
         codes, ids, norms, offsets = self._layout()
-        t = self._query_terms(Xq, probes)
+        D = np.empty((Xq.shape[0], k), np.float32)
+        I = np.empty((Xq.shape[0], k), np.int64)
         with thread_limit(self.n_threads):
-            return _ivf_kernels.ivf_knn_kernel(t["mode"], t["tables"], t["A"], t["Bq"], t["qc"], t["qcodes"], probes,
-                                               offsets, codes, norms, norms.size > 0, ids, k)
+            for s in range(0, Xq.shape[0], self._query_chunk()):  # bounds the per-query tables' memory
+                q = Xq[s : s + self._query_chunk()]
+                probes = self._probe(q, nprobe)
+                t = self._query_terms(q, probes)
+                D[s : s + q.shape[0]], I[s : s + q.shape[0]] = _ivf_kernels.ivf_knn_kernel(
+                    t["mode"], t["tables"], t["A"], t["Bq"], t["qc"], t["qcodes"], probes, offsets, codes, norms,
+                    norms.size > 0, ids, k)
+        return D, I
+
+    def _query_chunk(self) -> int:
+        per_query = self.fine.n_codes * self.fine.n_centroids if self._mode == 0 else 64
+        return max(1, _TABLE_BUDGET // (4 * per_query))
 
     def range_search(self, Xq, radius: float, *, nprobe: int | None = None):
         """All vectors of the probed lists within distance ``radius`` (inclusive).
@@ -383,20 +394,29 @@ class IVFIndex:
         if not np.isfinite(radius):
             raise ValidationError(f"radius must be a finite number, got {radius}")
         Xq = check_vectors_array(Xq, name="queries", n_features=self.d)
-        probes = self._probe(Xq, nprobe)
         codes, ids, norms, offsets = self._layout()
-        t = self._query_terms(Xq, probes)
         r = np.float32(radius)
-        args = (t["mode"], t["tables"], t["A"], t["Bq"], t["qc"], t["qcodes"], probes, offsets, codes, norms,
-                norms.size > 0, r)
+        lims_parts, D_parts, P_parts = [np.zeros(1, np.int64)], [], []
         with thread_limit(self.n_threads):
-            counts = _ivf_kernels.ivf_range_kernel(*args, np.zeros(1, np.int64), True, np.zeros(0, np.float32),
-                                                   np.zeros(0, np.int64))
-            lims = np.zeros(Xq.shape[0] + 1, np.int64)
-            np.cumsum(counts, out=lims[1:])
-            D = np.empty(lims[-1], np.float32)
-            P = np.empty(lims[-1], np.int64)
-            _ivf_kernels.ivf_range_kernel(*args, lims, False, D, P)
+            for s in range(0, Xq.shape[0], self._query_chunk()):
+                q = Xq[s : s + self._query_chunk()]
+                probes = self._probe(q, nprobe)
+                t = self._query_terms(q, probes)
+                args = (t["mode"], t["tables"], t["A"], t["Bq"], t["qc"], t["qcodes"], probes, offsets, codes, norms,
+                        norms.size > 0, r)
+                counts = _ivf_kernels.ivf_range_kernel(*args, np.zeros(1, np.int64), True, np.zeros(0, np.float32),
+                                                       np.zeros(0, np.int64))
+                lims = np.zeros(q.shape[0] + 1, np.int64)
+                np.cumsum(counts, out=lims[1:])
+                D = np.empty(lims[-1], np.float32)
+                P = np.empty(lims[-1], np.int64)
+                _ivf_kernels.ivf_range_kernel(*args, lims, False, D, P)
+                lims_parts.append(lims[1:] + lims_parts[-1][-1])
+                D_parts.append(D)
+                P_parts.append(P)
+        lims = np.concatenate(lims_parts)
+        D = np.concatenate(D_parts) if D_parts else np.zeros(0, np.float32)
+        P = np.concatenate(P_parts) if P_parts else np.zeros(0, np.int64)
         return (lims,) + _sort_segments(lims, D, ids[P])
 
     # -- faiss interop ---------------------------------------------------------------------------------------

@@ -329,9 +329,9 @@ def adc_throughput(*, n: int = 1_000_000, d: int = 128, M: int = 16, nq: int = 1
 
 
 # -- entry point --------------------------------------------------------------------------------------------------
-def run(dataset: str, bytes_list=(8, 16, 32, 64), data_dir=None, *, methods=("pq", "opq", "rq", "ivf-pq", "balanced"),
-        rq_max_bytes: int = 32, k: int = 100, repeat: int = 3, threads: int = 1, seeds=(0, 1, 2), rq_seeds=(0,),
-        adc_speed: bool = True, log=print) -> list[dict]:
+def run(dataset: str, bytes_list=(8, 16, 32, 64), data_dir=None, *,
+        methods=("pq", "opq", "rq", "ivf-pq", "balanced", "adc"), rq_max_bytes: int = 32, k: int = 100, repeat: int = 3,
+        threads: int = 1, seeds=(0, 1, 2), rq_seeds=(0,), log=print) -> list[dict]:
     """Benchmark rows for one dataset (see the module docstring).
 
     Parameters
@@ -340,14 +340,14 @@ def run(dataset: str, bytes_list=(8, 16, 32, 64), data_dir=None, *, methods=("pq
     bytes_list : iterable of int — code sizes (bytes per vector = PQ sub-quantizers = RQ levels)
     data_dir : path of the dataset's files (not needed for ``synthetic``)
     methods : subset of ``pq``, ``opq``, ``rq``, ``ivf-pq``, ``balanced`` (IVF-PQ on balanced vs k-means
-        lists, at 16 bytes or the first size given)
+        lists, at 16 bytes or the first size given) and ``adc`` (with ``synthetic`` only: the 1M-code ADC
+        throughput rows of :func:`adc_throughput`)
     rq_max_bytes : RQ rows only up to this size (RQ training is the slowest, for both libraries)
     k : results per query (>= 100 for recall@100)
     repeat : timed repetitions (best kept), interleaved with faiss
     threads : numba and faiss threads during the run (restored afterwards)
     seeds : training seeds of PQ/OPQ (both libraries); recall is their mean (``recall@R_sd``: the spread);
         ``rq_seeds`` likewise for RQ; IVF and the ADC rows use the first seed
-    adc_speed : with ``synthetic``, add the 1M-code ADC throughput rows (:func:`adc_throughput`)
 
     Returns
     -------
@@ -355,7 +355,7 @@ def run(dataset: str, bytes_list=(8, 16, 32, 64), data_dir=None, *, methods=("pq
     ``recall@1``, ``recall@10``, ``recall@100``, ``queries_per_s``, ``train_s``.
     """
     bytes_list = [int(b) for b in bytes_list]
-    unknown = set(methods) - {"pq", "opq", "rq", "ivf-pq", "balanced"}
+    unknown = set(methods) - {"pq", "opq", "rq", "ivf-pq", "balanced", "adc"}
     if unknown:
         raise ValidationError(f"unknown benchmark method(s) {', '.join(sorted(unknown))}")
     if k < 100:
@@ -377,6 +377,6 @@ def run(dataset: str, bytes_list=(8, 16, 32, 64), data_dir=None, *, methods=("pq
         if "balanced" in methods:
             B = 16 if 16 in bytes_list else bytes_list[0]
             rows += _balanced_rows(dataset, B, xt, xb, xq, gt, k, seed, log)
-        if dataset == "synthetic" and adc_speed:
+        if dataset == "synthetic" and "adc" in methods:
             rows += adc_throughput(repeat=repeat, seed=seed, log=log)
     return rows
