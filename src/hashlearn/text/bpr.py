@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..codes import pack
+from ..metrics import ndcg_at_k
 from ..errors import NotFittedError, ValidationError
 from ..hashing.base import PersistableEstimatorMixin, check_random_state, check_vectors_array
 from ..registry import register
@@ -157,8 +158,6 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    method_name = "bpr"
-    input_kind = "vector"
 
     # -- public API -----------------------------------------------------------------------------------
     @property
@@ -317,136 +316,61 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
     def _train(self, X, Q, P, T, TD, W0, c0, rng):
         import torch
 
+        old_threads = torch.get_num_threads()
         torch.set_num_threads(int(self.n_threads))
-        rng.integers(2**31)  # reserved draw (a torch seed in earlier versions): keeps fitted heads reproducible
-        n, b = X.shape[0], self.n_bits
-        full = n <= self.max_full_corpus
-        Xt = torch.from_numpy(X)
+        try:
+            rng.integers(2**31)  # reserved draw (a torch seed in earlier versions): keeps fitted heads reproducible
+            split = self._dev_split(X, Q, P, T, TD, rng)
+            trainer = _HeadTrainer(self, X, W0, c0, rng)
+            self._run_epochs(trainer, split, Q, T, TD, rng)
+        finally:
+            torch.set_num_threads(old_threads)
 
-        # Split the queries (supervised) or the pseudo-queries (self-supervised) into train / dev.
+    def _dev_split(self, X, Q, P, T, TD, rng) -> dict:
+        """Split the queries (supervised) or the pseudo-queries (self-supervised) into train / dev."""
+        n = X.shape[0]
         if P is not None:
             qs = np.unique(P[:, 0])
             rng.shuffle(qs)
             n_dev = int(round(len(qs) * self.dev_fraction))
             dev_q = set(qs[:n_dev].tolist())
-            train_pairs = P[[q not in dev_q for q in P[:, 0]]]
-            dev_pairs = P[[q in dev_q for q in P[:, 0]]]
-            pseudo_train = np.arange(len(TD)) if TD is not None else None
-            dev_queries, dev_rel = self._dev_from_pairs(Q, dev_pairs)
-        else:
-            train_pairs = None
-            order = rng.permutation(len(TD))
-            n_dev = min(int(round(len(TD) * self.dev_fraction)), 1000)
-            dev_idx, pseudo_train = order[:n_dev], order[n_dev:]
-            dev_queries = T[dev_idx]
-            if self.self_dev == "agreement":
-                # Distillation check: how well the binary ranking reproduces the float model's top-k.
-                k = min(int(self.dev_k), n)
-                sims = dev_queries @ X.T
-                top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-                dev_rel = [set(r.tolist()) for r in top]
-            else:
-                dev_rel = [{int(d)} for d in TD[dev_idx]]
-        positives = {}
-        if train_pairs is not None:
+            dev_queries, dev_rel = self._dev_from_pairs(Q, P[[q in dev_q for q in P[:, 0]]])
+            positives = {}
             for q, dd in P:  # mask every positive of a query (train and dev pairs share no query)
                 positives.setdefault(int(q), set()).add(int(dd))
+            return {"train_pairs": P[[q not in dev_q for q in P[:, 0]]], "positives": positives,
+                    "pseudo_train": np.arange(len(TD)) if TD is not None else None,
+                    "dev_queries": dev_queries, "dev_rel": dev_rel}
+        order = rng.permutation(len(TD))
+        n_dev = min(int(round(len(TD) * self.dev_fraction)), 1000)
+        dev_idx, pseudo_train = order[:n_dev], order[n_dev:]
+        dev_queries = T[dev_idx]
+        if self.self_dev == "agreement":
+            # Distillation check: how well the binary ranking reproduces the float model's top-k.
+            k = min(int(self.dev_k), n)
+            top = np.argpartition(-(dev_queries @ X.T), k - 1, axis=1)[:, :k]
+            dev_rel = [set(r.tolist()) for r in top]
+        else:
+            dev_rel = [{int(d)} for d in TD[dev_idx]]
+        return {"train_pairs": None, "positives": {}, "pseudo_train": pseudo_train,
+                "dev_queries": dev_queries, "dev_rel": dev_rel}
 
-        W = torch.tensor(W0, requires_grad=True)
-        c = torch.tensor(c0, requires_grad=True)
-        opt = _Adam([W, c], lr=float(self.lr))
-        tau, tau_f = float(self.temperature), float(self.distill_temperature)
-        F = torch.nn.functional
-
-        def st_sign(z):
-            s = torch.tanh(3.0 * z)
-            return s + (torch.sign(z) - s).detach()
-
-        def head_np():
-            return W.detach().numpy().copy(), c.detach().numpy().copy()
-
-        def dev_score(Wn, cn):
-            if dev_queries is None or len(dev_queries) == 0:
-                return float("nan")
-            return _dev_ndcg(dev_queries @ Wn + cn, X @ Wn + cn, dev_rel)
-
-        def candidate_set(qrows_vecs, must):
-            if full:
-                return None
-            with torch.no_grad():
-                sims = qrows_vecs @ Xt.T
-                hard = torch.topk(sims, min(self.hard_negatives, n), dim=1).indices.reshape(-1).numpy()
-            rand = rng.choice(n, size=min(self.random_negatives, n), replace=False)
-            return np.unique(np.concatenate([np.asarray(must, np.int64), hard, rand]))
-
-        def listwise(qv, targets, mask_rows=None, ce_weight=1.0):
-            cand = candidate_set(qv, targets)
-            Xc = Xt if cand is None else Xt[torch.from_numpy(cand)]
-            if cand is not None:
-                remap = {int(v): i for i, v in enumerate(cand)}
-                targets = [remap[int(t)] for t in targets]
-            D = st_sign(Xc @ W + c)
-            loss = 0.0
-            sides = ("binary", "float") if self.query_side == "both" else (self.query_side,)
-            with torch.no_grad():
-                teacher = torch.softmax(qv @ Xc.T / tau_f, dim=1) if self.distill_weight > 0 else None
-            for side in sides:
-                z = qv @ W + c
-                qb = st_sign(z) if side == "binary" else z
-                s = qb @ D.T / (b * tau) if side == "binary" else qb @ D.T / (np.sqrt(b) * tau)
-                s_ce = s
-                if mask_rows is not None:
-                    m = torch.zeros_like(s, dtype=torch.bool)
-                    for r, others in enumerate(mask_rows):
-                        for o in others:
-                            col = o if cand is None else remap.get(o)
-                            if col is not None and col != targets[r]:
-                                m[r, col] = True
-                    s_ce = s.masked_fill(m, -1e4)
-                if ce_weight > 0:
-                    loss = loss + ce_weight * F.cross_entropy(s_ce, torch.as_tensor(targets))
-                if teacher is not None:
-                    loss = loss + self.distill_weight * F.kl_div(F.log_softmax(s, dim=1), teacher,
-                                                                 reduction="batchmean")
-            return loss
-
-        Wn, cn = head_np()
+    def _run_epochs(self, trainer, split, Q, T, TD, rng) -> None:
+        """Epochs of listwise training with early stopping on the dev score; keeps the best head."""
+        dev_score = trainer.dev_scorer(split["dev_queries"], split["dev_rel"])
+        Wn, cn = trainer.head()
         best = (dev_score(Wn, cn), -1, Wn, cn)
         self.init_dev_score_ = float(best[0])
         if self.verbose:
             print(f"bpr initial head: dev nDCG@10 {best[0]:.4f}", flush=True)
         history, since_best = [], 0
-        bs = int(self.batch_size)
         for epoch in range(int(self.epochs)):
-            if train_pairs is not None:
-                perm = rng.permutation(len(train_pairs))
-                n_batches = max(1, int(np.ceil(len(perm) / bs)))
-            else:
-                perm = None
-                n_batches = max(1, int(np.ceil(len(pseudo_train) / bs)))
-            pseudo_perm = rng.permutation(pseudo_train) if T is not None else None
-            total = 0.0
-            for bi in range(n_batches):
-                loss = 0.0
-                if perm is not None:
-                    rows = train_pairs[perm[bi * bs:(bi + 1) * bs]]
-                    qv = torch.from_numpy(Q[rows[:, 0]])
-                    loss = loss + listwise(qv, rows[:, 1].tolist(), [positives[int(q)] for q in rows[:, 0]])
-                if pseudo_perm is not None and self.pseudo_weight > 0:
-                    take = pseudo_perm[(bi * bs) % max(len(pseudo_perm), 1):][:bs]
-                    if len(take):
-                        tv = torch.from_numpy(T[take])
-                        loss = loss + self.pseudo_weight * listwise(tv, TD[take].tolist(),
-                                                                    ce_weight=float(self.pseudo_ce_weight))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
-            Wn, cn = head_np()
+            loss = trainer.epoch(split, Q, T, TD, rng)
+            Wn, cn = trainer.head()
             score = dev_score(Wn, cn)
-            history.append((total / n_batches, score))
+            history.append((loss, score))
             if self.verbose:
-                print(f"bpr epoch {epoch}: loss {total / n_batches:.4f} dev nDCG@10 {score:.4f}", flush=True)
+                print(f"bpr epoch {epoch}: loss {loss:.4f} dev nDCG@10 {score:.4f}", flush=True)
             if np.isnan(score) or score > best[0]:
                 best, since_best = (score, epoch, Wn, cn), 0
             else:
@@ -468,35 +392,121 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         return Q[rows], rel
 
 
-class _Adam:
-    """Plain Adam (Kingma & Ba, 2015). torch.optim imports torch._dynamo on first use, which costs tens
-    of seconds on a small machine; two parameter tensors do not need it."""
+class _HeadTrainer:
+    """The torch side of :class:`BPRHasher`'s training: the head ``(W, c)``, its optimiser and the loss."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, params: BPRHasher, X: np.ndarray, W0, c0, rng):
         import torch
 
-        self.params, self.lr, self.betas, self.eps, self.t = list(params), lr, betas, eps, 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
+        self.p, self.X, self.rng = params, X, rng
+        self.n, self.b = X.shape[0], params.n_bits
+        self.full = self.n <= params.max_full_corpus
+        self.Xt = torch.from_numpy(X)
+        self.W = torch.tensor(W0, requires_grad=True)
+        self.c = torch.tensor(c0, requires_grad=True)
+        self.opt = torch.optim.Adam([self.W, self.c], lr=float(params.lr))
+        self.tau, self.tau_f = float(params.temperature), float(params.distill_temperature)
 
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.W.detach().numpy().copy(), self.c.detach().numpy().copy()
 
-    def step(self):
+    def dev_scorer(self, dev_queries, dev_rel):
+        def score(Wn, cn):
+            if dev_queries is None or len(dev_queries) == 0:
+                return float("nan")
+            return _dev_ndcg(dev_queries @ Wn + cn, self.X @ Wn + cn, dev_rel)
+
+        return score
+
+    @staticmethod
+    def st_sign(z):
+        """Sign with a straight-through gradient (of tanh(3z))."""
         import torch
 
-        self.t += 1
-        b1, b2 = self.betas
+        s = torch.tanh(3.0 * z)
+        return s + (torch.sign(z) - s).detach()
+
+    def candidate_set(self, qv, must):
+        """All documents (small corpora), else the positives, hard negatives and random documents."""
+        import torch
+
+        if self.full:
+            return None
         with torch.no_grad():
-            for p, m, v in zip(self.params, self.m, self.v):
-                if p.grad is None:
-                    continue
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                mhat = m / (1 - b1 ** self.t)
-                vhat = v / (1 - b2 ** self.t)
-                p.sub_(self.lr * mhat / (vhat.sqrt() + self.eps))
+            hard = torch.topk(qv @ self.Xt.T, min(self.p.hard_negatives, self.n), dim=1).indices.reshape(-1).numpy()
+        rand = self.rng.choice(self.n, size=min(self.p.random_negatives, self.n), replace=False)
+        return np.unique(np.concatenate([np.asarray(must, np.int64), hard, rand]))
+
+    def _positive_mask(self, s, mask_rows, targets, cand, remap):
+        import torch
+
+        m = torch.zeros_like(s, dtype=torch.bool)
+        for r, others in enumerate(mask_rows):
+            for o in others:
+                col = o if cand is None else remap.get(o)
+                if col is not None and col != targets[r]:
+                    m[r, col] = True
+        return m
+
+    def listwise(self, qv, targets, mask_rows=None, ce_weight=1.0):
+        """Cross-entropy to the target documents (other positives masked) + distillation from the floats."""
+        import torch
+
+        F = torch.nn.functional
+        cand = self.candidate_set(qv, targets)
+        Xc = self.Xt if cand is None else self.Xt[torch.from_numpy(cand)]
+        remap = None
+        if cand is not None:
+            remap = {int(v): i for i, v in enumerate(cand)}
+            targets = [remap[int(t)] for t in targets]
+        D = self.st_sign(Xc @ self.W + self.c)
+        loss = 0.0
+        sides = ("binary", "float") if self.p.query_side == "both" else (self.p.query_side,)
+        with torch.no_grad():
+            teacher = torch.softmax(qv @ Xc.T / self.tau_f, dim=1) if self.p.distill_weight > 0 else None
+        for side in sides:
+            z = qv @ self.W + self.c
+            if side == "binary":
+                s = self.st_sign(z) @ D.T / (self.b * self.tau)
+            else:
+                s = z @ D.T / (np.sqrt(self.b) * self.tau)
+            s_ce = s if mask_rows is None else s.masked_fill(self._positive_mask(s, mask_rows, targets, cand, remap), -1e4)
+            if ce_weight > 0:
+                loss = loss + ce_weight * F.cross_entropy(s_ce, torch.as_tensor(targets))
+            if teacher is not None:
+                loss = loss + self.p.distill_weight * F.kl_div(F.log_softmax(s, dim=1), teacher, reduction="batchmean")
+        return loss
+
+    def epoch(self, split, Q, T, TD, rng) -> float:
+        """One pass over the training pairs (or pseudo-queries); returns the mean batch loss."""
+        import torch
+
+        bs = int(self.p.batch_size)
+        train_pairs, pseudo_train = split["train_pairs"], split["pseudo_train"]
+        if train_pairs is not None:
+            perm = rng.permutation(len(train_pairs))
+            n_batches = max(1, int(np.ceil(len(perm) / bs)))
+        else:
+            perm = None
+            n_batches = max(1, int(np.ceil(len(pseudo_train) / bs)))
+        pseudo_perm = rng.permutation(pseudo_train) if T is not None else None
+        total = 0.0
+        for bi in range(n_batches):
+            loss = 0.0
+            if perm is not None:
+                rows = train_pairs[perm[bi * bs:(bi + 1) * bs]]
+                qv = torch.from_numpy(Q[rows[:, 0]])
+                loss = loss + self.listwise(qv, rows[:, 1].tolist(), [split["positives"][int(q)] for q in rows[:, 0]])
+            if pseudo_perm is not None and self.p.pseudo_weight > 0:
+                take = pseudo_perm[(bi * bs) % max(len(pseudo_perm), 1):][:bs]
+                if len(take):
+                    loss = loss + self.p.pseudo_weight * self.listwise(
+                        torch.from_numpy(T[take]), TD[take].tolist(), ce_weight=float(self.p.pseudo_ce_weight))
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach())
+        return total / n_batches
 
 
 def _dev_ndcg(zq: np.ndarray, zd: np.ndarray, rel: list, k: int = 10) -> float:
@@ -505,10 +515,8 @@ def _dev_ndcg(zq: np.ndarray, zd: np.ndarray, rel: list, k: int = 10) -> float:
     scores = bq @ bd.T
     k = min(k, scores.shape[1])
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
+    gains = np.array([[float(int(d) in positives) for d in row] for row, positives in zip(top, rel)]).reshape(-1, k)
+    ideal = np.zeros((len(rel), max([len(r) for r in rel] + [1])))
     for row, positives in enumerate(rel):
-        dcg = sum(disc[i] for i, dd in enumerate(top[row]) if int(dd) in positives)
-        idcg = disc[: min(k, len(positives))].sum()
-        total += dcg / idcg if idcg > 0 else 0.0
-    return total / max(len(rel), 1)
+        ideal[row, : len(positives)] = 1.0
+    return float(ndcg_at_k(gains, k, ideal_gains=ideal).mean()) if len(rel) else 0.0
