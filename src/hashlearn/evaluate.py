@@ -30,6 +30,7 @@ read back with ``sa_encode`` and ranked by our kernels, so differences come from
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -187,7 +188,7 @@ def evaluate_method(method: str, n_bits: int, ds: Dataset, gt: GroundTruth, *, r
     if getattr(hasher, "input_kind", "vector") != "vector":
         raise ValidationError(f"method {method!r} hashes sets, not vectors: it cannot be evaluated on {ds.name}")
     t0 = time.perf_counter()
-    hasher.fit(ds.xt if ds.xt is not None else ds.xb)
+    _fit_at_requested_bits(hasher, method, n_bits, ds.xt if ds.xt is not None else ds.xb)
     fit_s = time.perf_counter() - t0
     if getattr(hasher, "distance", "hamming") == "spherical":
         db_codes = hasher.transform(ds.xb)
@@ -201,6 +202,25 @@ def evaluate_method(method: str, n_bits: int, ds: Dataset, gt: GroundTruth, *, r
             distances=hasher.ranking_distances, search_qps=search_qps,
         )
     return evaluate_codes(method, n_bits, hasher.transform, ds, gt, fit_seconds=fit_s)
+
+
+def _fit_at_requested_bits(hasher, method: str, n_bits: int, X: np.ndarray) -> None:
+    """Fit ``hasher`` on ``X``; refuse when the data let it learn fewer than ``n_bits`` bits.
+
+    A PCA-family hasher asked for more bits than dimensions warns and learns ``d`` bits; a protocol
+    that compares methods at equal code length must not report those codes as ``n_bits``-bit rows.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hasher.fit(X)
+    learned = int(getattr(hasher, "code_bits", n_bits))
+    if learned < n_bits:
+        raise ValidationError(
+            f"{method} learns only {learned} bits on this data (d={X.shape[1]}), fewer than the {n_bits} "
+            f"requested: a PCA basis has at most d directions"
+        )
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def faiss_lsh(ds: Dataset, n_bits: int):
