@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import hashlearn.datasets.loaders as loaders
 from hashlearn.datasets import (
     Dataset,
     LinkageDataset,

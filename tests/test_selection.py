@@ -14,7 +14,6 @@ import typer
 from sklearn.datasets import load_iris, load_wine
 from typer.testing import CliRunner
 
-from hashlearn.apps import funchash, selection
 from hashlearn.apps.selection import (
     HashedInstanceSelector,
     _representatives,
@@ -193,7 +192,6 @@ def test_read_labelled_table_reads_numbers_exactly(tmp_path, rng):
         np.testing.assert_array_equal(Xr, X)
         np.testing.assert_array_equal(y, np.arange(60) % 3)
         assert list(got.columns) == ["a", "b", "c", "label"]
-    assert selection._read_labelled_table is read_labelled_table  # the name the CLI imports
     (tmp_path / "bad.csv").write_bytes(b"a,label\n1.5,caf\xe9\n")
     with pytest.raises(DataFileError, match=r"bad\.csv: not valid utf-8 \(invalid continuation byte at byte 15, line 2\)"):
         read_labelled_table(tmp_path / "bad.csv", "label")

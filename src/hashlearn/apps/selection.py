@@ -48,6 +48,7 @@ from sklearn.base import BaseEstimator
 
 from ..codes import pack
 from ..errors import NotFittedError, ValidationError
+from ._selection_names import BUILTIN_DATASETS, SELECTION_MODES
 
 __all__ = [
     "HashedInstanceSelector",
@@ -59,7 +60,6 @@ __all__ = [
     "BUILTIN_DATASETS",
 ]
 
-SELECTION_MODES = ("single", "multi_level", "multi_view")
 
 
 class HashedInstanceSelector(BaseEstimator):
@@ -447,7 +447,6 @@ def _fit_score(clf, Xs, ys, Xt, yt) -> float:
 # data sets and command line
 # -------------------------------------------------------------------------------------------------
 
-BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "mnist5000")
 
 
 def load_classification_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -529,6 +528,3 @@ def read_labelled_table(path, label_col: str, sep: str | None = None):
     if y.isna().any():
         raise ValidationError(f"{p}: {int(y.isna().sum())} row(s) have no label in column {label_col!r}")
     return df, X, y.to_numpy()
-
-
-_read_labelled_table = read_labelled_table  # the name the CLI imports

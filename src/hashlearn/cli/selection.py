@@ -7,16 +7,7 @@ from typing import Optional
 
 from ._common import SEED_HELP
 
-import numpy as np
-
-from hashlearn.apps.selection import (
-    BUILTIN_DATASETS,
-    SELECTION_MODES,
-    HashedInstanceSelector,
-    _read_labelled_table,
-    evaluate_selection,
-    load_classification_dataset,
-)
+from hashlearn.apps._selection_names import BUILTIN_DATASETS, SELECTION_MODES
 
 
 def register(app, bench_app) -> None:
@@ -46,7 +37,16 @@ def register(app, bench_app) -> None:
     ):
         """Select a representative subset of a labelled data set by hierarchical hashing."""
         import io
+
+        import numpy as np
         from rich.table import Table
+
+        from hashlearn.apps.selection import (
+            HashedInstanceSelector,
+            evaluate_selection,
+            load_classification_dataset,
+            read_labelled_table,
+        )
 
         from ._common import _check_output, _single_bits, _write_json, console, write_outputs
 
@@ -56,7 +56,7 @@ def register(app, bench_app) -> None:
         if data in BUILTIN_DATASETS and not Path(data).exists():
             X, y = load_classification_dataset(data)
         else:
-            df, X, y = _read_labelled_table(data, label_col, sep)
+            df, X, y = read_labelled_table(data, label_col, sep)
         sel = HashedInstanceSelector(bits, mode=mode, n_levels=levels, n_views=views, view_features=view_features,
                                      per_bucket=per_bucket, representative=representative, random_state=seed)
         sel.fit(X, y)
@@ -115,6 +115,8 @@ def register(app, bench_app) -> None:
     ):
         """Accuracy of classifiers trained on hashed subsets vs all data vs random subsets (k-fold)."""
         from rich.table import Table
+
+        from hashlearn.apps.selection import HashedInstanceSelector, evaluate_selection, load_classification_dataset
 
         from ._common import CLIError, _check_output, _single_bits, _write_json, console
 

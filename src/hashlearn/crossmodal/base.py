@@ -21,9 +21,9 @@ from scipy.linalg import orthogonal_procrustes
 from sklearn.base import BaseEstimator
 
 from ..codes import pack
-from ..errors import NotFittedError, ValidationError
+from ..errors import ValidationError
 from ..hashing._rotations import random_orthogonal
-from ..hashing.base import PersistableEstimatorMixin, check_random_state, check_vectors_array
+from ..hashing.base import FittedStateMixin, PersistableEstimatorMixin, check_random_state, check_vectors_array
 from ..io.persist import persistable
 
 __all__ = [
@@ -252,7 +252,7 @@ class FeatureMap(PersistableEstimatorMixin, BaseEstimator):
 
 
 # -- the estimator base ---------------------------------------------------------------------------------
-class BaseCrossModalHasher(PersistableEstimatorMixin, BaseEstimator):
+class BaseCrossModalHasher(PersistableEstimatorMixin, FittedStateMixin, BaseEstimator):
     """Base of the cross-modal hashers: ``fit(views, pairs=None)``, ``transform(X, view=v)``.
 
     Subclasses implement ``_fit(views, pairs, rng)`` (views validated float32, pairs a validated
@@ -260,6 +260,8 @@ class BaseCrossModalHasher(PersistableEstimatorMixin, BaseEstimator):
     positive entries are the 1 bits. Fitted attributes end in ``_`` (lists of per-view arrays are
     allowed: they persist as lists).
     """
+
+    _FIT_CALL = "fit(views, pairs)"
 
     method_name = "crossmodal-base"
     input_kind = "crossmodal"
@@ -337,16 +339,6 @@ class BaseCrossModalHasher(PersistableEstimatorMixin, BaseEstimator):
             raise ValidationError(f"view must be an integer in [0, {n - 1}], got {view!r}")
         return int(view)
 
-    def _clear_fitted(self) -> None:
-        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, key)
-
-    def _is_fitted(self) -> bool:
-        return hasattr(self, "n_features_in_")
-
-    def _check_fitted(self) -> None:
-        if not self._is_fitted():
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(views, pairs) first")
 
     def _fit_feature_maps(self, views, rng, fit_rows=None) -> list:
         """One :class:`FeatureMap` per view, fitted on all its rows (or ``fit_rows[v]``)."""

@@ -72,7 +72,27 @@ class PersistableEstimatorMixin:
         return obj
 
 
-class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
+class FittedStateMixin:
+    """Fitted state = the public trailing-underscore attributes; ``n_features_in_`` marks a fitted model.
+
+    ``_clear_fitted`` drops them all, so a refit that fails never leaves a model that looks fitted.
+    """
+
+    _FIT_CALL = "fit(X)"
+
+    def _clear_fitted(self) -> None:
+        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, key)
+
+    def _is_fitted(self) -> bool:
+        return hasattr(self, "n_features_in_")
+
+    def _check_fitted(self) -> None:
+        if not self._is_fitted():
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call {self._FIT_CALL} first")
+
+
+class BaseHasher(PersistableEstimatorMixin, FittedStateMixin, TransformerMixin, BaseEstimator):
     """Base of vector hashers: ``fit(X)`` learns, ``transform(X)`` returns packed uint64 codes.
 
     Input is validated once, at each public method, by scikit-learn's ``validate_data`` (see
@@ -196,13 +216,3 @@ class BaseHasher(PersistableEstimatorMixin, TransformerMixin, BaseEstimator):
     def _project(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _clear_fitted(self) -> None:
-        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, key)
-
-    def _is_fitted(self) -> bool:
-        return hasattr(self, "n_features_in_")
-
-    def _check_fitted(self) -> None:
-        if not self._is_fitted():
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X) first")
