@@ -237,11 +237,27 @@ def test_npy_round_trip(tmp_path, mmap):
     np.testing.assert_array_equal(Y, X)
 
 
-def test_npy_object_array_refused(tmp_path):
+@pytest.mark.parametrize("mmap", [True, False])
+def test_npy_object_array_refused_without_an_unsafe_hint(tmp_path, mmap):
     p = tmp_path / "obj.npy"
     np.save(p, np.array([[1, "a"]], dtype=object), allow_pickle=True)
-    with pytest.raises(DataFileError, match=r"obj\.npy: .*object"):
-        read_npy(p, mmap=False)
+    with pytest.raises(DataFileError, match=r"obj\.npy: holds an array of Python objects") as info:
+        read_npy(p, mmap=mmap)
+    assert "allow_pickle" not in str(info.value) and "pickle.load" not in str(info.value)
+
+
+@pytest.mark.parametrize(("content", "kind"), [
+    (b"1.0,2.0\n3.0,4.0\n", "text"),
+    (b"PK\x03\x04 zip bytes", "zip archive"),
+    (b"", "empty"),
+    (b"\x00\x01\x02\xff binary", "other binary"),
+])
+def test_file_named_npy_that_is_not_npy_is_named_for_what_it_is(tmp_path, content, kind):
+    p = tmp_path / "renamed.npy"
+    p.write_bytes(content)
+    with pytest.raises(DataFileError, match=rf"renamed\.npy: not a \.npy file.*{kind}") as info:
+        read_npy(p)
+    assert "pickle" not in str(info.value)
 
 
 @pytest.mark.parametrize("mmap", [True, False])
