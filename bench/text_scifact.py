@@ -499,10 +499,11 @@ def markdown(args):
                   "back to the float model's and costs quality; the asymmetric score (float query projection x the "
                   "document's bits, no extra memory) is the rescoring that fits learned codes. The hybrid weights "
                   "(0.3, 0.5) and RRF's c = 60 were fixed beforehand, not tuned on test. queries/s were measured on a "
-                  "machine shared by five engineers (load ~9 on 2 cores): compare them within this table only."]
+                  f"shared machine (load average {meta.get('machine', {}).get('load_average_1_5_15', '?')} at the "
+                  "start): compare them within this table only."]
         lines += ["", f"Float nDCG@10 = {float_ndcg:.4f}; 99 % of it = {0.99 * float_ndcg:.4f}. "
                   f"Embedding throughput, measured in this run on {meta['embed_sample']} abstracts with 2 torch "
-                  f"threads while the machine was shared (load ~9 on 2 cores, so a lower bound): {meta['embed_docs_per_s']:.1f} docs/s. Embedding cache: the "
+                  f"threads on the shared machine (a lower bound): {meta['embed_docs_per_s']:.1f} docs/s. Embedding cache: the "
                   f"{meta['pseudo_queries']} title pseudo-queries took {meta['pseudo_embed_seconds_first_call']:.0f} s "
                   f"the first time and {meta['pseudo_embed_seconds_cached']:.2f} s from the cache.", ""]
     if sparse_path.is_file():
@@ -526,7 +527,7 @@ def markdown(args):
                   "per query, so block bounds and per-block overheads do not pay off here; Seismic's speed-ups are "
                   "reported on millions of SPLADE vectors. The exact configuration (no pruning, full summaries, "
                   "query_cut >= query length, heap_factor 1) returns the exhaustive top 10 (checked in "
-                  "tests/test_text_sparse.py); here query_cut 10 < some queries' length, hence 0.9992."]
+                  "tests/test_text_sparse.py); a query_cut below some queries' length makes it approximate."]
         good = [r for r in rows if r["method"] == "seismic" and r["recall@10"] >= 0.95]
         best = max(good, key=lambda r: r["speedup_vs_exhaustive"]) if good else None
         lines += ["", "Target (>= 10x faster than exhaustive scoring at recall@10 >= 0.95): " + (
@@ -553,18 +554,7 @@ def markdown(args):
             lines.append(f"| {r['label']} | {'float query x codes' if r['asymmetric'] else 'Hamming'} | "
                          f"{r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {dev} | {r.get('bpr_best_epoch', '-')} | "
                          f"{r['fit_seconds']:.0f} |")
-        lines += ["", "Outcome: the target (self-supervised `bpr` above ITQ at 128 and 256 bits) is NOT met. The head now "
-                  "starts from ITQ (chosen on the pseudo-query dev check, where the ITQ start agrees better with the "
-                  "float top 10 than the PCA start: 0.6397 vs 0.5944 at 128 bits, 0.7279 vs 0.6756 at 256), and "
-                  "distillation on title pseudo-queries barely moves it (best epoch 0 at 128 bits, none at 256), so "
-                  "the self-supervised head is ITQ's code up to the seed of the ITQ inside it: 0.4896 vs 0.4901 at "
-                  "128 bits, 0.5499 vs 0.5696 at 256 (the kept 256-bit head *is* an ITQ rotation, fitted with "
-                  "another seed than the `itq:256` row). "
-                  "With the earlier PCA start (run of 02:07 UTC) it was 0.4565 / 0.5479. A run at lr 1e-4 (128 "
-                  "bits, PCA start, 4 epochs; dev agreement 0.5944 -> 0.6019) gave test nDCG@10 0.4442, i.e. a "
-                  "better agreement with the float top 10 on *titles* does not carry over to the test claims. An "
-                  "earlier run at lr 1e-2 with the title -> own-document cross-entropy kept (dev 0.5722 after 3 "
-                  "epochs) lost agreement outright. Supervised `bpr` (train qrels) remains the one that beats ITQ.", ""]
+        lines += ["", _selfsup_outcome(rows), ""]
         seeds_path = OUT / "text_scifact_itq_seeds.json"
         if seeds_path.is_file():
             sres = json.loads(seeds_path.read_text())
@@ -606,18 +596,60 @@ def markdown(args):
                 mark = " (chosen on train)" if v is best_train else ""
                 lines.append(f"| {name}{mark} | {v['train']['ndcg@10']:.4f} | {v['test']['ndcg@10']:.4f} | "
                              f"{v['test']['recall@100']:.4f} |")
-        lines += ["", "Outcome: on SciFact neither adds quality. Keyphrase expansion leaves BM25 within +-0.01 nDCG@10 "
-                  "(MiniLM-ranked keyphrases slightly below tf-idf ones, repeating them hurts): the keyphrases are "
-                  "words the abstract already contains, so they only re-weight terms. Lbl2Vec's centroid refinement "
-                  "lowers nDCG@10 against the plain keyword vector at every k on both splits (w = 0.5 limits the loss): "
-                  "a SciFact 'topic' has 1-5 relevant documents, so the centroid of its nearest 5-20 documents drifts "
-                  "to the broader neighbourhood; Lbl2Vec targets broad topics with many documents each, which this "
-                  "evaluation does not have (no labelled topic corpus was available offline in the time given). "
-                  "Embedding the joined keywords beats averaging single-word embeddings (0.46 vs 0.38), and BM25 on "
-                  "the same three keywords is far better still (0.56).", ""]
+        lines += ["", _topics_outcome(by), ""]
     SECTION.parent.mkdir(parents=True, exist_ok=True)
     SECTION.write_text("\n".join(lines) + "\n")
     print(f"wrote {SECTION}")
+
+
+def _selfsup_outcome(rows: list) -> str:
+    """Self-supervised bpr vs ITQ at each width, Hamming first stage, computed from the run's rows."""
+    parts, met = [], []
+    by = {(r["label"], bool(r.get("asymmetric"))): r for r in rows}
+    for label, r in by.items():
+        if not label[0].endswith("(self-sup.)") or label[1]:
+            continue
+        spec = label[0].split(" ")[0]
+        itq = by.get(("itq:" + spec.split(":")[1], False))
+        if itq is None:
+            continue
+        met.append(r["ndcg@10"] > itq["ndcg@10"])
+        parts.append(f"{spec} {r['ndcg@10']:.4f} vs itq {itq['ndcg@10']:.4f} (best epoch {r.get('bpr_best_epoch')}, "
+                     f"dev agreement {r.get('bpr_init_dev_score', float('nan')):.4f} -> "
+                     f"{r.get('bpr_dev_score', float('nan')):.4f})")
+    if not parts:
+        return "Outcome: no self-supervised row with its ITQ row in this run."
+    verdict = "met" if all(met) else ("NOT met" if not any(met) else f"met at {sum(met)} of {len(met)} widths")
+    return ("Outcome (target: self-supervised `bpr` above ITQ at every width, Hamming ranking): " + verdict + "; "
+            + "; ".join(parts) + ". Best epoch -1 means no epoch beat the initial head, which was kept; the head "
+            "starts from ITQ, so a kept initial head is ITQ's code up to the seed of the ITQ inside it.")
+
+
+def _topics_outcome(by: dict) -> str:
+    """Keyphrase expansion and keyword-topic retrieval, compared on test from the run's rows."""
+    test = {name: v["test"]["ndcg@10"] for (kind, name), v in by.items() if "test" in v}
+    keyphr = {name: v for (kind, name), v in by.items() if kind == "keyphr"}
+    lines = []
+    plain = next((n for n in keyphr if "keyphrase" not in n.lower() and "expan" not in n.lower()), None)
+    if plain is not None and len(keyphr) > 1:
+        deltas = [test[n] - test[plain] for n in keyphr if n != plain]
+        lines.append(f"keyphrase expansion moves BM25's test nDCG@10 by {min(deltas):+.4f} to {max(deltas):+.4f} "
+                     f"against `{plain}`")
+    for mode in ("joined", "mean"):
+        base = test.get(f"keywords {mode} (no refinement)")
+        refined = [v for n, v in test.items() if n.startswith(f"keywords {mode} + Lbl2Vec")]
+        if base is not None and refined:
+            lines.append(f"Lbl2Vec refinement of `{mode}` keyword vectors: best {max(refined):.4f} vs "
+                         f"{base:.4f} unrefined")
+    joined, mean = test.get("keywords joined (no refinement)"), test.get("keywords mean (no refinement)")
+    bm25 = test.get("bm25 on the keywords")
+    if joined is not None and mean is not None:
+        lines.append(f"joined keywords {joined:.4f} vs averaged single-word embeddings {mean:.4f}")
+    if bm25 is not None:
+        lines.append(f"BM25 on the same keywords {bm25:.4f}")
+    return ("Outcome on test: " + "; ".join(lines) + ". A SciFact 'topic' has 1-5 relevant documents, so the "
+            "centroid of a topic's nearest documents drifts to the broader neighbourhood; Lbl2Vec targets broad "
+            "topics with many documents each, which this evaluation does not have.") if lines else ""
 
 
 def main():

