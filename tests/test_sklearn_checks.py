@@ -111,7 +111,7 @@ def test_check_scalar_wrappers_name_parameter_value_and_range():
     for value in (0, 2.0, True, "3"):
         with pytest.raises(ValidationError, match=rf"^k must be an integer >= 1, got {value!r}$"):
             check_int_param(value, "k", min_val=1)
-    with pytest.raises(ValidationError, match=r"^b_bits must be an integer in \[1, 32\] or None, got 33$"):
+    with pytest.raises(ValidationError, match=r"^b_bits must be an integer from 1 to 32 or None, got 33$"):
         check_int_param(33, "b_bits", min_val=1, max_val=32, allow_none=True)
     assert check_real_param(0.5, "tol", min_val=0, include_boundaries="neither") == 0.5
     for value in (0.0, -1.0, float("nan"), float("inf"), "x", False):

@@ -48,6 +48,8 @@ from sklearn.base import BaseEstimator
 
 from ..codes import pack
 from ..errors import NotFittedError, ValidationError
+from ..params import check_int_param
+from ..registry import MAX_BITS, check_n_bits
 from ._selection_names import BUILTIN_DATASETS, SELECTION_MODES
 
 __all__ = [
@@ -127,10 +129,10 @@ class HashedInstanceSelector(BaseEstimator):
 
     # -- validation --------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        _check_positive_int("n_bits", self.n_bits, 512)
-        _check_positive_int("n_levels", self.n_levels, 10)
-        _check_positive_int("n_views", self.n_views, 64)
-        _check_positive_int("per_bucket", self.per_bucket)
+        check_n_bits(self.n_bits)
+        check_int_param(self.n_levels, "n_levels", min_val=1, max_val=10)
+        check_int_param(self.n_views, "n_views", min_val=1, max_val=64)
+        check_int_param(self.per_bucket, "per_bucket", min_val=1)
         if self.mode not in SELECTION_MODES:
             raise ValidationError(f"mode must be one of {', '.join(SELECTION_MODES)}, got {self.mode!r}")
         if self.representative not in ("medoid", "random"):
@@ -138,10 +140,10 @@ class HashedInstanceSelector(BaseEstimator):
         vf = self.view_features
         if not isinstance(vf, numbers.Real) or not 0 < vf <= 1:
             raise ValidationError(f"view_features must be in (0, 1], got {vf!r}")
-        if self.mode == "multi_level" and self.n_bits * 2 ** (self.n_levels - 1) > 4096:
+        if self.mode == "multi_level" and self.n_bits * 2 ** (self.n_levels - 1) > MAX_BITS:
             raise ValidationError(
                 f"multi_level with n_bits={self.n_bits} and n_levels={self.n_levels} needs "
-                f"{self.n_bits * 2 ** (self.n_levels - 1)} bits at the finest level; at most 4096 allowed"
+                f"{self.n_bits * 2 ** (self.n_levels - 1)} bits at the finest level; at most {MAX_BITS} allowed"
             )
 
     # -- fitting -----------------------------------------------------------------------------------
@@ -229,12 +231,6 @@ class HashedInstanceSelector(BaseEstimator):
 
 
 # -- internals ------------------------------------------------------------------------------------
-def _check_positive_int(name: str, v, hi: int | None = None) -> None:
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1 or (hi and v > hi):
-        rng = f"in [1, {hi}]" if hi else "positive"
-        raise ValidationError(f"{name} must be a {rng} integer, got {v!r}")
-
-
 def _check_labels(y, n: int) -> np.ndarray:
     """``y`` as an array of ``n`` labels, none missing (NaN, inf or None)."""
     y = np.asarray(y)
