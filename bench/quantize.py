@@ -197,6 +197,15 @@ def run_text(args) -> None:
             _, I = adc_search(ip_tables(model, Qe), model.encode(X), 100)
             evaluate(f"{name}:{B}", I, train_s, seed=seed)
 
+    from hashlearn.text.pipeline import evaluate_codes, fit_encoder
+
+    for seed in range(args.seeds):  # the binary baseline at the same bytes, trained on the same pairs
+        t0 = time.perf_counter()
+        enc = fit_encoder(f"bpr:{8 * B}", X, queries=Qtrain, pairs=pairs, random_state=seed)
+        train_s = time.perf_counter() - t0
+        row, (_, I) = evaluate_codes(enc, X, Qe, qids, doc_ids, data.qrels, codes=f"bpr:{8 * B}")
+        evaluate(f"bpr:{8 * B} (Hamming)", I, train_s, seed=seed)
+
     grid = [{"lr": lr, "query_lr": qlr} for lr in (1e-3, 3e-3) for qlr in (1e-4, 1e-3)]
     for name, cls in (("jpq", JPQ), ("repconc", RepCONC)):
         for seed in range(args.seeds):
@@ -229,7 +238,12 @@ def _tokens(name: str, texts, args):
         if len(tv) == len(texts):
             return tv, 0.0
     t0 = time.perf_counter()
-    tv = encode_tokens(texts, batch_size=32, show_progress=False)
+    model = None
+    if args.st_model:  # a local copy of all-MiniLM-L6-v2 (the default loads it by name)
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(args.st_model, device="cpu")
+    tv = encode_tokens(texts, model=model, batch_size=32, show_progress=False)
     seconds = time.perf_counter() - t0
     OUT.mkdir(parents=True, exist_ok=True)
     tv.save(path)
@@ -614,6 +628,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--part", choices=("datasets", "micro", "text", "multivector", "markdown"), default="datasets")
     p.add_argument("--text-bytes", type=int, default=16)
+    p.add_argument("--st-model", help="folder of a local all-MiniLM-L6-v2 copy for the token vectors (multivector)")
     p.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     p.add_argument("--bytes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 16, 32, 64])
     p.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data"),

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..hashing.base import check_vectors_array
-from ..io.persist import persistable
+from ..registry import register
 from ._kmeans import DEFAULT_POINTS_PER_CENTROID, squared_distances, train_kmeans
 from ._sinkhorn import sinkhorn_column_potentials
 from .base import BaseQuantizer, check_int_param
@@ -17,7 +17,7 @@ _COST_BUDGET = 1 << 26  # entries of the (training points × clusters) cost matr
 _PREDICT_BLOCK = 16384
 
 
-@persistable
+@register("balanced-kmeans", kind="quantizer")
 class BalancedKMeans(BaseQuantizer):
     """k-means whose clusters are kept at equal size by an optimal-transport assignment.
 
@@ -79,6 +79,8 @@ class BalancedKMeans(BaseQuantizer):
     >>> int(np.bincount(km.labels_).max()) <= 1.1 * len(X) / 4
     True
     """
+
+    size_param = None
 
     def __init__(self, n_clusters: int = 256, *, n_iter: int = 25, balance_iter: int = 10, sinkhorn_reg: float = 0.01,
                  sinkhorn_iter: int = 50, balance_tol: float = 0.05, max_points_per_centroid: int = DEFAULT_POINTS_PER_CENTROID,
@@ -190,6 +192,9 @@ class BalancedKMeans(BaseQuantizer):
         if int(self.n_clusters) > 256:
             raise ValidationError(f"distance tables need n_clusters <= 256 (one-byte codes), got {self.n_clusters}")
         return squared_distances(Q, self.cluster_centers_)[:, None, :]
+
+    def _ip_tables(self, Q: np.ndarray) -> np.ndarray:
+        return -(Q @ self.cluster_centers_.T)[:, None, :]
 
     def _codebook_arrays(self) -> list[np.ndarray]:
         return [self.cluster_centers_, self.cluster_bias_]

@@ -42,6 +42,12 @@ class BaseQuantizer(PersistableEstimatorMixin, BaseEstimator):
 
     method_name = "base"
     input_kind = "quantizer"
+    #: What the tables of :meth:`distance_tables` measure: ``"l2"`` (squared L2) or ``"ip"`` (negative
+    #: inner products, for quantizers trained to rank by inner product).
+    metric = "l2"
+    #: Constructor parameter that sets the bytes per code (``pq:16`` → ``M=16``), or None when the code
+    #: size is not a free choice (one list id per vector).
+    size_param: str | None = "M"
 
     # -- the estimator contract ----------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -105,6 +111,17 @@ class BaseQuantizer(PersistableEstimatorMixin, BaseEstimator):
         self._check_fitted()
         Q = check_vectors_array(Q, name="Q", n_features=self.n_features_in_)
         return self._distance_tables(Q)
+
+    def inner_product_tables(self, Q) -> np.ndarray:
+        """Tables of NEGATIVE inner products: float32 (nq, n_codes, ksub).
+
+        ``-<q, decode(c)>`` (for ``metric == "ip"`` quantizers: ``-score(q, c)``) is
+        ``sum_m tables[i, m, c[m]]``, with no per-code term; an ADC scan of these tables ranks codes by
+        decreasing inner product (maximum inner-product search, as faiss' ``METRIC_INNER_PRODUCT``).
+        """
+        self._check_fitted()
+        Q = check_vectors_array(Q, name="Q", n_features=self.n_features_in_)
+        return np.ascontiguousarray(self._ip_tables(Q), dtype=np.float32)
 
     def code_bias(self, codes) -> np.ndarray | None:
         """Per-code term of the ADC distance (float32 (n,)), or None when the tables alone give it."""
@@ -223,6 +240,9 @@ class BaseQuantizer(PersistableEstimatorMixin, BaseEstimator):
 
     def _code_bias(self, codes: np.ndarray) -> np.ndarray | None:
         return None
+
+    def _ip_tables(self, Q: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def _codebook_arrays(self) -> list[np.ndarray]:
         raise NotImplementedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ValidationError
-from ..io.persist import persistable
+from ..registry import register
 from . import _kernels
 from ._kmeans import DEFAULT_POINTS_PER_CENTROID, product_kmeans
 from .base import BaseQuantizer, check_int_param
@@ -16,7 +16,7 @@ __all__ = ["PQ", "OPQ"]
 _BLOCK = 65536  # rows encoded per kernel call (bounds temporaries of rotated inputs)
 
 
-@persistable
+@register("pq", kind="quantizer")
 class PQ(BaseQuantizer):
     """Product quantizer: ``M`` sub-vectors, each replaced by the nearest of ``2**nbits`` centroids.
 
@@ -138,6 +138,11 @@ class PQ(BaseQuantizer):
     def _distance_tables(self, Q: np.ndarray) -> np.ndarray:
         return _kernels.tables_l2_kernel(np.ascontiguousarray(self._preprocess(Q), dtype=np.float32), self._codebooks_t())
 
+    def _ip_tables(self, Q: np.ndarray) -> np.ndarray:
+        M, _, dsub = self.codebooks_.shape
+        Qs = np.ascontiguousarray(self._preprocess(Q), dtype=np.float32).reshape(Q.shape[0], M, dsub)
+        return -np.einsum("qmd,mkd->qmk", Qs, self.codebooks_, optimize=True)
+
     def _codebook_arrays(self) -> list[np.ndarray]:
         return [self.codebooks_]
 
@@ -181,7 +186,7 @@ def _random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))[None, :]
 
 
-@persistable
+@register("opq", kind="quantizer")
 class OPQ(PQ):
     """Optimized product quantizer: an orthogonal rotation learned jointly with the PQ codebooks.
 

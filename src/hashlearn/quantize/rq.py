@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io.persist import persistable
+from ..registry import register
 from ._kmeans import DEFAULT_POINTS_PER_CENTROID, _accumulate, train_kmeans
 from .base import BaseQuantizer, check_int_param
 
@@ -50,7 +50,7 @@ def _beam_step(R: np.ndarray, codes: np.ndarray, C: np.ndarray, c_sq: np.ndarray
     return out_R, out_codes, out_sq
 
 
-@persistable
+@register("rq", kind="quantizer")
 class RQ(BaseQuantizer):
     """Residual quantizer: ``levels`` codebooks; level l quantizes the residual left by levels < l.
 
@@ -100,6 +100,8 @@ class RQ(BaseQuantizer):
     >>> rq.encode(X[:2]).shape
     (2, 3)
     """
+
+    size_param = "levels"
 
     def __init__(self, levels: int = 8, *, nbits: int = 8, beam_size: int = 5, n_iter: int = 25, refine_iter: int = 2,
                  max_points_per_centroid: int = DEFAULT_POINTS_PER_CENTROID, random_state=None):
@@ -190,6 +192,9 @@ class RQ(BaseQuantizer):
         T = -2.0 * np.einsum("qd,lkd->qlk", Q, self.codebooks_, optimize=True)
         T[:, 0, :] += (Q * Q).sum(1)[:, None]
         return np.ascontiguousarray(T, dtype=np.float32)
+
+    def _ip_tables(self, Q: np.ndarray) -> np.ndarray:
+        return -np.einsum("qd,lkd->qlk", Q, self.codebooks_, optimize=True)
 
     def _code_bias(self, codes: np.ndarray) -> np.ndarray:
         out = np.empty(codes.shape[0], np.float32)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..hashing.base import check_random_state, check_vectors_array
-from ..io.persist import persistable
+from ..registry import register
 from ._kmeans import squared_distances
 from ._sinkhorn import sinkhorn_column_potentials
 from .balanced import _repair_capacity
@@ -293,6 +293,9 @@ class _TrainedPQ(BaseQuantizer):
         qv = (Q @ self.query_map_).reshape(Q.shape[0], M, dsub)
         return np.ascontiguousarray(-np.einsum("qmd,mkd->qmk", qv, self.codebooks_), dtype=np.float32)
 
+    def _ip_tables(self, Q: np.ndarray) -> np.ndarray:
+        return self._distance_tables(Q)
+
     def distance_tables(self, Q) -> np.ndarray:
         """ADC tables (nq, M, ksub) of NEGATIVE inner products (this quantizer ranks by inner product):
         ``-score(q, c) = sum_m tables[q, m, c[m]]``, where score is ``<q @ query_map_, reconstruction>``."""
@@ -340,7 +343,7 @@ def _ndcg10(top: np.ndarray, relevant: list) -> float:
     return float(np.mean(out)) if out else 0.0
 
 
-@persistable
+@register("jpq", kind="quantizer")
 class JPQ(_TrainedPQ):
     """JPQ: PQ centroids and a query-side linear map trained for ranking, document codes fixed.
 
@@ -379,7 +382,7 @@ class JPQ(_TrainedPQ):
     uniform = False
 
 
-@persistable
+@register("repconc", kind="quantizer")
 class RepCONC(_TrainedPQ):
     """RepCONC: JPQ plus document re-assignment under a uniform-clustering constraint.
 

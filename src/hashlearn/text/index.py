@@ -8,14 +8,20 @@ Codes (``spec`` strings as the CLI takes them):
     one bit per dimension, ``x > 0`` (d/8 bytes); ``msign``: the same after subtracting the corpus mean;
 ``METHOD:BITS``
     any vector hasher of :mod:`hashlearn.hashing` (``itq:256``, ``pcah:128``, ``simhash:384`` ...) or
-    ``bpr:BITS`` (:class:`~hashlearn.text.bpr.BPRHasher`, needs training queries).
+    ``bpr:BITS`` (:class:`~hashlearn.text.bpr.BPRHasher`, needs training queries);
+``QUANTIZER:BYTES``
+    a quantizer of :mod:`hashlearn.quantize` with BYTES one-byte sub-codes per document: ``pq:16``,
+    ``opq:16``, ``rq:16`` (16 levels), and the task-trained ``jpq:16`` and ``repconc:16`` (need training
+    queries, as ``bpr``). Searched by an asymmetric (ADC) scan of inner-product tables: the score of a
+    document is the inner product of the float query (for ``jpq``/``repconc``: the mapped query) with
+    the document's reconstruction, so no extra memory per document.
 
-Search: the first stage ranks every document by Hamming distance between binary codes (symmetric), or,
+Search (binary codes): the first stage ranks every document by Hamming distance between binary codes (symmetric), or,
 with ``asymmetric=True``, by the inner product of the query's real-valued projection with the
 document's ±1 code (float query × binary document; no extra memory per document). The top
 ``candidates`` are then optionally rescored with
 
-* ``asym``: float query projection × binary document (no extra memory),
+* ``asym``: float query projection × binary document (no extra memory; binary codes only),
 * ``float``: the stored float vectors (4·d bytes per document more),
 * ``int8``: int8 scalar-quantised vectors, one scale per dimension (d bytes per document more).
 
@@ -25,22 +31,24 @@ inner product otherwise. Ties are broken by the smaller position (insertion orde
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
 
 from ..codes import knn_search, n_words, unpack
-from ..errors import IncompatibleError, ValidationError
+from ..errors import FileFormatError, IncompatibleError, ValidationError
 from ..hashing.base import check_vectors_array
 from ..io.persist import persistable
 from ..registry import get_method_class, make_method, parse_spec
 from .codes import SignCodes
 
-__all__ = ["SignCodes", "TextIndex", "parse_codes", "make_encoder", "RESCORE_MODES"]
+__all__ = ["SignCodes", "TextIndex", "parse_codes", "make_encoder", "needs_queries", "is_quantizer",
+           "RESCORE_MODES"]
 
 RESCORE_MODES = ("none", "asym", "float", "int8")
 #: Registry kinds usable as text codes (besides ``float``).
-CODE_KINDS = ("vector", "embedding")
+CODE_KINDS = ("vector", "embedding", "quantizer")
 _BLOCK = 32768
 
 
@@ -53,7 +61,30 @@ def parse_codes(spec: str) -> tuple[str, int | None]:
     parsed = parse_spec(spec, kinds=CODE_KINDS, allow=("float",), require_bits=True, fixed_width_bits=True)
     if parsed.name == "float" and parsed.n_bits is not None:
         raise ValidationError("codes 'float' takes no bit count")
+    if parsed.name != "float":
+        cls = get_method_class(parsed.name)
+        if cls.input_kind == "quantizer":
+            if cls.size_param is None:
+                raise ValidationError(f"codes {spec!r}: {parsed.name} gives one list id per vector, not codes for "
+                                      "documents; use pq:BYTES, opq:BYTES, rq:BYTES, jpq:BYTES or repconc:BYTES")
+            if parsed.n_bits is None:
+                raise ValidationError(f"codes {spec!r}: give the bytes per document as {parsed.name}:BYTES "
+                                      f"(e.g. {parsed.name}:16)")
     return parsed.name, parsed.n_bits
+
+
+def needs_queries(spec: str) -> bool:
+    """Whether the codes of ``spec`` are trained with queries (``bpr``, ``jpq``, ``repconc``): their
+    ``fit`` takes ``queries``/``pairs`` and/or ``pseudo_queries``/``pseudo_docs``."""
+    name, _ = parse_codes(spec)
+    if name == "float":
+        return False
+    return "queries" in inspect.signature(get_method_class(name).fit).parameters
+
+
+def is_quantizer(encoder) -> bool:
+    """Whether ``encoder`` makes uint8 product/residual codes (searched by ADC), not packed bits."""
+    return getattr(type(encoder), "input_kind", None) == "quantizer"
 
 
 def make_encoder(spec: str, dim: int, *, random_state=None, **params):
@@ -62,6 +93,9 @@ def make_encoder(spec: str, dim: int, *, random_state=None, **params):
     if name == "float":
         return None
     cls = get_method_class(name)
+    if cls.input_kind == "quantizer":  # QUANTIZER:BYTES, one byte per sub-code
+        params.setdefault(cls.size_param, n_bits)
+        return make_method(name, random_state=random_state, **params)
     if "n_bits" not in cls._get_param_names():
         if n_bits is not None and n_bits != dim:
             raise ValidationError(f"codes {spec!r}: {name} codes have one bit per dimension ({dim}), got {n_bits}")
@@ -103,13 +137,17 @@ class TextIndex:
     encoder : fitted encoder or None
         ``None`` stores float vectors (the ``float`` baseline); else an object with ``transform``
         (packed codes), ``margins`` and ``code_bits`` — :class:`SignCodes`, a registry hasher or
-        :class:`~hashlearn.text.bpr.BPRHasher`, already fitted.
+        :class:`~hashlearn.text.bpr.BPRHasher` —, or a quantizer of :mod:`hashlearn.quantize`
+        (uint8 codes searched by ADC over inner-product tables), already fitted.
     rescore : {"none", "asym", "float", "int8"}, default "none"
-        Default rescoring of the Hamming candidates; ``float``/``int8`` also decide what is stored.
+        Default rescoring of the first-stage candidates; ``float``/``int8`` also decide what is
+        stored. ``asym`` applies to binary codes only (quantized codes are already scored
+        asymmetrically).
     candidates : int, default 100
-        Hamming candidates rescored per query.
+        First-stage candidates rescored per query.
     asymmetric : bool, default False
-        First stage = float query projection × binary documents over the whole index.
+        First stage = float query projection × binary documents over the whole index (quantized
+        codes are always searched this way: the flag has no effect on them).
     codes : str, default ""
         The codes spec, kept for reports.
     model : str, default ""
@@ -136,6 +174,12 @@ class TextIndex:
             rescore, asymmetric = "none", False  # float vectors are searched exactly: nothing to rescore
         if encoder is not None and not hasattr(encoder, "transform"):
             raise ValidationError(f"encoder must have transform/margins, got {type(encoder).__name__}")
+        if is_quantizer(encoder):
+            if not hasattr(encoder, "fingerprint_"):
+                raise ValidationError(f"the {type(encoder).__name__} quantizer is not fitted: fit it first")
+            if rescore == "asym":
+                raise ValidationError("rescore 'asym' applies to binary codes; quantized codes are already "
+                                      "scored asymmetrically (use none, float or int8)")
         self.encoder = encoder
         self.rescore = rescore
         self.candidates = int(candidates)
@@ -157,8 +201,15 @@ class TextIndex:
         return len(self.doc_ids)
 
     @property
+    def quantized(self) -> bool:
+        """Whether the documents are stored as quantizer codes (uint8, ADC search)."""
+        return is_quantizer(self.encoder)
+
+    @property
     def n_bits(self) -> int | None:
-        return None if self.encoder is None else int(self.encoder.code_bits)
+        if self.encoder is None:
+            return None
+        return 8 * int(self.encoder.code_size) if self.quantized else int(self.encoder.code_bits)
 
     def add(self, X, ids, snippets=None) -> None:
         """Append documents: embeddings ``X`` (n, d) float and ``ids`` (n distinct new strings).
@@ -197,7 +248,9 @@ class TextIndex:
         def append(old, new):
             return new if old is None else np.concatenate([old, new])
 
-        if self.encoder is not None:
+        if self.quantized:  # plain uint8 rows; the codebook's fingerprint is checked at load
+            self.codes_ = append(self.codes_, np.asarray(self.encoder.encode(X)).view(np.ndarray))
+        elif self.encoder is not None:
             self.codes_ = append(self.codes_, self.encoder.transform(X))
         if self.encoder is None or self.rescore == "float":
             self.vectors_ = append(self.vectors_, X)
@@ -215,7 +268,12 @@ class TextIndex:
     def bytes_per_doc(self) -> dict:
         """Bytes per document: ``searched`` (first stage), ``rescore`` (extra stored data), ``total``."""
         d = self.dim or 0
-        searched = 4 * d if self.encoder is None else 8 * n_words(self.n_bits)
+        if self.encoder is None:
+            searched = 4 * d
+        elif self.quantized:
+            searched = int(self.encoder.code_size)
+        else:
+            searched = 8 * n_words(self.n_bits)
         extra = {"float": 4 * d, "int8": d}.get(self.rescore, 0) if self.encoder is not None else 0
         return {"searched": searched, "rescore": extra, "total": searched + extra}
 
@@ -246,6 +304,9 @@ class TextIndex:
         asymmetric = self.asymmetric if asymmetric is None else bool(asymmetric)
         if rescore not in RESCORE_MODES:
             raise ValidationError(f"rescore must be one of {', '.join(RESCORE_MODES)}; got {rescore!r}")
+        if self.quantized and rescore == "asym":
+            raise ValidationError("rescore 'asym' applies to binary codes; quantized codes are already scored "
+                                  "asymmetrically (use none, float or int8)")
         if self.encoder is None:
             scores, pos = self._dense_topk(Q, k)
         else:
@@ -254,7 +315,9 @@ class TextIndex:
             if rescore == "int8" and self.int8_ is None:
                 raise ValidationError("this index stores no int8 vectors: build it with rescore='int8'")
             first_k = k if rescore == "none" else max(k, candidates)
-            if asymmetric:
+            if self.quantized:
+                scores, pos = self._adc_topk(Q, min(first_k, self.ntotal))
+            elif asymmetric:
                 scores, pos = self._asym_topk(Q, first_k)
             else:
                 D, pos = knn_search(self.encoder.transform(Q), self.codes_, min(first_k, self.ntotal),
@@ -272,6 +335,13 @@ class TextIndex:
             v, i = _topk(Q @ block.T, k)
             best_v, best_i = _merge(best_v, best_i, v, i + start, k)
         return best_v.astype(np.float32), best_i.astype(np.int64)
+
+    def _adc_topk(self, Q, k):
+        """Largest inner products ``<q, reconstruction>`` by an ADC scan (ties → smaller position)."""
+        from ..quantize import adc_search
+
+        D, pos = adc_search(self.encoder.inner_product_tables(Q), self.codes_, k)
+        return np.where(pos >= 0, -D, -np.inf).astype(np.float32), pos
 
     def _asym_topk(self, Q, k):
         Z = self.encoder.margins(Q).astype(np.float32)
@@ -307,11 +377,22 @@ class TextIndex:
                        "model": self.model},
             "dim": self.dim, "doc_ids": list(self.doc_ids), "snippets": self.snippets,
             "codes_": self.codes_, "vectors_": self.vectors_, "int8_": self.int8_, "int8_scale_": self.int8_scale_,
+            "codes_fingerprint": getattr(self.encoder, "fingerprint_", None) if self.quantized else None,
         }
 
     @classmethod
     def _from_state(cls, state: dict):
         obj = cls(**state["params"])
+        if obj.quantized:
+            stored = state.get("codes_fingerprint")
+            if stored != obj.encoder.fingerprint_:
+                raise FileFormatError(f"the stored codes were made by a codebook with fingerprint {stored}, but the "
+                                      f"stored {type(obj.encoder).__name__} has fingerprint {obj.encoder.fingerprint_}")
+            codes = state["codes_"]
+            if codes is not None and (codes.dtype != np.uint8 or codes.ndim != 2
+                                      or codes.shape[1] != obj.encoder.n_codes):
+                raise FileFormatError(f"the stored codes have shape {codes.shape} and dtype {codes.dtype}; "
+                                      f"expected (n, {obj.encoder.n_codes}) uint8")
         obj.dim = state["dim"]
         obj.doc_ids = list(state["doc_ids"])
         obj._id_set = set(obj.doc_ids)
