@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -770,3 +771,24 @@ def test_every_other_registered_method_round_trips(name):
     assert persist.dumps(loaded) == data  # the same state, bit for bit (nested objects included)
     unfitted = persist.loads(persist.dumps(hashlearn.registry.get_method_class(name)()))
     assert not hasattr(unfitted, "n_features_in_")
+
+
+def test_atomic_write_many_is_all_or_none_with_the_usual_file_mode(tmp_path):
+    from hashlearn.io.persist import atomic_write_many
+
+    a, b = tmp_path / "a.txt", tmp_path / "sub" / "b.txt"
+    a.write_bytes(b"old a")
+
+    def boom(fh):
+        fh.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write_many([(a, lambda fh: fh.write(b"new a")), (b, boom)])
+    assert a.read_bytes() == b"old a" and not b.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.txt"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert atomic_write_many([(a, lambda fh: fh.write(b"A")), (b, lambda fh: fh.write(b"B"))]) == [a, b]
+    assert (a.read_bytes(), b.read_bytes()) == (b"A", b"B")
+    assert stat.S_IMODE(b.stat().st_mode) == 0o666 & ~umask

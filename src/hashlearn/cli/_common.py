@@ -8,9 +8,7 @@ as they were.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -128,35 +126,11 @@ def report_written(path) -> None:
 
 
 def write_outputs(items) -> None:
-    """Write ``[(path, write)]``: each ``write(fh)`` fills a temporary file beside its path; once all
-    succeeded they are fsync'ed and renamed over the paths (none is replaced if one fails). New files
-    get the usual mode (0o666 minus the umask), as ``hashlearn.save`` gives."""
-    from hashlearn.io.persist import _default_file_mode, _fsync_dir
+    """Write ``[(path, write)]`` all or none (:func:`hashlearn.io.persist.atomic_write_many`), then
+    print the one message per file."""
+    from hashlearn.io.persist import atomic_write_many
 
-    staged = []
-    try:
-        for path, write in items:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-            staged.append((tmp, path))
-            os.fchmod(fd, _default_file_mode())
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
-    for folder in {path.parent for _, path in staged}:
-        _fsync_dir(folder)
-    for _, path in staged:
+    for path in atomic_write_many(items):
         report_written(path)
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import FileFormatError, HashlearnError
 
-__all__ = ["save", "load", "dumps", "loads", "persistable", "read_header", "atomic_write", "MAGIC", "FORMAT_VERSION",
+__all__ = ["save", "load", "dumps", "loads", "persistable", "read_header", "atomic_write", "atomic_write_many", "MAGIC", "FORMAT_VERSION",
            "MAX_DEPTH"]
 
 MAGIC = b"HASHLRN\0"
@@ -334,24 +334,41 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_write(path, write) -> Path:
     """Write a file atomically: ``write(fh)`` fills a temporary file beside ``path``, which is fsync'ed
     and renamed over ``path``. On failure ``path`` is untouched and the temporary file removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    return atomic_write_many([(path, write)])[0]
+
+
+def atomic_write_many(items) -> list[Path]:
+    """Write several files all or none: ``[(path, write)]``.
+
+    Each ``write(fh)`` fills a temporary file beside its path (mode 0o666 minus the umask, as a plain
+    ``open`` gives; ``mkstemp`` alone would give 0o600); once every one succeeded they are fsync'ed and
+    renamed over their paths. If any ``write`` fails, no path is touched and the temporary files are
+    removed. Returns the paths written.
+    """
+    staged = []
     try:
-        os.fchmod(fd, _default_file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        for path, write in items:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+            staged.append((tmp, path))
+            os.fchmod(fd, _default_file_mode())
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         raise
-    _fsync_dir(path.parent)
-    return path
+    for folder in {path.parent for _, path in staged}:
+        _fsync_dir(folder)
+    return [path for _, path in staged]
 
 
 def read_header(path) -> dict:
