@@ -755,7 +755,19 @@ def _fit_recipe(name):
         return est.fit([A, B])
     if name == "bpr":
         pytest.skip("bpr trains on queries (its round trips are in tests/test_text.py)")
-    if kind in ("embedding", "quantizer"):
+    if kind == "quantizer":
+        if name in ("jpq", "repconc"):
+            pytest.importorskip("torch", reason=f"{name} trains with torch")
+        accepted = hashlearn.registry.get_method_class(name)._get_param_names()
+        small = {"M": 4, "nbits": 4, "n_clusters": 8, "levels": 2, "epochs": 1, "random_state": 0}
+        est = hashlearn.registry.make_method(name, **{k: v for k, v in small.items() if k in accepted})
+        X = rng.normal(size=(600, 16)).astype(np.float32)
+        if name in ("jpq", "repconc"):  # task-trained: pseudo-queries = noisy copies of their documents
+            docs = rng.choice(600, size=200, replace=False)
+            return est.fit(X, pseudo_queries=X[docs] + 0.1 * rng.normal(size=(200, 16)).astype(np.float32),
+                           pseudo_docs=docs)
+        return est.fit(X)
+    if kind == "embedding":
         return hashlearn.registry.make_method(name, random_state=0).fit(A) if "random_state" in \
             hashlearn.registry.get_method_class(name)._get_param_names() else hashlearn.registry.make_method(name).fit(A)
     pytest.skip(f"{kind} methods are covered by test_every_registered_hasher_round_trips")
