@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["crossmodal", "service", "text", "text_sparse", "blocking", "funchash_selection"]
+ORDER = ["crossmodal", "service", "text", "text_sparse", "blocking", "funchash_selection", "quantize", "recsys",
+         "blocking_neural"]
 
 
 def section_text(name: str) -> str:

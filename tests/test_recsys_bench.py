@@ -45,3 +45,20 @@ def test_bench_compress_and_sdim_rows(folder, tmp_path, monkeypatch):
     assert all(p.stat().st_size > 0 for p in paths)
     with pytest.raises(UnknownMethodError, match="unknown recsys bench part"):
         bench.run("nope", folder)
+
+
+def test_cli_bench_recsys_sdim_writes_json_and_plots(folder, tmp_path, monkeypatch, capsys):
+    import json
+
+    from hashlearn.cli import main
+
+    monkeypatch.setitem(bench.CTR_PARAMS, "epochs", 1)
+    out = tmp_path / "r.json"
+    assert main(["bench", "recsys", "--part", "sdim", "--data-dir", str(folder), "--repeats", "2", "--json", str(out),
+                 "--plots", str(tmp_path / "plots"), "-q"]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["part"] == "sdim" and {r["seed"] for r in payload["rows"]} == {0, 1}
+    assert all(s["n_seeds"] == 2 for s in payload["summary"])
+    assert (tmp_path / "plots" / "recsys_sdim.png").is_file()
+    assert f"wrote {out}" in capsys.readouterr().err.replace("\n", "")
+    assert main(["bench", "recsys", "--part", "nope", "--data-dir", str(folder)]) == 2
