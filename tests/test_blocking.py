@@ -535,7 +535,9 @@ def test_cli_block_union_dedup_and_parquet(tmp_path):
 @pytest.mark.parametrize("args, msg", [
     (["--fields", "nope"], "missing field"),
     (["--method", "bogus"], "unknown blocking method"),
-    (["--method", "minhash", "--k", "5"], "minhash does not accept parameter(s) k"),
+    (["--method", "minhash", "--k", "5"], "-k does not apply to -m minhash; its options: --threshold, --n-perm"),
+    (["--method", "standard", "--on", "city", "--window", "5"], "--window does not apply to -m standard; its options: --on"),
+    (["--method", "union:standard+minhash", "--epochs", "2"], "--epochs does not apply to -m union:standard+minhash"),
     (["--threshold", "1.5"], "--threshold"),
 ])
 def test_cli_block_errors(tmp_path, capsys, args, msg):

@@ -86,10 +86,14 @@ def _register_blocking(app) -> None:
             from hashlearn.embed import Embedder
 
             embedder = Embedder(model=model or "all-MiniLM-L6-v2", cache_dir=cache_dir, show_progress=not quiet)
-        params = dict(threshold=threshold, k=k, on=on.split(",") if on else None, window=window, n_perm=n_perm,
-                      q=q, min_similarity=min_similarity, max_per_record=max_per_record,
-                      train_pairs=tp, epochs=epochs, embedder=embedder, random_state=seed)
-        blocker = make_blocker(method, **params)
+        options = dict(threshold=threshold, k=k, on=on.split(",") if on else None, window=window, n_perm=n_perm,
+                       q=q, min_similarity=min_similarity, max_per_record=max_per_record, train_pairs=tp,
+                       epochs=epochs)
+        options = {key: value for key, value in options.items() if value is not None}  # only what the user set
+        _refuse_options_the_blocker_ignores(method, options)
+        if embedder is not None:
+            options["embedder"] = embedder
+        blocker = make_blocker(method, random_state=seed, **options)
 
         chunks = []
         if not quiet:
@@ -127,6 +131,28 @@ def _register_blocking(app) -> None:
             if "empty_right" in sk:
                 table.add_row("records with empty fields (right)", str(sk["empty_right"]))
             console.print(table)
+
+
+# Blocker parameters set from the command line, by the flag that sets them.
+_BLOCKER_FLAGS = {"threshold": "--threshold", "k": "-k", "on": "--on", "window": "--window", "n_perm": "--n-perm",
+                  "q": "--q", "min_similarity": "--min-similarity", "max_per_record": "--max-per-record",
+                  "train_pairs": "--train-pairs", "epochs": "--epochs"}
+
+
+def _refuse_options_the_blocker_ignores(method: str, options: dict) -> None:
+    """A blocker option the user set that no part of ``-m METHOD`` takes is an error naming the flag."""
+    from hashlearn.apps.blocking import get_blocker_class
+
+    from ._common import CLIError
+
+    spec = method.strip()
+    names = spec[len("union:"):].split("+") if spec.lower().startswith("union:") else [spec]
+    accepted = set().union(*(get_blocker_class(n.strip()).param_names() for n in names if n.strip()))
+    ignored = [_BLOCKER_FLAGS[key] for key in options if key not in accepted]
+    if ignored:
+        takes = [flag for key, flag in _BLOCKER_FLAGS.items() if key in accepted]
+        raise CLIError(f"{', '.join(ignored)} does not apply to -m {spec}; its options: "
+                       f"{', '.join(takes) if takes else 'none'}")
 
 
 # -- hashlearn dedup -------------------------------------------------------------------------------
