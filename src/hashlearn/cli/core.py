@@ -139,19 +139,16 @@ def _write_plots(folder: Path, ds, rows: list[dict], bit_list: list[int]) -> lis
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from hashlearn.metrics.plotstyle import method_styles
+
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    cmap = plt.get_cmap("tab10")
-    color = {m: cmap(i % 10) for i, m in enumerate(methods)}  # with the marker cycle, pairs stay distinct
+    styles = method_styles(methods)  # a (colour, marker) pair no other method of the figure shares
     peer = {r["method"]: r["peer"] for r in rows}
     title = f"{ds.name}: {ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}"
     written = []
 
-    markers = "osD^v<>pPXh*"
-
     def style(m):
-        i = methods.index(m)
-        return {"color": color[m], "linestyle": "--" if peer[m] else "-", "linewidth": 1.6,
-                "marker": markers[i % len(markers)], "markersize": 4,
+        return {**styles[m], "linestyle": "--" if peer[m] else "-", "linewidth": 1.6, "markersize": 4,
                 "label": f"{m} (faiss)" if peer[m] and not m.startswith("faiss") else m}
 
     def legend(ax):

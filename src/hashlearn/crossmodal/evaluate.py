@@ -164,9 +164,11 @@ def plot_rows(rows, folder, view_names=("image", "text")):
     from pathlib import Path
 
     from ..io.persist import atomic_write
+    from ..metrics.plotstyle import method_styles
 
     folder = Path(folder)
     written = []
+    styles = method_styles(sorted({r["method"] for r in rows}))  # one style per method in every figure
     for ds in sorted({r["dataset"] for r in rows}):
         for nb in sorted({r["bits"] for r in rows if r["dataset"] == ds}):
             sub = [r for r in rows if r["dataset"] == ds and r["bits"] == nb]
@@ -175,8 +177,8 @@ def plot_rows(rows, folder, view_names=("image", "text")):
                                    (axes[1], "map_q1_db0", f"{view_names[1]}→{view_names[0]}")):
                 for m in sorted({r["method"] for r in sub}):
                     pts = sorted((r["paired"], r[key], r.get(f"{key}_sd", 0.0)) for r in sub if r["method"] == m)
-                    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
-                                capsize=3, label=m)
+                    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
+                                label=m, **styles[m])
                 ax.set_title(f"{ds}, {nb} bits: {title}")
                 ax.set_xlabel("fraction of training items paired")
                 ax.grid(alpha=0.3)

@@ -293,9 +293,12 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..metrics.plotstyle import method_styles
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
+    styles = method_styles(s["method"] for s in summary)
     paths = []
     comp = [s for s in summary if s["part"] == "compress"]
     if comp:
@@ -307,7 +310,7 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
                              if s["method"] == method and s["cold"] == cold)
                 if pts:
                     b, m, e = map(np.asarray, zip(*pts))
-                    ax.errorbar(b, m, yerr=e, marker="o", capsize=3, label=method)
+                    ax.errorbar(b, m, yerr=e, capsize=3, label=method, **styles[method])
             if full:
                 ax.axhline(full[0]["recall@20"], color="k", ls="--", label="full table")
             ax.set_xscale("log", base=2)
@@ -343,7 +346,7 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
     if sd:
         fig, ax = plt.subplots(figsize=(6, 4))
         for s in sd:
-            ax.errorbar(s["ms_per_1k"], s["auc"], yerr=s["auc_sd"], marker="o", capsize=3, label=s["method"])
+            ax.errorbar(s["ms_per_1k"], s["auc"], yerr=s["auc_sd"], capsize=3, label=s["method"], **styles[s["method"]])
         ax.set_xscale("log")
         from matplotlib.ticker import NullFormatter, ScalarFormatter
 
