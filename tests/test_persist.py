@@ -767,6 +767,13 @@ def _fit_recipe(name):
             return est.fit(X, pseudo_queries=X[docs] + 0.1 * rng.normal(size=(200, 16)).astype(np.float32),
                            pseudo_docs=docs)
         return est.fit(X)
+    if kind == "compressor":
+        from hashlearn.recsys import Interactions
+
+        u, i = np.nonzero(rng.random((40, 60)) < 0.15)
+        inter = Interactions.from_arrays(u, i)
+        features = rng.normal(size=(inter.n_items, 8)).astype(np.float32)  # item content (semantic IDs)
+        return hashlearn.registry.make_method(name, random_state=0).fit(inter, item_features=features)
     if kind == "embedding":
         return hashlearn.registry.make_method(name, random_state=0).fit(A) if "random_state" in \
             hashlearn.registry.get_method_class(name)._get_param_names() else hashlearn.registry.make_method(name).fit(A)

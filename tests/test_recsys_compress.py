@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import hashlearn.registry
 from hashlearn.errors import NotFittedError, UnknownMethodError, ValidationError
 from hashlearn.io import persist
 from hashlearn.recsys import (DoubleHash, FullTable, GraphHash, Interactions, RandomHash, ResidualKMeans,
@@ -23,9 +24,14 @@ def planted_blocks(rng, n_blocks=4, users_per=30, items_per=40, p_in=0.3, p_out=
 
 
 def test_names_and_unknown_method():
-    assert compressor_names() == ["full", "random", "double", "graphhash", "semantic"]
+    assert compressor_names() == ["double", "full", "graphhash", "random", "semantic"]
+    assert compressor_names() == hashlearn.registry.list_methods("compressor")  # the one registry
     with pytest.raises(UnknownMethodError, match="unknown compressor 'nope'"):
         make_compressor("nope")
+    with pytest.raises(UnknownMethodError, match="'itq' is a vector method"):
+        make_compressor("itq")
+    with pytest.raises(ValidationError, match="double does not accept parameter.s. bugdet; it accepts budget"):
+        make_compressor("double", bugdet=0.5)
 
 
 @pytest.mark.parametrize("name", ["random", "double", "graphhash"])

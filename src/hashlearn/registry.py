@@ -14,6 +14,7 @@ Kinds (``cls.input_kind``):
 ``embedding``   codes for dense text embeddings that need more than ``fit(X)`` or fix the width
                 (``sign``/``msign``: one bit per dimension; ``bpr``: trained with queries)
 ``quantizer``   float vectors → uint8 product / residual codes
+``compressor``  user / item IDs → rows of a smaller embedding table (recommenders: ``fit(interactions)``)
 
 Providers register on import. The lower layers (``hashing``, ``crossmodal`` ...) import only
 :func:`register` from here; :func:`list_methods` and :func:`get_method_class` import the providers on
@@ -44,13 +45,14 @@ __all__ = [
 #: The longest code any command or the service accepts, in bits (one limit, one message).
 MAX_BITS = 4096
 
-KINDS = ("vector", "set", "crossmodal", "embedding", "quantizer")
+KINDS = ("vector", "set", "crossmodal", "embedding", "quantizer", "compressor")
 _KIND_TEXT = {
     "vector": "hashes float vectors",
     "set": "hashes sets, not vectors",
     "crossmodal": "is cross-modal: it fits several views (use 'hashlearn bench crossmodal' or the Python API)",
     "embedding": "makes codes for dense text embeddings",
     "quantizer": "quantizes vectors into uint8 codes",
+    "compressor": "compresses the user/item ID tables of a recommender (hashlearn.recsys; fit(interactions))",
 }
 
 # Modules whose import registers methods (imported lazily by the lookups below). A provider that
@@ -60,6 +62,7 @@ _PROVIDERS = (
     "hashlearn.crossmodal",
     "hashlearn.text.codes",
     "hashlearn.quantize",
+    "hashlearn.recsys",
 )
 
 # Packages that define saveable classes besides the method providers (indexes, text indexes, ...).

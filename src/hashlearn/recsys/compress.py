@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator
 from ..errors import NotFittedError, UnknownMethodError, ValidationError
 from ..hashing.base import PersistableEstimatorMixin, check_random_state
 from ..hashing.e2lsh import _fmix64
-from ..io.persist import persistable
+from ..registry import register
 from .interactions import Interactions
 
 __all__ = ["BaseCompressor", "FullTable", "RandomHash", "DoubleHash", "make_compressor",
@@ -166,7 +166,7 @@ class BaseCompressor(PersistableEstimatorMixin, BaseEstimator):
         return self.n_user_rows_ + self.n_item_rows_
 
 
-@persistable
+@register("full", kind="compressor")
 class FullTable(BaseCompressor):
     """One row per ID (the uncompressed baseline); ``budget`` must be 1.
 
@@ -183,7 +183,6 @@ class FullTable(BaseCompressor):
     ([0, 1], 3)
     """
 
-    method_name = "full"
 
     def __init__(self, budget: float = 1.0, *, random_state=None):
         self.budget = budget
@@ -198,7 +197,7 @@ class FullTable(BaseCompressor):
         return (np.arange(X.n_users)[:, None], X.n_users, np.arange(X.n_items)[:, None], X.n_items)
 
 
-@persistable
+@register("random", kind="compressor")
 class RandomHash(BaseCompressor):
     """The hashing trick: each ID goes to one row chosen by a seeded hash of its raw id.
 
@@ -219,7 +218,6 @@ class RandomHash(BaseCompressor):
     Learning", ICML 2009.
     """
 
-    method_name = "random"
 
     def __init__(self, budget: float = 0.25, *, hash_users: bool = True, random_state=None):
         self.budget = budget
@@ -236,7 +234,7 @@ class RandomHash(BaseCompressor):
         return hash_ids(X.user_ids, int(seeds[0]), nu)[:, None], nu, items, ni
 
 
-@persistable
+@register("double", kind="compressor")
 class DoubleHash(BaseCompressor):
     """Double hashing: two independent hashes into two half tables; an ID is the sum of its two rows.
 
@@ -255,7 +253,6 @@ class DoubleHash(BaseCompressor):
     Based Double Hashing for Recommender Systems", RecSys 2020.
     """
 
-    method_name = "double"
 
     def __init__(self, budget: float = 0.25, *, random_state=None):
         self.budget = budget
@@ -276,21 +273,27 @@ class DoubleHash(BaseCompressor):
         return u, nu, i, ni
 
 
-def _registry() -> dict:
-    from .graphhash import GraphHash
-    from .semantic import SemanticIDs
-
-    return {c.method_name: c for c in (FullTable, RandomHash, DoubleHash, GraphHash, SemanticIDs)}
-
-
 def compressor_names() -> list[str]:
-    """Names accepted by :func:`make_compressor`."""
-    return list(_registry())
+    """Names accepted by :func:`make_compressor`: the registry's methods of kind ``compressor``."""
+    from ..registry import list_methods
+
+    return list_methods("compressor")
 
 
 def make_compressor(name: str, **params) -> BaseCompressor:
-    """An unfitted compressor by name (``full``, ``random``, ``double``, ``graphhash``, ``semantic``)."""
-    reg = _registry()
-    if name not in reg:
-        raise UnknownMethodError(f"unknown compressor {name!r}; choose one of {', '.join(reg)}")
-    return reg[name](**params)
+    """An unfitted compressor by name (``full``, ``random``, ``double``, ``graphhash``, ``semantic``).
+
+    The one registry (:func:`hashlearn.registry.make_method`) builds it: an unknown name or parameter is
+    an error naming the accepted ones.
+    """
+    from ..registry import get_method_class, make_method
+
+    if name not in compressor_names():
+        cls = None
+        try:
+            cls = get_method_class(name)
+        except UnknownMethodError:
+            pass
+        kind = f" ({name!r} is a {cls.input_kind} method)" if cls is not None else ""
+        raise UnknownMethodError(f"unknown compressor {name!r}{kind}; choose one of {', '.join(compressor_names())}")
+    return make_method(name, random_state=params.pop("random_state", None), **params)

@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from ..errors import ValidationError
-from ..io.persist import persistable
+from ..registry import register
 from .compress import BaseCompressor, hash_ids, table_rows
 
 __all__ = ["GraphHash", "bipartite_communities"]
@@ -109,7 +109,7 @@ def _rows_from_clusters(labels: np.ndarray, n_rows: int, seed: int) -> tuple[np.
     return rows[inverse], int(min(uniq.size, n_rows))
 
 
-@persistable
+@register("graphhash", kind="compressor")
 class GraphHash(BaseCompressor):
     """Users and items of one modularity cluster of the interaction graph share a row index.
 
@@ -154,7 +154,6 @@ class GraphHash(BaseCompressor):
     Recommender Systems", 2024 (arXiv:2412.17245).
     """
 
-    method_name = "graphhash"
 
     def __init__(self, budget: float = 0.25, *, algorithm: str = "louvain", backend: str = "auto",
                  residual: float = 0.0, per_table: bool = True, max_search: int = 14, random_state=None):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..hashing.base import check_vectors_array
-from ..io.persist import persistable
+from ..registry import register
 from .compress import BaseCompressor, _check_budget, hash_ids, table_rows
 from .rqkmeans import ResidualKMeans, collision_suffix
 
@@ -45,7 +45,7 @@ def _prefix_keys(codes: np.ndarray, n_codes: int) -> list[np.ndarray]:
     return out
 
 
-@persistable
+@register("semantic", kind="compressor")
 class SemanticIDs(BaseCompressor):
     """Item rows from semantic IDs (residual k-means codes of content) summed over prefixes.
 
@@ -86,7 +86,6 @@ class SemanticIDs(BaseCompressor):
     Retrieval", NeurIPS 2023.
     """
 
-    method_name = "semantic"
 
     def __init__(self, budget: float | None = None, *, n_levels: int = 3, n_codes: int = 16,
                  prefix_levels=None, suffix: bool = True, random_state=None):
