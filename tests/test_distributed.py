@@ -8,7 +8,9 @@ import pytest
 from hashlearn import HashIndex, make_hasher
 from hashlearn.codes import MISSING_DISTANCE
 from hashlearn.distributed import ShardedIndex, merge_topk
-from hashlearn.errors import DataFileError, NotFittedError, ValidationError
+from hashlearn.errors import DataFileError, IncompatibleError, NotFittedError, ValidationError
+from hashlearn.index.ivf import IVFIndex
+from hashlearn.quantize import PQ, RQ, BalancedKMeans
 
 
 def test_merge_topk_is_exact_topk_of_union(rng):
@@ -35,8 +37,7 @@ def test_merge_topk_is_exact_topk_of_union(rng):
 
 
 def test_validation_without_ray():
-    # ShardedIndex.build imports ray before it validates its arguments, so without ray this cannot run.
-    pytest.importorskip("ray", reason="ShardedIndex.build imports ray before checking its arguments")
+    # every argument is checked before ray is imported: these errors need no ray installed
     h = make_hasher("simhash", n_bits=16)
     with pytest.raises(NotFittedError, match="fitted hasher"):
         ShardedIndex(h).build(np.zeros((4, 3)))
@@ -45,8 +46,33 @@ def test_validation_without_ray():
         ShardedIndex(h, n_shards=0).build(np.zeros((4, 3)))
     with pytest.raises(ValidationError, match="metric"):
         ShardedIndex(h, metric="hamming").build(np.zeros((4, 3)))
+    with pytest.raises(ValidationError, match="data is empty"):
+        ShardedIndex(h).build(np.zeros((0, 3)))
+    with pytest.raises(ValidationError, match="5 features but the model was fitted on 3"):
+        ShardedIndex(h).build(np.zeros((4, 5)))
+    with pytest.raises(DataFileError, match="no such file"):
+        ShardedIndex(h).build("/nonexistent/x.npy")
     with pytest.raises(NotFittedError, match="build"):
         ShardedIndex(h).search(np.zeros((1, 3)), 1)
+
+
+def test_quantizer_and_ivf_models_are_checked_without_ray():
+    X = np.random.default_rng(0).normal(size=(600, 8)).astype(np.float32)
+    with pytest.raises(NotFittedError, match="fitted PQ"):
+        ShardedIndex(PQ(2, nbits=4)).build(X)
+    with pytest.raises(NotFittedError, match="trained IVFIndex"):
+        ShardedIndex(IVFIndex("kmeans", PQ(2, nbits=4), nlist=4)).build(X)
+    ivf = IVFIndex("kmeans", PQ(2, nbits=4, random_state=0), nlist=4, random_state=0)
+    ivf.add(X)
+    with pytest.raises(ValidationError, match="empty trained IVFIndex.*holds 600"):
+        ShardedIndex(ivf).build(X)
+    pq = PQ(2, nbits=4, random_state=0).fit(X)
+    with pytest.raises(ValidationError, match="rerank applies to binary"):
+        ShardedIndex(pq, rerank=10).build(X)
+    with pytest.raises(ValidationError, match="list ids"):
+        ShardedIndex(BalancedKMeans(4, random_state=0).fit(X)).build(X)
+    with pytest.raises(ValidationError, match="6 features but the model was fitted on 8"):
+        ShardedIndex(pq).build(np.zeros((5, 6), np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -105,5 +131,57 @@ def test_sharded_identical_to_single_index(ray_local, tmp_path):
         D0, I0 = single.search(Y[:30], 7)
         np.testing.assert_array_equal(I, I0)
         np.testing.assert_array_equal(D, D0)
+    finally:
+        index.close()
+
+
+@pytest.mark.slow
+def test_sharded_quantizers_and_ivf_identical_to_one_index(ray_local):
+    """Train once on a sample, shard the codes over 3 actors, merge: the same (D, I) as one index."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(6000, 16)).astype(np.float32)
+    X[3000:3050] = X[:50]  # exact duplicates: equal codes, distance ties across shards
+    Q = np.concatenate([rng.normal(size=(15, 16)), X[:5]]).astype(np.float32)
+    sample = X[:2000]
+    models = {
+        "pq": PQ(4, nbits=6, random_state=0).fit(sample),
+        "rq": RQ(3, nbits=5, random_state=0).fit(sample),
+    }
+    for name, model in models.items():
+        index = ShardedIndex(model, n_shards=3, chunk_rows=700).build(X)
+        try:
+            assert index.ntotal == 6000 and sum(index.shard_sizes()) == 6000
+            for k in (1, 10, 60):
+                D, I = index.search(Q, k)
+                D0, I0 = model.search(Q, model.encode(X), k)
+                np.testing.assert_array_equal(I, I0, err_msg=name)
+                np.testing.assert_array_equal(D, D0, err_msg=name)
+        finally:
+            index.close()
+    for coarse in ("kmeans", "balanced-kmeans"):
+        ivf = IVFIndex(coarse, PQ(4, nbits=6, random_state=0), nlist=16, nprobe=3, random_state=0).train(sample)
+        single = IVFIndex(coarse, ivf.fine, nlist=16, nprobe=3, random_state=0)
+        single.centroids_, single.bias_ = ivf.centroids_, ivf.bias_
+        single._clear()
+        single.add(X)
+        index = ShardedIndex(ivf, n_shards=2, chunk_rows=1000).build(X)
+        try:
+            for nprobe in (None, 1, 16):
+                D, I = index.search(Q, 10, nprobe=nprobe)
+                D0, I0 = single.search(Q, 10, nprobe=nprobe)
+                np.testing.assert_array_equal(I, I0, err_msg=f"{coarse} nprobe={nprobe}")
+                np.testing.assert_array_equal(D, D0, err_msg=f"{coarse} nprobe={nprobe}")
+            with pytest.raises(ValidationError, match="nprobe \\(17\\) cannot exceed nlist \\(16\\)"):
+                index.search(Q, 3, nprobe=17)
+        finally:
+            index.close()
+    pq = models["pq"]
+    index = ShardedIndex(pq, n_shards=2).build(X[:100])
+    try:
+        with pytest.raises(ValidationError, match="nprobe applies to IVF"):
+            index.search(Q, 3, nprobe=2)
+        other = PQ(4, nbits=6, random_state=1).fit(sample)
+        with pytest.raises(IncompatibleError, match="another codebook"):
+            pq.search(Q, other.encode(X[:10]), 3)  # codes of another codebook are refused
     finally:
         index.close()

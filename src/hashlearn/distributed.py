@@ -9,8 +9,15 @@ per-shard top-k lists are merged exactly by (distance, id), so the result is *id
 re-ranked mode, which first merges the global Hamming candidate list and then lets each shard score
 the candidates it owns with the same arithmetic as ``HashIndex``.
 
+The model can also be a fitted quantizer (:class:`~hashlearn.quantize.PQ`, ``OPQ``, ``RQ``: flat ADC
+scan, the query tables computed once on the driver and sent to every shard) or a *trained*
+:class:`~hashlearn.index.ivf.IVFIndex` (train once on a sample; every shard holds an empty copy of it
+and fills its lists with its rows; each shard probes the same lists, so the merge of the shard top-k
+lists equals one IVFIndex over all the rows).
+
 Works the same on one machine (``ray.init()``, as in the tests) and on a cluster (``ray.init(address=...)``).
-Extra ``[distributed]`` (Ray). Ray is imported only when an index is built.
+Extra ``[distributed]`` (Ray). Ray is imported only after the arguments are checked, when an index is
+built or searched.
 """
 
 from __future__ import annotations
@@ -115,12 +122,128 @@ def _read_parquet_rows(path, start, stop, vector_column, columns):
     return np.column_stack([table.column(c).to_numpy() for c in names]).astype(np.float32)
 
 
+def _model_kind(model) -> str:
+    """``"hash"`` (binary hasher), ``"quant"`` (flat quantizer) or ``"ivf"`` (IVFIndex)."""
+    from .index.ivf import IVFIndex
+    from .quantize.base import BaseQuantizer
+
+    if isinstance(model, IVFIndex):
+        return "ivf"
+    if isinstance(model, BaseQuantizer):
+        return "quant"
+    return "hash"
+
+
+def _model_dim(model) -> int:
+    return model.d if _model_kind(model) == "ivf" else int(model.n_features_in_)
+
+
+def _check_model(model) -> str:
+    """The kind of a usable model; NotFittedError / ValidationError naming what is missing otherwise."""
+    kind = _model_kind(model)
+    if kind == "ivf":
+        if not model.is_trained:
+            raise NotFittedError("ShardedIndex needs a trained IVFIndex: call train() on a sample of the data first")
+        if model.ntotal:
+            raise ValidationError(f"ShardedIndex needs an empty trained IVFIndex (the shards hold the vectors); "
+                                  f"this one holds {model.ntotal}: call reset() first")
+    elif kind == "quant":
+        from .quantize import BalancedKMeans
+
+        if isinstance(model, BalancedKMeans):
+            raise ValidationError("a BalancedKMeans gives list ids, not codes to search: use it as the coarse "
+                                  "quantizer of an IVFIndex")
+        if not hasattr(model, "fingerprint_"):
+            raise NotFittedError(f"ShardedIndex needs a fitted {type(model).__name__}: fit it on a sample first")
+        if getattr(model, "metric", "l2") != "l2":
+            raise ValidationError(f"{type(model).__name__} ranks by inner product; ShardedIndex scans squared-L2 "
+                                  "ADC distances (PQ, OPQ, RQ)")
+    elif not hasattr(model, "n_features_in_"):
+        raise NotFittedError("ShardedIndex needs a fitted hasher: fit it on a sample of the data first")
+    return kind
+
+
 def _encode_chunk(hasher, kind, source, start, stop, keep_vectors, vector_column, columns):
+    """(ids, codes or vectors, vectors to keep) of rows start:stop; an IVF shard encodes its rows itself."""
     X = _read_rows(kind, source, start, stop, vector_column, columns)
-    X = check_vectors_array(X, name=f"rows {start}:{stop}", n_features=hasher.n_features_in_)
-    codes = hasher.transform(X)
+    X = check_vectors_array(X, name=f"rows {start}:{stop}", n_features=_model_dim(hasher))
     ids = np.arange(start, stop, dtype=np.int64)
+    if _model_kind(hasher) == "ivf":
+        return ids, X, None
+    codes = hasher.transform(X)
+    if _model_kind(hasher) == "quant":
+        codes = np.asarray(codes).view(np.ndarray)
     return ids, codes, (X if keep_vectors else None)
+
+
+class _QuantShard:
+    """One shard of quantizer codes: ADC scan with the driver's query tables, ties by id."""
+
+    def __init__(self, quantizer):
+        self.quantizer = quantizer
+        self.reset()
+
+    def reset(self, *_args) -> bool:
+        self.parts: list[tuple] = []
+        self.merged = None
+        return True
+
+    def add(self, chunk) -> int:
+        ids, codes, _ = chunk
+        self.parts.append((ids, codes))
+        self.merged = None
+        return int(ids.shape[0])
+
+    def _data(self):
+        if self.merged is None:
+            q = self.quantizer
+            if self.parts:
+                ids = np.concatenate([p[0] for p in self.parts])
+                codes = np.ascontiguousarray(np.concatenate([p[1] for p in self.parts]))
+            else:
+                ids, codes = np.zeros(0, np.int64), np.zeros((0, q.n_codes), np.uint8)
+            bias = q._code_bias(codes) if codes.shape[0] else None
+            self.merged = (ids, codes, bias)
+        return self.merged
+
+    def ntotal(self) -> int:
+        return int(sum(p[0].shape[0] for p in self.parts))
+
+    def search(self, tables, k):
+        from .quantize import adc_search
+
+        ids, codes, bias = self._data()
+        nq = tables.shape[0]
+        if codes.shape[0] == 0:
+            return np.full((nq, k), np.inf, np.float32), np.full((nq, k), -1, np.int64)
+        D, pos = adc_search(tables, codes, k, bias=bias, tie_ids=ids)
+        return D, np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+
+
+class _IVFShard:
+    """One shard of an IVF index: an empty copy of the trained IVFIndex filled with this shard's rows."""
+
+    def __init__(self, ivf):
+        self.template = ivf
+        self.reset()
+
+    def reset(self, *_args) -> bool:
+        import copy
+
+        self.index = copy.deepcopy(self.template)
+        self.index.reset()
+        return True
+
+    def add(self, chunk) -> int:
+        ids, X, _ = chunk
+        self.index.add(X, ids)
+        return int(ids.shape[0])
+
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def search(self, Xq, k, nprobe):
+        return self.index.search(Xq, k, nprobe=nprobe)
 
 
 class _ShardImpl:
@@ -172,16 +295,20 @@ class _ShardImpl:
 
 
 class ShardedIndex:
-    """Hash-code index split over Ray actors; searches give the same results as one ``HashIndex``.
+    """Code index split over Ray actors; searches give the same results as one index on one machine.
 
     Parameters
     ----------
-    hasher : a *fitted* hashlearn vector hasher (fit it on a sample first; it is shipped to every task)
+    hasher : a *fitted* hashlearn vector hasher (results as one ``HashIndex``), a fitted quantizer
+        ``PQ``/``OPQ``/``RQ`` (results as its exhaustive ``search``, ids = row numbers), or a trained,
+        empty :class:`~hashlearn.index.ivf.IVFIndex` (results as that IVFIndex filled with every row);
+        fit or train it on a sample first — it is shipped to every task and shard
     n_shards : int, default 2
         Number of shard actors; rows are assigned to shards chunk by chunk, round-robin.
     rerank : int, default 0
         As in :class:`hashlearn.index.HashIndex`: 0 returns Hamming results; > 0 keeps the vectors in
-        the shards and re-scores the ``rerank`` best Hamming candidates of each query exactly.
+        the shards and re-scores the ``rerank`` best Hamming candidates of each query exactly
+        (hashers only).
     metric : {"l2", "ip", "cosine"}, default "l2"
     chunk_rows : int, default 50_000
         Rows per encoding task.
@@ -221,11 +348,11 @@ class ShardedIndex:
         self.chunk_rows = chunk_rows
         self.shard_threads = shard_threads
         self._shards = []
+        self._shard_key = None
         self.ntotal = 0
 
-    def _check(self):
-        if not hasattr(self.hasher, "n_features_in_"):
-            raise NotFittedError("ShardedIndex needs a fitted hasher: fit it on a sample of the data first")
+    def _check(self) -> str:
+        kind = _check_model(self.hasher)
         for name in ("n_shards", "chunk_rows"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -234,6 +361,10 @@ class ShardedIndex:
             raise ValidationError(f"rerank must be a non-negative integer, got {self.rerank!r}")
         if self.metric not in _METRICS:
             raise ValidationError(f"metric must be one of {', '.join(_METRICS)}, got {self.metric!r}")
+        if self.rerank and kind != "hash":
+            raise ValidationError(f"rerank applies to binary hash codes; a {type(self.hasher).__name__} is searched "
+                                  "by its own distances (use rerank=0)")
+        return kind
 
     def build(self, data, *, vector_column: str | None = None, columns: list[str] | None = None) -> "ShardedIndex":
         """Encode ``data`` in parallel and fill the shards; ids are row numbers 0..n-1.
@@ -243,25 +374,30 @@ class ShardedIndex:
         data : (n, d) array, or path of a ``.npy`` file (memory-mapped by each task) or a Parquet file
             (a list column named by ``vector_column``, or numeric ``columns``)
         """
-        import ray
-
-        self._check()
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False)
+        model_kind = self._check()
         t0 = time.perf_counter()
         kind, n, dim, path = _describe_source(data, vector_column)
         if n == 0:
             raise ValidationError("data is empty")
-        if dim is not None and dim != self.hasher.n_features_in_:
-            raise ValidationError(f"data has {dim} features but the hasher was fitted on {self.hasher.n_features_in_}")
+        if dim is not None and dim != _model_dim(self.hasher):
+            raise ValidationError(f"data has {dim} features but the model was fitted on {_model_dim(self.hasher)}")
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False)
         keep = self.rerank > 0
-        shard_args = (self.hasher.code_bits, keep, self.metric, self.shard_threads)
-        if len(self._shards) == self.n_shards:  # rebuild: empty the running actors, keep their processes
+        if model_kind == "hash":
+            shard_cls, shard_args = _ShardImpl, (self.hasher.code_bits, keep, self.metric, self.shard_threads)
+        else:
+            shard_cls, shard_args = (_IVFShard if model_kind == "ivf" else _QuantShard), (self.hasher,)
+        if len(self._shards) == self.n_shards and self._shard_key == (shard_cls, id(self.hasher)):
+            # rebuild: empty the running actors, keep their processes
             ray.get([s.reset.remote(*shard_args) for s in self._shards])
         else:
             self.close()
-            Shard = ray.remote(_ShardImpl)
+            Shard = ray.remote(shard_cls)
             self._shards = [Shard.remote(*shard_args) for _ in range(self.n_shards)]
+            self._shard_key = (shard_cls, id(self.hasher))
         self.ntotal = 0
         encode = ray.remote(_encode_chunk)
         hasher_ref = ray.put(self.hasher)
@@ -280,10 +416,11 @@ class ShardedIndex:
         self.build_seconds_ = time.perf_counter() - t0
         return self
 
-    def search(self, Xq, k: int, *, rerank: int | None = None):
-        """k nearest neighbours of Xq (nq, d): (D, I) exactly as ``HashIndex.search`` would return them."""
-        import ray
+    def search(self, Xq, k: int, *, rerank: int | None = None, nprobe: int | None = None):
+        """k nearest neighbours of Xq (nq, d): (D, I) exactly as the single index would return them.
 
+        ``nprobe`` (IVF models only): lists probed per query (default: the IVFIndex's own).
+        """
         if not self._shards:
             raise NotFittedError("ShardedIndex is empty: call build() first")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -293,11 +430,22 @@ class ShardedIndex:
             raise ValidationError(f"rerank must be a non-negative integer, got {rerank!r}")
         if rerank and not self.rerank:
             raise ValidationError("this index was built with rerank=0, so it holds no vectors to re-rank")
-        Xq = check_vectors_array(Xq, name="queries", n_features=self.hasher.n_features_in_)
-        qcodes = self.hasher.transform(Xq)
+        model_kind = _model_kind(self.hasher)
+        if nprobe is not None and model_kind != "ivf":
+            raise ValidationError("nprobe applies to IVF indexes only")
+        Xq = check_vectors_array(Xq, name="queries", n_features=_model_dim(self.hasher))
+        if model_kind == "ivf":
+            nprobe = self.hasher._check_nprobe(nprobe)
+        import ray
+
         kk = max(k, rerank) if rerank else k
-        q_ref = ray.put(qcodes)
-        parts = ray.get([s.search.remote(q_ref, kk) for s in self._shards])
+        if model_kind == "ivf":
+            q_ref = ray.put(Xq)
+            parts = ray.get([s.search.remote(q_ref, kk, nprobe) for s in self._shards])
+        else:
+            query = self.hasher.transform(Xq) if model_kind == "hash" else self.hasher.distance_tables(Xq)
+            q_ref = ray.put(query)
+            parts = ray.get([s.search.remote(q_ref, kk) for s in self._shards])
         D, I = merge_topk([p[0] for p in parts], [p[1] for p in parts], kk)
         if not rerank:
             return D, I
@@ -325,6 +473,7 @@ class ShardedIndex:
                 except Exception:  # pragma: no cover - actor already gone
                     pass
         self._shards = []
+        self._shard_key = None
         self.ntotal = 0
 
     def __repr__(self) -> str:

@@ -29,28 +29,26 @@ def _hamming_tile(qrow, codes, s, L, dist):
         dist[j] = np.float32(acc)
 
 
-@njit(cache=True, boundscheck=False, fastmath=True)
+@njit(cache=True, boundscheck=False)
 def _rowwise_distances(T, codes, s, L, bias, use_bias, dist):
-    """dist[j] = bias + sum_m T[m, codes[s + j, m]], one code row at a time (four partial sums)."""
+    """dist[j] = bias + sum_m T[m, codes[s + j, m]], one code row at a time.
+
+    The additions are done in exactly the order of the tiled scan (``tile_distances``: the bias, then
+    ``(t0 + t1) + (t2 + t3)`` per group of four sub-quantizers, then the rest one by one), so a code's
+    distance does not depend on the length of its list: an index split into shards gives bit-identical
+    distances (no fastmath here, so the compiler keeps that order)."""
     M = T.shape[0]
     for j in range(L):
         row = codes[s + j]
-        a0 = np.float32(0.0)
-        a1 = np.float32(0.0)
-        a2 = np.float32(0.0)
-        a3 = np.float32(0.0)
+        acc = bias[s + j] if use_bias else np.float32(0.0)
         m = 0
         while m + 4 <= M:
-            a0 += T[m, row[m]]
-            a1 += T[m + 1, row[m + 1]]
-            a2 += T[m + 2, row[m + 2]]
-            a3 += T[m + 3, row[m + 3]]
+            acc += (T[m, row[m]] + T[m + 1, row[m + 1]]) + (T[m + 2, row[m + 2]] + T[m + 3, row[m + 3]])
             m += 4
         while m < M:
-            a0 += T[m, row[m]]
+            acc += T[m, row[m]]
             m += 1
-        acc = (a0 + a1) + (a2 + a3)
-        dist[j] = acc + bias[s + j] if use_bias else acc
+        dist[j] = acc
 
 
 @njit(cache=True, boundscheck=False)

@@ -99,9 +99,13 @@ def _transpose_tile(tile, out):
             out[m, j] = tile[j, m]
 
 
-@njit(cache=True, boundscheck=False, fastmath=True)
+@njit(cache=True, boundscheck=False)
 def tile_distances(T, cT, L, bias, s, use_bias, dist):
-    """dist[j] = bias[s + j] + sum_m T[m, cT[m, j]] for j < L; T (M, ksub), cT (M, TILE) uint8."""
+    """dist[j] = bias[s + j] + sum_m T[m, cT[m, j]] for j < L; T (M, ksub), cT (M, TILE) uint8.
+
+    No fastmath: the additions keep their written order (the bias, ``(t0 + t1) + (t2 + t3)`` per group
+    of four sub-quantizers, then the rest), which the IVF kernel's row-by-row path repeats, so a
+    code's distance is the same bits whichever path scores it (the loop over j vectorises without it)."""
     M = T.shape[0]
     if use_bias:
         for j in range(L):
