@@ -228,3 +228,29 @@ def test_direct_tables_fallback_and_non_residual_codes(data, monkeypatch, fine):
         rows = np.flatnonzero(np.isin(flat._lists, probes[i]))
         dist = ((flat.fine.decode(flat._codes[rows]).astype(np.float64) - Q[i]) ** 2).sum(1)
         np.testing.assert_allclose(D[i], np.sort(dist)[:10], rtol=1e-4, atol=1e-2)
+
+
+def test_corrupt_or_mismatched_files_are_refused_and_a_failed_save_keeps_the_old_file(tmp_path, data, monkeypatch):
+    X, Q = data
+    index = IVFIndex("kmeans", PQ(4, nbits=5, random_state=0), nlist=8, nprobe=3, random_state=0)
+    index.add(X)
+    path = hashlearn.save(index, tmp_path / "ivf.hl")
+    before = path.read_bytes()
+    # a stored state whose codes do not match its lists is refused with a HashlearnError, not loaded
+    state = index._get_state()
+    state["lists"] = state["lists"][:-1]
+    with pytest.raises(hashlearn.FileFormatError, match="do not match"):
+        IVFIndex._from_state(state)
+    state = index._get_state()
+    state["lists"] = state["lists"].copy()
+    state["lists"][0] = 99
+    with pytest.raises(hashlearn.FileFormatError, match="out of range"):
+        IVFIndex._from_state(state)
+    # a save that fails half-way leaves the previous file as it was
+    monkeypatch.setattr(IVFIndex, "_get_state", lambda self: (_ for _ in ()).throw(RuntimeError("disk full")))
+    with pytest.raises(RuntimeError, match="disk full"):
+        hashlearn.save(index, path)
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    D, I = hashlearn.load(path).search(Q, 5)
+    np.testing.assert_array_equal(I, index.search(Q, 5)[1])

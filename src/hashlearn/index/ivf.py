@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import IncompatibleError, NotFittedError, ValidationError
+from ..errors import FileFormatError, IncompatibleError, NotFittedError, ValidationError
 from ..hashing.base import check_random_state, check_vectors_array
 from ..io.persist import persistable
 from ..quantize import OPQ, PQ, RQ, BalancedKMeans
@@ -498,17 +498,17 @@ class IVFIndex:
         if obj.centroids_ is not None:
             width, dtype = obj._code_layout()
             if obj.centroids_.shape[0] != obj.nlist or (obj.bias_ is not None and obj.bias_.shape != (obj.nlist,)):
-                raise ValueError("centroids do not match nlist")
+                raise FileFormatError("centroids do not match nlist")
             if codes.shape != (n, width) or codes.dtype != dtype or lists.shape != (n,) or ids.dtype != np.int64:
-                raise ValueError("stored codes, ids and lists do not match")
+                raise FileFormatError("stored codes, ids and lists do not match")
             if n and (lists.min() < 0 or lists.max() >= obj.nlist):
-                raise ValueError("stored list numbers are out of range")
+                raise FileFormatError("stored list numbers are out of range")
             if isinstance(obj.fine, RQ) and norms.shape != (n,):
-                raise ValueError("stored norms do not match the codes")
+                raise FileFormatError("stored norms do not match the codes")
             if obj._mode == 0 and n:
                 obj.fine.check_codes(codes)
         elif n:
-            raise ValueError("an untrained index cannot hold vectors")
+            raise FileFormatError("an untrained index cannot hold vectors")
         obj._codes, obj._ids, obj._lists, obj._norms = codes, ids, lists.astype(np.int32), norms
         obj._next_id = int(state["next_id"])
         return obj
