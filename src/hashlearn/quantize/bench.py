@@ -2,7 +2,8 @@
 
 :func:`run` returns one row (dict) per method, implementation and code size, with recall of the exact
 nearest neighbour, throughput and training time; ``bench/quantize.py`` and the CLI
-(``hashlearn bench quantize``) call it and render tables and plots. Our call and faiss' are timed
+(``hashlearn bench quantize``) call it, and :func:`summarize` / :func:`plot` (from
+:mod:`hashlearn.quantize.report`) render its rows as Markdown and PNG plots. Our call and faiss' are timed
 interleaved (a, b, a, b, ...) and the best of ``repeat`` runs is kept, both on ``threads`` threads.
 
 Recall follows the PQ paper (Jégou et al. 2011): ``recall@R`` is the fraction of queries whose exact
@@ -28,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFileError, ValidationError
+from .report import plot, summarize  # noqa: F401  (re-exported: bench.run → bench.summarize / bench.plot)
 
-__all__ = ["run", "load_dataset", "adc_throughput", "recall_at", "DATASETS", "DEFAULT_DATA_DIRS"]
+__all__ = ["run", "summarize", "plot", "load_dataset", "adc_throughput", "recall_at", "DATASETS", "DEFAULT_DATA_DIRS"]
 
 DATASETS = ("sift10k", "scifact-minilm", "synthetic")
 DEFAULT_DATA_DIRS = {"sift10k": "sift10k", "scifact-minilm": "scifact/minilm"}
