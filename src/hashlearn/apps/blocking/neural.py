@@ -1,79 +1,35 @@
-"""Neural LSH blocking: hyperplane hashing of a projection fine-tuned over frozen sentence embeddings,
-and the record perturbations that give it self-supervised positives."""
+"""Neural LSH blocking (NLSHBlock): the sentence encoder fine-tuned with an LSH-based loss on pairs mined
+without labels, hyperplane hashing of its vectors, and a label-free guard that falls back to the frozen
+model when training made things worse."""
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
 
 import numpy as np
 
-from ...errors import NotFittedError, ValidationError
+from ...errors import IncompatibleError, NotFittedError, ValidationError
 from .base import Blocker
 from .embedding import _EmbeddingMixin, _knn_both_ways
 from .pairs import check_int, chunks
+from .perturb import perturb_record
 
 __all__ = ["NeuralBlocker", "perturb_record"]
 
-_TYPO_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def _typo(w: str, rng: np.random.Generator) -> str:
-    """Insert, delete, substitute or transpose one character of ``w``."""
-    pos = int(rng.integers(len(w)))
-    op = int(rng.integers(4))
-    c = _TYPO_CHARS[int(rng.integers(len(_TYPO_CHARS)))]
-    if op == 0:
-        return w[:pos] + c + w[pos:]
-    if op == 1:
-        return w[:pos] + w[pos + 1 :]
-    if op == 2:
-        return w[:pos] + c + w[pos + 1 :]
-    if pos + 1 < len(w):
-        return w[:pos] + w[pos + 1] + w[pos] + w[pos + 2 :]
-    return w
-
-
-def _noisy_field(v: str, rng: np.random.Generator, p_drop: float, p_typo: float) -> str:
-    words = v.split()
-    kept = [w for w in words if rng.random() >= p_drop] or words[:1]
-    return " ".join(_typo(w, rng) if len(w) > 1 and rng.random() < p_typo else w for w in kept)
-
-
-def perturb_record(values: Sequence[str], rng: np.random.Generator, *, p_drop=0.15, p_typo=0.1,
-                   p_swap=0.2, p_field_drop=0.1) -> str:
-    """A noisy copy of a record (list of field values) as one text: word drops, typos (insert, delete,
-    substitute, transpose a character), two fields swapped, a field dropped. Used as a self-supervised
-    positive for :class:`NeuralBlocker`.
-
-    Examples
-    --------
-    >>> t = perturb_record(["john smith", "12 main street"], np.random.default_rng(0))
-    >>> isinstance(t, str) and len(t) > 0
-    True
-    """
-    vals = list(values)
-    if len(vals) > 1 and rng.random() < p_swap:
-        i, j = rng.choice(len(vals), 2, replace=False)
-        vals[i], vals[j] = vals[j], vals[i]
-    out = []
-    for v in vals:
-        if not v or (len(vals) > 1 and rng.random() < p_field_drop):
-            continue
-        out.append(_noisy_field(v, rng, p_drop, p_typo))
-    text = " ".join(o for o in out if o)
-    return text or " ".join(v for v in values if v)
+_ENCODERS = ("auto", "finetune", "projection")
+_POSITIVES = ("auto", "mined", "perturbed", "labelled")
+_LOSSES = ("auto", "nlsh", "infonce")
 
 
 def _hamming_knn_pairs(Q, D, k: int, q_ok: np.ndarray, d_ok: np.ndarray, exclude_self: bool = False, *,
-                       n_bits: int, rerank: bool) -> np.ndarray:
-    """``k`` nearest records in Hamming distance of the codes (shortlist ``4 k`` re-ranked by the cosine of
-    the projected vectors when ``rerank``). ``Q`` and ``D`` are ``(projected vectors, codes)`` pairs."""
+                       n_bits: int, rerank: bool, shortlist: int) -> np.ndarray:
+    """``k`` nearest records in Hamming distance of the codes (shortlist ``shortlist * k`` re-ranked by the
+    cosine of the vectors when ``rerank``). ``Q`` and ``D`` are ``(unit vectors, codes)`` pairs."""
     from ...codes import knn_search
 
     (UQ, CQ), (UD, CD) = Q, D
     qi, di = np.flatnonzero(q_ok), np.flatnonzero(d_ok)
-    short = min(di.size, (4 * k if rerank else k) + int(exclude_self))
+    short = min(di.size, (shortlist * k if rerank else k) + int(exclude_self))
     _, I = knn_search(CQ[qi], CD[di], short, n_bits=n_bits)
     I = np.where(I >= 0, di[np.maximum(I, 0)], -1)
     if exclude_self:
@@ -89,144 +45,234 @@ def _hamming_knn_pairs(Q, D, k: int, q_ok: np.ndarray, d_ok: np.ndarray, exclude
     return np.stack([a[b >= 0], b[b >= 0]], axis=1).astype(np.int64)
 
 
+def _is_model_embedder(embedder) -> bool:
+    """True for the default embedder or a :class:`hashlearn.embed.Embedder` naming a model (not a callable)."""
+    return embedder is None or (hasattr(embedder, "_backend") and not callable(getattr(embedder, "model", None)))
+
+
+def _choice(name: str, value, allowed) -> str:
+    if value not in allowed:
+        raise ValidationError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
 class NeuralBlocker(_EmbeddingMixin, Blocker):
-    """Neural LSH blocking in the spirit of NLSHBlock: a projection fine-tuned on top of frozen sentence
-    embeddings with an LSH-aware loss, then hyperplane hashing of the projected vectors.
+    """Neural LSH blocking (NLSHBlock): a sentence encoder fine-tuned with an LSH-based loss, then
+    hyperplane hashing (SimHash) of its vectors, ``k`` candidates per record of the smaller table.
 
-    Model: ``u = x + W2 gelu(W1 x)`` (a residual MLP, ``W2`` initialised at zero, so training starts
-    from the frozen embeddings), hashed by ``n_bits`` fixed random hyperplanes ``R``:
-    ``code = sign(u R)``. Loss on a batch of positive pairs ``(a_i, b_i)`` with in-batch negatives:
-    InfoNCE on the cosine of ``u`` plus InfoNCE on the *relaxed Hamming agreement*
-    ``mean(tanh(β u_a R) tanh(β u_b R))``, which is the expected per-bit collision rate of the LSH
-    family up to an affine map, so matches are pushed to collide on the hyperplanes actually used and
-    non-matches to split (:mod:`~hashlearn.apps.blocking.training`).
+    **Encoder** (``encoder``). ``"finetune"``: the language model itself -- the top ``n_layers``
+    transformer layers of all-MiniLM-L6-v2 (or the embedder's sentence-transformers model) are copied and
+    trained, the lower layers stay frozen and run once per record
+    (:class:`~hashlearn.apps.blocking.finetune.TopLayerEncoder`). ``"projection"``: a residual MLP
+    ``u = x + W2 gelu(W1 x)`` over frozen embeddings of any embedder (``W2`` starts at zero). ``"auto"``:
+    finetune when the embedder is a sentence-transformers model (the default one included), projection
+    for a callable embedder.
 
-    Positives: the labelled matches ``train_pairs`` (positions ``(left, right)``) when given; otherwise
-    self-supervised: each record against a perturbed copy of itself (:func:`perturb_record`: word drops,
-    typos, swapped or dropped fields), both embedded by the same frozen model.
+    **Training signal without labels** (``positives="mined"``, the default for finetune): pairs of the two
+    tables that look like matches -- mutual nearest neighbours of the frozen model whose similarity beats
+    both records' second best by ``margin``, and records sharing a rare code-like token (a model number
+    found in exactly one record of each table) -- with ``n_negatives`` hard negatives per anchor from the
+    same block: its nearest records of the other table under the frozen model, its mined partners
+    excepted (:mod:`~hashlearn.apps.blocking.mining`). ``"perturbed"``: each record against a noisy copy
+    of itself (:func:`perturb_record`), negatives from its own table's nearest records. ``"labelled"``:
+    the matches in ``train_pairs`` (supervised mode; the default when they are given).
 
-    Candidates: the ``k`` nearest records in Hamming distance of the codes (shortlist of ``4 k``),
-    re-ranked by the cosine of the projected vectors when ``rerank``; ``k`` per record of the smaller
-    table as in :class:`~hashlearn.apps.blocking.EmbeddingBlocker`.
+    **Loss** (``loss="nlsh"``): NLSHBlock's ``max(R, d(a, p)) - min(c R, d(a, n))`` on triplets, where
+    ``d`` is the SimHash collision distance ``angle / pi`` (the expected fraction of differing code
+    bits), ``R`` the collision radius (default: the median ``d`` of the training positives under the
+    frozen model) and ``c`` the gap factor. ``"infonce"`` (projection only; its default): InfoNCE with
+    in-batch negatives on the cosine and on the relaxed Hamming agreement.
 
-    Training draws from local torch generators seeded with ``random_state`` (the global torch RNG is
-    left untouched) and uses at most 2 torch threads, restoring the thread count afterwards.
+    **Guard** (``guard=True``). A fraction ``guard_fraction`` of the mined (or labelled) pairs is held
+    out of training; after training, the partners' ranks are compared under the frozen and the trained
+    model (:func:`~hashlearn.apps.blocking.guard.guard_check`). If recall at ``k`` or the mean reciprocal
+    rank got worse beyond the tolerances, the blocker falls back to the frozen model and says so
+    (``guard_``: verdict, figures, reason; a warning is logged). With perturbed positives, all mined
+    mutual nearest neighbours serve as held-out evidence.
+
+    Candidates: the ``shortlist * k`` nearest codes in Hamming distance, re-ranked by the cosine of the
+    vectors when ``rerank``; ``k`` per record of the smaller table as in
+    :class:`~hashlearn.apps.blocking.EmbeddingBlocker` (every record in deduplication).
+
+    Training draws from local generators seeded with ``random_state`` (the global torch RNG is left
+    untouched; the fine-tuned layers run without dropout) and uses at most 2 torch threads, restoring
+    the thread count afterwards.
 
     Parameters
     ----------
     k : int, default 10
-    n_bits : int, default 256
+    n_bits : int, default 512
     train_pairs : ndarray of shape (m, 2), optional
-    epochs : int, default 3
-    batch_size : int, default 128
-    lr : float, default 1e-4
-        A gentle fine-tune: the frozen embeddings are already good; on Abt-Buy (self-supervised, k=5)
-        3 epochs at 1e-4 raised PC from 0.917 (untrained) to 0.927, while 10 epochs at 1e-3 lowered it
-        to 0.897.
+        Labelled matches (positions ``(left, right)``).
+    encoder : {"auto", "finetune", "projection"}, default "auto"
+    n_layers : int, default 2
+        Top transformer layers fine-tuned (finetune).
+    positives : {"auto", "mined", "perturbed", "labelled"}, default "auto"
+    loss : {"auto", "nlsh", "infonce"}, default "auto"
+    margin : float, default 0.05
+        Mutual-nearest-neighbour margin of mined positives.
+    n_negatives : int, default 4
+    max_pairs : int or None, default 1000
+        At most this many training pairs (a seeded random subset; bounds the training time). None: all.
+    radius : float, optional
+        Collision radius ``R`` of the NLSH loss (default: median frozen distance of the positives).
+    c : float, default 1.5
+    guard : bool, default True
+    guard_fraction : float, default 0.2
+    epochs : int, default 2
+    batch_size : int, optional
+        Triplets (nlsh, default 32) or pairs (infonce, default 128) per step.
+    lr : float, optional
+        Default 3e-5 for finetune, 1e-4 for projection.
     temperature : float, default 0.05
+        InfoNCE only.
     hidden : int, default 512
+        Projection only.
     rerank : bool, default True
+    shortlist : int, default 10
     embedder, fields : see :class:`~hashlearn.apps.blocking.EmbeddingBlocker`
+    progress : bool, default True
+        Progress bars while encoding and training.
     random_state : int, default 0
 
     Attributes
     ----------
+    encoder_, positives_, loss_ : str
+        The resolved choices.
     losses_ : list of float
         Mean training loss per epoch.
+    guard_ : GuardReport
+        The guard's verdict (``guard_.kept``), figures and reason.
+    mined_ : dict
+        Training pairs by source (``mutual_nn``, ``code_tokens``, ``labelled``, ``perturbed``), the
+        held-out count and the triplets trained on.
+    radius_ : float
+        The collision radius used (nlsh).
     hyperplanes_ : ndarray of shape (d, n_bits), float32
     net_ : torch.nn.Module
-        The trained residual branch ``x -> W2 gelu(W1 x)``.
+        Projection only: the trained residual branch ``x -> W2 gelu(W1 x)``.
+    encoder_model_ : TopLayerEncoder
+        Finetune only: the fine-tuned top layers (the frozen ones when the guard fell back).
+    vectors_ : tuple
+        ``(UL, okL, UR, okR)``: unit vectors of the tables trained on (zero rows for empty records) and
+        the masks of non-empty records; what :meth:`iter_candidates` hashes.
     fitted_on_ : tuple
-        Identity of the tables trained on: :meth:`iter_candidates` on the same tables reuses the trained
-        projection (so ``k`` can be changed after :meth:`fit`); on other tables it trains again.
+        Identity of the tables trained on: :meth:`iter_candidates` on the same tables reuses the
+        trained model (so ``k`` can be changed after :meth:`fit`); on other tables it trains again.
 
     References
     ----------
-    "Neural Locality Sensitive Hashing for Entity Blocking" (NLSHBlock), SIAM SDM 2024; M. S. Charikar,
-    "Similarity Estimation Techniques from Rounding Algorithms", STOC 2002.
+    R. Wang et al., "Neural Locality Sensitive Hashing for Entity Blocking" (NLSHBlock), SIAM SDM 2024;
+    M. S. Charikar, "Similarity Estimation Techniques from Rounding Algorithms", STOC 2002.
     """
 
     name = "neural"
 
-    def __init__(self, k=10, *, n_bits=256, train_pairs=None, epochs=3, batch_size=128, lr=1e-4,
-                 temperature=0.05, hidden=512, rerank=True, embedder=None, fields=None, random_state=0):
+    def __init__(self, k=10, *, n_bits=512, train_pairs=None, encoder="auto", n_layers=2, positives="auto",
+                 loss="auto", margin=0.05, n_negatives=4, max_pairs=1000, radius=None, c=1.5, guard=True,
+                 guard_fraction=0.2,
+                 epochs=2, batch_size=None, lr=None, temperature=0.05, hidden=512, rerank=True, shortlist=10,
+                 embedder=None, fields=None, progress=True, random_state=0):
         self.k = k
         self.n_bits = n_bits
         self.train_pairs = train_pairs
+        self.encoder = encoder
+        self.n_layers = n_layers
+        self.positives = positives
+        self.loss = loss
+        self.margin = margin
+        self.n_negatives = n_negatives
+        self.max_pairs = max_pairs
+        self.radius = radius
+        self.c = c
+        self.guard = guard
+        self.guard_fraction = guard_fraction
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.temperature = temperature
         self.hidden = hidden
         self.rerank = rerank
+        self.shortlist = shortlist
         self.embedder = embedder
         self.fields = fields
+        self.progress = progress
         self.random_state = random_state
 
-    # -- positives -----------------------------------------------------------------------------------
-    def _labelled_positives(self, right, XL, okL, XR, okR):
-        tp = np.asarray(self.train_pairs)
-        nR = XL.shape[0] if right is None else XR.shape[0]
-        if tp.ndim != 2 or tp.shape[1] != 2 or tp.dtype.kind not in "iu":
-            raise ValidationError(f"train_pairs must be an (m, 2) integer array, got {tp.dtype} {tp.shape}")
-        if tp.size and (tp.min() < 0 or tp[:, 0].max() >= XL.shape[0] or tp[:, 1].max() >= nR):
-            raise ValidationError("train_pairs holds positions outside the tables")
-        tp = tp[okL[tp[:, 0]] & (okL if right is None else okR)[tp[:, 1]]]
-        if tp.shape[0] < 2:
-            raise ValidationError("train_pairs needs at least 2 pairs of non-empty records")
-        return XL[tp[:, 0]], (XL if right is None else XR)[tp[:, 1]]
+    # -- choices ---------------------------------------------------------------------------------------
+    def _resolve(self) -> None:
+        enc = _choice("encoder", self.encoder, _ENCODERS)
+        pos = _choice("positives", self.positives, _POSITIVES)
+        loss = _choice("loss", self.loss, _LOSSES)
+        if enc == "auto":
+            enc = "finetune" if _is_model_embedder(self.embedder) else "projection"
+        if pos == "auto":
+            pos = "labelled" if self.train_pairs is not None else ("mined" if enc == "finetune" else "perturbed")
+        if pos == "labelled" and self.train_pairs is None:
+            raise ValidationError("positives='labelled' needs train_pairs")
+        if loss == "auto":
+            loss = "nlsh" if enc == "finetune" else "infonce"
+        if loss == "infonce" and enc == "finetune":
+            raise IncompatibleError("loss='infonce' trains the projection only; encoder='finetune' uses loss='nlsh'")
+        self.encoder_, self.positives_, self.loss_ = enc, pos, loss
+        gf = float(self.guard_fraction)
+        if not 0.0 <= gf < 1.0:
+            raise ValidationError(f"guard_fraction must be in [0, 1), got {self.guard_fraction!r}")
+        if float(self.c) <= 1.0:
+            raise ValidationError(f"c must be > 1 (negatives pushed beyond c R), got {self.c!r}")
 
-    def _perturbed_positives(self, left, right, XL, okL, XR, okR):
-        rng = np.random.default_rng(self.random_state)
-        tables = [(left, XL, okL)] + ([] if right is None else [(right, XR, okR)])
-        A, texts = [], []
-        for t, X, ok in tables:
-            cols = [t.values[f] for f in (self.fields if self.fields is not None else t.fields)]
-            texts += [perturb_record([c[i] for c in cols], rng) for i in np.flatnonzero(ok)]
-            A.append(X[ok])
-        B = np.asarray(self._embedder().encode(texts), dtype=np.float32)
-        return np.concatenate(A), B
-
-    def _positives(self, left, right, XL, okL, XR, okR):
-        if self.train_pairs is not None:
-            return self._labelled_positives(right, XL, okL, XR, okR)
-        return self._perturbed_positives(left, right, XL, okL, XR, okR)
-
-    # -- training ------------------------------------------------------------------------------------
-    def _train(self, A: np.ndarray, B: np.ndarray) -> None:
-        from .training import train_projection
-
-        trained = train_projection(
-            A, B, n_bits=check_int("n_bits", self.n_bits), hidden=check_int("hidden", self.hidden),
-            epochs=check_int("epochs", self.epochs), batch_size=check_int("batch_size", self.batch_size, 2),
-            lr=float(self.lr), temperature=float(self.temperature), seed=int(self.random_state or 0))
-        self.hyperplanes_ = trained.hyperplanes
-        self.net_ = trained.net
-        self.losses_ = trained.losses
-
+    # -- fitting ---------------------------------------------------------------------------------------
     def fit(self, left, right=None):
-        """Train the projection on the tables (self-supervised or from ``train_pairs``); returns self."""
-        self._fit_arrays(left, right, *self._embed_both(left, right))
-        return self
+        """Train on the tables (without labels, or from ``train_pairs``), guard, and return self."""
+        self._resolve()
+        from .fitting import fit_neural
 
-    def _fit_arrays(self, left, right, XL, okL, XR, okR):
-        self._train(*self._positives(left, right, XL, okL, XR, okR))
+        fit_neural(self, left, right)
         self.fitted_on_ = self._tables_key(left, right)
+        return self
 
     @staticmethod
     def _tables_key(left, right):
         return (id(left), len(left), None if right is None else (id(right), len(right)))
 
-    # -- hashing -------------------------------------------------------------------------------------
+    # -- vectors and codes -----------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "hyperplanes_"):
+            raise NotFittedError("NeuralBlocker is not trained yet: call fit() or iter_candidates() first")
+
     def project(self, X: np.ndarray) -> np.ndarray:
-        """Projected (L2-normalised) vectors ``u`` of frozen embeddings ``X`` (n, d) float32."""
+        """Projected (L2-normalised) vectors ``u`` of frozen embeddings ``X`` (n, d) float32 (projection
+        encoder; the frozen vectors, normalised, when the guard fell back)."""
         import torch
 
-        if not hasattr(self, "net_"):
-            raise NotFittedError("NeuralBlocker is not trained yet: call fit() or iter_candidates() first")
+        self._check_fitted()
+        if self.encoder_ != "projection":
+            raise IncompatibleError("project() maps frozen embeddings (encoder='projection'); "
+                                    "this blocker fine-tuned the encoder: use encode_texts()")
+        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        if not self.guard_.kept:
+            return torch.nn.functional.normalize(Xt, dim=1).numpy()
         with torch.no_grad():
-            Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
             return torch.nn.functional.normalize(Xt + self.net_(Xt), dim=1).numpy()
+
+    def encode_texts(self, texts) -> np.ndarray:
+        """Unit vectors ``(n, d)`` float32 of texts under the trained model (the frozen one when the guard
+        fell back); rows of empty texts are zero."""
+        self._check_fitted()
+        texts = list(texts)
+        ok = np.array([bool(t) for t in texts], dtype=bool)
+        d = self.hyperplanes_.shape[0]
+        out = np.zeros((len(texts), d), dtype=np.float32)
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            return out
+        sub = [texts[i] for i in idx]
+        if self.encoder_ == "finetune":
+            m = self.encoder_model_
+            out[idx] = m.encode(m.bottom_states(sub))
+        else:
+            out[idx] = self.project(np.asarray(self._embedder().encode(sub), dtype=np.float32))
+        return out
 
     def _codes_of(self, U: np.ndarray) -> np.ndarray:
         from ...codes import pack
@@ -234,21 +280,27 @@ class NeuralBlocker(_EmbeddingMixin, Blocker):
         return pack(U @ self.hyperplanes_ > 0)
 
     def codes(self, X: np.ndarray) -> np.ndarray:
-        """Packed uint64 hash codes (n, ceil(n_bits / 64)) of frozen embeddings ``X``."""
+        """Packed uint64 hash codes (n, ceil(n_bits / 64)) of frozen embeddings ``X`` (projection encoder)."""
         return self._codes_of(self.project(X))
-
-    def _hashed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        U = self.project(X)
-        return U, self._codes_of(U)
 
     def _candidates(self, left, right):
         k = check_int("k", self.k)
-        XL, okL, XR, okR = self._embed_both(left, right)
+        if getattr(self, "fitted_on_", None) != self._tables_key(left, right):
+            self.fit(left, right)
+        UL, okL, UR, okR = self.vectors_
         if not okL.any() or not okR.any():
             return
-        if getattr(self, "fitted_on_", None) != self._tables_key(left, right):
-            self._fit_arrays(left, right, XL, okL, XR, okR)
-        L = self._hashed(XL)
-        R = L if right is None else self._hashed(XR)
-        scorer = partial(_hamming_knn_pairs, n_bits=int(self.n_bits), rerank=self.rerank)
+        L = (UL, self._codes_of(UL))
+        R = L if right is None else (UR, self._codes_of(UR))
+        scorer = partial(_hamming_knn_pairs, n_bits=int(self.n_bits), rerank=self.rerank,
+                         shortlist=check_int("shortlist", self.shortlist))
         yield from chunks(_knn_both_ways(L, R, okL, okR, k, right is None, scorer=scorer))
+
+    def report(self) -> dict:
+        """What training did, JSON-able: the resolved choices, pairs mined, losses and the guard's verdict."""
+        self._check_fitted()
+        return {"encoder": self.encoder_, "positives": self.positives_, "loss": self.loss_,
+                "mined": dict(self.mined_), "losses": list(self.losses_),
+                "radius": getattr(self, "radius_", None), "guard": self.guard_.as_dict(),
+                "train_seconds": getattr(self, "train_seconds_", None)}
+

@@ -1,9 +1,15 @@
-"""Training of :class:`~hashlearn.apps.blocking.NeuralBlocker`'s projection (torch, imported here only).
+"""Training for :class:`~hashlearn.apps.blocking.NeuralBlocker` (torch, imported here only).
 
-Model: ``u = x + W2 gelu(W1 x)`` (a residual MLP, ``W2`` initialised at zero, so training starts from the
-frozen embeddings), hashed by fixed random hyperplanes ``R``. Loss on a batch of positive pairs with
-in-batch negatives: InfoNCE on the cosine of ``u`` plus InfoNCE on the relaxed Hamming agreement
-``mean(tanh(β u_a R) tanh(β u_b R))``.
+Two losses:
+
+* :func:`nlsh_loss` -- the LSH-based loss of NLSHBlock on triplets (anchor, positive, hard negatives):
+  ``max(R, d(a, p)) - min(c R, d(a, n))``, where ``d`` is the SimHash collision distance
+  (:func:`simhash_distance`, the expected fraction of differing hyperplane bits). Matches are pulled
+  inside the collision radius ``R``, non-matches pushed beyond ``c R``; :func:`train_triplets` runs it
+  over any differentiable encoder (the fine-tuned top layers of the language model, or the projection).
+* InfoNCE with in-batch negatives (:func:`train_projection`, the residual projection
+  ``u = x + W2 gelu(W1 x)`` over frozen embeddings, ``W2`` initialised at zero): InfoNCE on the cosine
+  of ``u`` plus InfoNCE on the relaxed Hamming agreement ``mean(tanh(β u_a R) tanh(β u_b R))``.
 
 No global state is touched: every random draw (hyperplanes, initial weights, batch order) comes from
 local generators seeded with ``seed``, and torch's thread count is restored after training.
@@ -17,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TrainedProjection", "train_projection", "limit_torch_threads"]
+__all__ = ["TrainedProjection", "train_projection", "limit_torch_threads", "simhash_distance", "nlsh_loss",
+           "train_triplets"]
 
 _BETA = 8.0  # sharpness of the tanh relaxation of sign()
 
@@ -121,3 +128,113 @@ def train_projection(A: np.ndarray, B: np.ndarray, *, n_bits: int, hidden: int, 
         losses = [_train_epoch(net, opt, At, Bt, R, temperature=temperature, batch_size=batch_size, generator=g)
                   for _ in range(epochs)]
     return TrainedProjection(net.eval(), hyperplanes, losses)
+
+
+# -- NLSH loss on triplets ---------------------------------------------------------------------------
+def simhash_distance(za, zb):
+    """Expected fraction of differing SimHash bits of unit vectors: ``angle(za, zb) / pi`` (last axis).
+
+    For a random hyperplane the two sides differ with probability ``angle / pi`` (Charikar 2002), so this
+    is the Hamming distance of the codes in expectation, and differentiable.
+    """
+    import torch
+
+    cos = (za * zb).sum(-1).clamp(-1.0 + 1e-6, 1.0 - 1e-6)
+    return torch.arccos(cos) / math.pi
+
+
+def nlsh_loss(za, zp, zn, valid, radius: float, c: float):
+    """NLSHBlock's loss, ``max(R, d(a, p)) - min(c R, d(a, n))``, averaged over anchors.
+
+    Parameters
+    ----------
+    za, zp : torch.Tensor of shape (B, d)
+        Unit vectors of anchors and their positives.
+    zn : torch.Tensor of shape (B, m, d)
+        Unit vectors of each anchor's negatives.
+    valid : torch.Tensor of shape (B, m), float
+        1 where a negative exists; the negative term is averaged over valid ones.
+    radius, c : float
+        Collision radius ``R`` (in the units of :func:`simhash_distance`) and the gap factor ``c > 1``.
+
+    References
+    ----------
+    R. Wang et al., "Neural Locality Sensitive Hashing for Entity Blocking", SIAM SDM 2024.
+    """
+    dp = simhash_distance(za, zp)
+    dn = simhash_distance(za[:, None, :], zn)
+    neg = (dn.clamp_max(c * radius) * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+    return (dp.clamp_min(radius) - neg).mean()
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="step")
+
+
+def train_triplets(forward, parameters, anchors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, *,
+                   radius: float, c: float, epochs: int, batch_size: int, lr: float, seed: int,
+                   progress: bool = False, max_threads: int = 2, desc: str = "NLSH fine-tuning") -> list:
+    """Minimise :func:`nlsh_loss` over triplets; returns the mean loss of every epoch.
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(ids: ndarray of int64) -> torch.Tensor (len(ids), d)`` of unit vectors, differentiable
+        in ``parameters``; called once per batch on the distinct records the batch needs.
+    parameters : iterable of torch.nn.Parameter
+    anchors, positives : ndarray of shape (t,), int64
+        Record ids (the ids ``forward`` takes).
+    negatives : ndarray of shape (t, m), int64
+        Record ids, ``-1`` for none.
+    radius, c : float
+        See :func:`nlsh_loss`.
+    epochs, batch_size : int
+    lr : float
+        AdamW learning rate (weight decay 0.01).
+    seed : int
+        Seeds the batch order (a local generator; the global torch RNG is not touched).
+    progress : bool
+        Show a progress bar (tqdm) over the optimisation steps.
+    max_threads : int
+        Torch threads while training (restored afterwards).
+    """
+    import torch
+
+    t = anchors.shape[0]
+    n_batches = -(-t // batch_size)
+    with limit_torch_threads(max_threads):
+        g = torch.Generator().manual_seed(int(seed))
+        opt = torch.optim.AdamW(list(parameters), lr=lr, weight_decay=0.01)
+        losses = []
+        with _progress_bar(epochs * n_batches, desc, progress) as bar:
+            for _ in range(epochs):
+                perm = torch.randperm(t, generator=g).numpy()
+                tot = 0.0
+                for s in range(0, t, batch_size):
+                    b = perm[s : s + batch_size]
+                    loss = _triplet_batch_loss(forward, anchors[b], positives[b], negatives[b], radius, c)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    tot += float(loss.detach()) * b.size
+                    bar.update(1)
+                losses.append(tot / max(t, 1))
+    return losses
+
+
+def _triplet_batch_loss(forward, a: np.ndarray, p: np.ndarray, n: np.ndarray, radius: float, c: float):
+    """Encode the distinct records of a batch once and apply :func:`nlsh_loss`."""
+    import torch
+
+    ids, inv = np.unique(np.concatenate([a, p, n.ravel()]), return_inverse=True)
+    has = ids[0] < 0  # -1 (no negative) sorts first
+    Z = forward(ids[1:] if has else ids)
+    if has:
+        Z = torch.cat([torch.zeros(1, Z.shape[1], dtype=Z.dtype), Z])
+    B, m = n.shape
+    za, zp = Z[inv[:B]], Z[inv[B : 2 * B]]
+    zn = Z[inv[2 * B :]].reshape(B, m, -1)
+    valid = torch.from_numpy((n >= 0).astype(np.float32))
+    return nlsh_loss(za, zp, zn, valid, radius, c)
