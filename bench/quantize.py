@@ -41,7 +41,7 @@ from hashlearn.quantize.report import _pm, adc_table, balanced_table, flat_table
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SECTION = HERE / "sections" / "quantize.md"
-PLOTS = OUT / "quantize_plots"
+PLOTS = HERE / "plots"  # tracked: bench/plots/quantize_<dataset>.png
 DATASETS = ("sift10k", "scifact-minilm", "synthetic")
 
 

@@ -36,7 +36,7 @@ def test_summarize_computes_the_target_lines_from_the_rows(tmp_path):
             _row("ivf-pq", "faiss", 8, 0.91, 1000, nlist=16, nprobe=2)]
     text = bench.summarize(rows)
     assert "### toy" in text and "| pq | 8 | hashlearn |" in text
-    assert "recall@10 0.900 vs faiss 0.920 (difference -0.020: NOT within 0.01; queries/s ratio 2.00)" in text
+    assert "recall@10 0.900 vs faiss 0.920 (difference -0.0200: NOT within 0.01; queries/s ratio 2.00)" in text
     assert "hashlearn / faiss = 0.50 (misses the ≥ 1.0 target)" in text
     paths = bench.plot(rows, tmp_path)
     assert [p.name for p in paths] == ["quantize_toy.png"] and paths[0].stat().st_size > 1000
