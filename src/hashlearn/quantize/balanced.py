@@ -6,10 +6,11 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..hashing.base import check_vectors_array
+from ..params import check_int_param
 from ..registry import register
 from ._kmeans import DEFAULT_POINTS_PER_CENTROID, squared_distances, train_kmeans
 from ._sinkhorn import sinkhorn_column_potentials
-from .base import BaseQuantizer, check_int_param
+from .base import BaseQuantizer
 
 __all__ = ["BalancedKMeans"]
 
@@ -105,11 +106,11 @@ class BalancedKMeans(BaseQuantizer):
         return int(self.n_clusters)
 
     def _check_params(self) -> None:
-        check_int_param("n_clusters", self.n_clusters, low=1)
-        check_int_param("n_iter", self.n_iter, low=1)
-        check_int_param("balance_iter", self.balance_iter, low=0)
-        check_int_param("sinkhorn_iter", self.sinkhorn_iter, low=1)
-        check_int_param("max_points_per_centroid", self.max_points_per_centroid, low=1)
+        check_int_param(self.n_clusters, "n_clusters", min_val=1)
+        check_int_param(self.n_iter, "n_iter", min_val=1)
+        check_int_param(self.balance_iter, "balance_iter", min_val=0)
+        check_int_param(self.sinkhorn_iter, "sinkhorn_iter", min_val=1)
+        check_int_param(self.max_points_per_centroid, "max_points_per_centroid", min_val=1)
         reg = self.sinkhorn_reg
         if isinstance(reg, bool) or not isinstance(reg, (int, float, np.floating)) or not 0 < reg <= 1:
             raise ValidationError(f"sinkhorn_reg must be a number in (0, 1], got {reg!r}")

@@ -16,7 +16,6 @@ carrying it, and every method that consumes codes refuses codes of another codeb
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -26,15 +25,7 @@ from ..hashing.base import PersistableEstimatorMixin, check_random_state, check_
 from ._codes import QuantizedCodes, check_quantized_codes, codebook_fingerprint
 from .search import _check_k, adc_range_search, adc_search
 
-__all__ = ["BaseQuantizer", "check_int_param"]
-
-
-def check_int_param(name: str, value, *, low: int, high: int | None = None) -> int:
-    """An int parameter within [low, high]; :class:`ValidationError` naming the value otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high is not None and value > high):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValidationError(f"{name} must be an integer {bound}, got {value!r}")
-    return int(value)
+__all__ = ["BaseQuantizer"]
 
 
 class BaseQuantizer(PersistableEstimatorMixin, BaseEstimator):

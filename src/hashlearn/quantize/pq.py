@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ValidationError
+from ..params import check_int_param
 from ..registry import register
 from . import _kernels
 from ._kmeans import DEFAULT_POINTS_PER_CENTROID, product_kmeans
-from .base import BaseQuantizer, check_int_param
+from .base import BaseQuantizer
 from .search import sdc_lookup
 
 __all__ = ["PQ", "OPQ"]
@@ -84,10 +85,10 @@ class PQ(BaseQuantizer):
 
     # -- hooks -------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        check_int_param("M", self.M, low=1, high=4096)
-        check_int_param("nbits", self.nbits, low=1, high=8)
-        check_int_param("n_iter", self.n_iter, low=1)
-        check_int_param("max_points_per_centroid", self.max_points_per_centroid, low=1)
+        check_int_param(self.M, "M", min_val=1, max_val=4096)
+        check_int_param(self.nbits, "nbits", min_val=1, max_val=8)
+        check_int_param(self.n_iter, "n_iter", min_val=1)
+        check_int_param(self.max_points_per_centroid, "max_points_per_centroid", min_val=1)
 
     def _check_train(self, X: np.ndarray) -> None:
         d = X.shape[1]
@@ -242,8 +243,8 @@ class OPQ(PQ):
 
     def _check_params(self) -> None:
         super()._check_params()
-        check_int_param("opq_iter", self.opq_iter, low=0)
-        check_int_param("opq_pq_iter", self.opq_pq_iter, low=1)
+        check_int_param(self.opq_iter, "opq_iter", min_val=0)
+        check_int_param(self.opq_pq_iter, "opq_pq_iter", min_val=1)
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         Xs = self._subsample(X, rng)

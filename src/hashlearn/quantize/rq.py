@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..params import check_int_param
 from ..registry import register
 from ._kmeans import DEFAULT_POINTS_PER_CENTROID, _accumulate, train_kmeans
-from .base import BaseQuantizer, check_int_param
+from .base import BaseQuantizer
 
 __all__ = ["RQ"]
 
@@ -119,12 +120,12 @@ class RQ(BaseQuantizer):
         return int(self.levels)
 
     def _check_params(self) -> None:
-        check_int_param("levels", self.levels, low=1, high=4096)
-        check_int_param("nbits", self.nbits, low=1, high=8)
-        check_int_param("beam_size", self.beam_size, low=1, high=256)
-        check_int_param("n_iter", self.n_iter, low=1)
-        check_int_param("refine_iter", self.refine_iter, low=0)
-        check_int_param("max_points_per_centroid", self.max_points_per_centroid, low=1)
+        check_int_param(self.levels, "levels", min_val=1, max_val=4096)
+        check_int_param(self.nbits, "nbits", min_val=1, max_val=8)
+        check_int_param(self.beam_size, "beam_size", min_val=1, max_val=256)
+        check_int_param(self.n_iter, "n_iter", min_val=1)
+        check_int_param(self.refine_iter, "refine_iter", min_val=0)
+        check_int_param(self.max_points_per_centroid, "max_points_per_centroid", min_val=1)
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         limit = int(self.max_points_per_centroid) * self.n_centroids

@@ -24,11 +24,12 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..hashing.base import check_random_state, check_vectors_array
+from ..params import check_int_param
 from ..registry import register
 from ._kmeans import squared_distances
 from ._sinkhorn import sinkhorn_column_potentials
 from .balanced import _repair_capacity
-from .base import BaseQuantizer, check_int_param
+from .base import BaseQuantizer
 from .pq import OPQ
 
 __all__ = ["JPQ", "RepCONC", "TRAINED_QUANTIZERS"]
@@ -85,12 +86,12 @@ class _TrainedPQ(BaseQuantizer):
 
     # -- validation ---------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        check_int_param("M", self.M, low=1, high=4096)
-        check_int_param("nbits", self.nbits, low=1, high=8)
+        check_int_param(self.M, "M", min_val=1, max_val=4096)
+        check_int_param(self.nbits, "nbits", min_val=1, max_val=8)
         for name in ("epochs", "batch_size", "n_threads"):
-            check_int_param(name, getattr(self, name), low=1)
-        check_int_param("opq_iter", self.opq_iter, low=0)
-        check_int_param("patience", self.patience, low=1)
+            check_int_param(getattr(self, name), name, min_val=1)
+        check_int_param(self.opq_iter, "opq_iter", min_val=0)
+        check_int_param(self.patience, "patience", min_val=1)
         for name in ("lr", "query_lr", "temperature", "distill_temperature"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
