@@ -400,3 +400,18 @@ def test_a_tampered_codebook_file_is_refused(tmp_path, data):
     path = hashlearn.save(model, tmp_path / "pq.hlq")
     with pytest.raises(hashlearn.FileFormatError, match="fingerprint"):
         hashlearn.load(path)
+
+
+def test_registry_specs_set_the_quantizer_size():
+    """``pq:16`` sets M (bytes per code), ``rq:4`` the levels; errors name the size parameter."""
+    from hashlearn.registry import make_from_spec
+
+    assert make_from_spec("pq:16").M == 16
+    assert make_from_spec("opq:8", random_state=3).get_params()["M"] == 8
+    assert make_from_spec("rq:4").levels == 4
+    with pytest.raises(ValidationError, match="M must be an integer from 1 to 4096, got 0"):
+        make_from_spec("pq:0")
+    with pytest.raises(ValidationError, match="the levels after ':'"):
+        make_from_spec("rq:four")
+    with pytest.raises(ValidationError, match="takes no size after ':'"):
+        make_from_spec("balanced-kmeans:4")

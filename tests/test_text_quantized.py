@@ -46,7 +46,7 @@ def test_quantizers_are_registered_and_parsed_as_bytes():
 @pytest.mark.parametrize("spec, message", [
     ("pq", "give the bytes per document as pq:BYTES"),
     ("balanced-kmeans:16", "one list id per vector"),
-    ("pq:0", "bits must be an integer"),
+    ("pq:0", "M must be an integer"),
     ("pq:x", "is not an integer"),
 ])
 def test_bad_quantized_specs_are_refused(spec, message):

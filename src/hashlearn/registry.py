@@ -162,7 +162,11 @@ def make_method(name: str, n_bits: int | None = None, random_state=None, **param
     """
     cls = get_method_class(name)
     valid = set(cls._get_param_names()) if hasattr(cls, "_get_param_names") else set(cls().get_params())
-    if n_bits is not None:
+    size_param = getattr(cls, "size_param", None)
+    if n_bits is not None and "n_bits" not in valid and size_param in valid:
+        # quantizers: the number after ':' is their size parameter (pq:16 -> M=16 bytes, rq:4 -> levels=4)
+        params[size_param] = check_n_bits(n_bits, what=f"{name}: {size_param}")
+    elif n_bits is not None:
         if "n_bits" not in valid:
             raise ValidationError(f"{name} takes no code length (its width is fixed by the data); drop the bits")
         params["n_bits"] = check_n_bits(n_bits)
@@ -209,23 +213,27 @@ def parse_spec(spec: str, *, kinds=None, allow=(), require_bits: bool = False,
         raise ValidationError(f"expected a method spec METHOD or METHOD:BITS (e.g. itq:256), got {spec!r}")
     name, sep, bits = spec.strip().partition(":")
     name = name.strip().lower()
+    cls = None if name in allow else get_method_class(name)
+    size_param = getattr(cls, "size_param", None)
+    what = "bits" if cls is None or cls.input_kind != "quantizer" else (size_param or "size")
     n_bits = None
     if sep:
         try:
             n_bits = int(bits)
         except ValueError:
-            raise ValidationError(f"{spec!r}: the bits after ':' ({bits!r}) is not an integer") from None
-        check_n_bits(n_bits, what=f"{spec!r}: bits")
-    if name in allow:
+            raise ValidationError(f"{spec!r}: the {what} after ':' ({bits!r}) is not an integer") from None
+        check_n_bits(n_bits, what=f"{spec!r}: {what}")
+    if cls is None:
         return MethodSpec(name, n_bits)
-    cls = get_method_class(name)
     if kinds is not None and cls.input_kind not in tuple(kinds):
         accepted = sorted(n for k in kinds for n in list_methods(k)) + sorted(allow)
         raise ValidationError(
             f"method {name!r} {_KIND_TEXT[cls.input_kind]}, so it cannot be used here; usable: {', '.join(accepted)}"
         )
     takes_bits = "n_bits" in cls._get_param_names() if hasattr(cls, "_get_param_names") else False
-    if n_bits is not None and not takes_bits and not fixed_width_bits:
+    if n_bits is not None and not (takes_bits or size_param) and not fixed_width_bits:
+        if cls.input_kind == "quantizer":
+            raise ValidationError(f"{spec!r}: {name} takes no size after ':' (set its parameters instead)")
         raise ValidationError(f"{spec!r}: {name} takes no code length (its width is fixed by the data)")
     if require_bits and takes_bits and n_bits is None:
         raise ValidationError(f"{spec!r}: give the code length as {name}:BITS (e.g. {name}:128)")
