@@ -380,3 +380,29 @@ def test_code_token_pairs_are_precise_on_abt_buy():
     pairs = code_token_pairs(L.texts(), R.texts())
     hits = sum(tuple(p) in truth for p in pairs.tolist())
     assert pairs.shape[0] >= 500 and hits / pairs.shape[0] >= 0.98
+
+
+def test_cli_neural_block_reports_the_guard_and_takes_max_pairs(tmp_path, monkeypatch, capsys):
+    """``block -m neural --max-pairs N`` trains on at most N pairs and reports the guard's verdict."""
+    pytest.importorskip("torch", reason="the neural blocker trains with torch")
+    import json
+
+    import hashlearn.embed
+    from hashlearn.cli import main
+
+    hashed = _hash_embedder()  # built before the patch: it is an Embedder itself
+    monkeypatch.setattr(hashlearn.embed, "Embedder", lambda *a, **kw: hashed)
+    L, R, _ = _tables(120, seed=1)
+    for name, table in (("left.csv", L), ("right.csv", R)):
+        pd.DataFrame({"id": table.ids, "name": table.texts()}).to_csv(tmp_path / name, index=False)
+    out = tmp_path / "run.json"
+    args = [str(tmp_path / "left.csv"), str(tmp_path / "right.csv"), "--id-col", "id", "-m", "neural", "-k", "3",
+            "--max-pairs", "30", "--epochs", "1", "--json", str(out)]
+    assert main(["block", *args]) == 0
+    report = json.loads(out.read_text())["training"]["neural"]
+    assert report["mined"]["trained_on"] == 30 and isinstance(report["guard"]["kept"], bool)
+    assert "neural: trained on 30 pairs in" in capsys.readouterr().err
+    assert main(["block", *args[:6], "--max-pairs", "0"]) == 2
+    assert "--max-pairs must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["block", *args[:4], "-m", "minhash", "--max-pairs", "5"]) == 2
+    assert "--max-pairs does not apply to -m minhash" in capsys.readouterr().err

@@ -50,7 +50,9 @@ def _register_blocking(app) -> None:
         min_similarity: Optional[float] = typer.Option(None, "--min-similarity", help="MinHash: drop candidates below this estimated Jaccard."),
         max_per_record: Optional[int] = typer.Option(None, "--max-per-record", help="MinHash: keep the best N candidates per left record."),
         train_pairs: Optional[Path] = typer.Option(None, "--train-pairs", help="Neural: labelled matches (two id columns, like --truth)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="Neural: training epochs (default 3)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Neural: training epochs (default 2)."),
+        max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Neural: at most N training pairs "
+                                                "(default 1000; bounds the training time)."),
         model: Optional[str] = typer.Option(None, "--model", help="Sentence-transformers model (default all-MiniLM-L6-v2, offline)."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache embeddings in this folder."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Candidate pairs: .csv or .parquet (left_id, right_id, blocker)."),
@@ -74,6 +76,8 @@ def _register_blocking(app) -> None:
             raise CLIError(f"--threshold must be in (0, 1), got {threshold}")
         if k is not None and k < 1:
             raise CLIError(f"--k must be >= 1, got {k}")
+        if max_pairs is not None and max_pairs < 1:
+            raise CLIError(f"--max-pairs must be >= 1, got {max_pairs}")
         tsep = truth_sep if truth_sep is not None else sep
         L = prepare_table(read_table(left, sep=sep), fields=fields, id_col=id_col, name=str(left))
         R = None
@@ -88,7 +92,7 @@ def _register_blocking(app) -> None:
             embedder = Embedder(model=model or "all-MiniLM-L6-v2", cache_dir=cache_dir, show_progress=not quiet)
         options = dict(threshold=threshold, k=k, on=on.split(",") if on else None, window=window, n_perm=n_perm,
                        q=q, min_similarity=min_similarity, max_per_record=max_per_record, train_pairs=tp,
-                       epochs=epochs)
+                       epochs=epochs, max_pairs=max_pairs)
         options = {key: value for key, value in options.items() if value is not None}  # only what the user set
         _refuse_options_the_blocker_ignores(method, options)
         if embedder is not None:
@@ -110,6 +114,14 @@ def _register_blocking(app) -> None:
             write_pairs(output, chunks, L, R)
             report_written(output)
         summary = {"method": method, **run.summary()}
+        trained = _training_reports(blocker)
+        if trained:
+            summary["training"] = trained
+            if not quiet:
+                for label, report in trained.items():
+                    err_console.print(f"{label}: trained on {report['mined']['trained_on']} pairs in "
+                                      f"{report['train_seconds']:.1f} s; guard: {report['guard']['reason']}",
+                                      highlight=False, soft_wrap=True)
         if json_out is not None:
             data = json.dumps(summary, indent=2, default=float).encode()
             write_outputs([(json_out, lambda fh: fh.write(data))])
@@ -136,7 +148,13 @@ def _register_blocking(app) -> None:
 # Blocker parameters set from the command line, by the flag that sets them.
 _BLOCKER_FLAGS = {"threshold": "--threshold", "k": "-k", "on": "--on", "window": "--window", "n_perm": "--n-perm",
                   "q": "--q", "min_similarity": "--min-similarity", "max_per_record": "--max-per-record",
-                  "train_pairs": "--train-pairs", "epochs": "--epochs"}
+                  "train_pairs": "--train-pairs", "epochs": "--epochs", "max_pairs": "--max-pairs"}
+
+
+def _training_reports(blocker) -> dict:
+    """What the trained blocker(s) in ``blocker`` did (a union's parts included): pairs, time, guard."""
+    parts = getattr(blocker, "blockers", None) or [blocker]
+    return {b.name: b.report() for b in parts if getattr(b, "guard_", None) is not None}
 
 
 def _refuse_options_the_blocker_ignores(method: str, options: dict) -> None:

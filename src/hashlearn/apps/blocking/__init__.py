@@ -13,7 +13,10 @@ Methods (the names of :func:`make_blocker` and :func:`list_blockers`, the CLI's 
 * ``minhash`` -- MinHash LSH over character q-grams or word tokens (:class:`MinHashBlocker`).
 * ``simhash`` -- multi-table hyperplane LSH over text embeddings (:class:`SimHashBlocker`).
 * ``embedding`` -- ``k`` nearest neighbours over frozen text embeddings (:class:`EmbeddingBlocker`).
-* ``neural`` -- hashing with a projection fine-tuned by an LSH-aware loss (:class:`NeuralBlocker`).
+* ``neural`` -- NLSHBlock: the language model's top layers (or a projection over frozen embeddings)
+  fine-tuned with an LSH-aware triplet loss on pairs mined without labels (mutual nearest neighbours,
+  shared rare code tokens) or on labelled pairs, then hashed; a label-free guard keeps the frozen model
+  when the trained one ranks held-out mined pairs worse (:class:`NeuralBlocker`, :class:`GuardReport`).
 * ``union:a+b`` -- the union of several blockers (:class:`UnionBlocker`).
 
 Records are prepared by :func:`prepare_table`: the chosen fields are read as text, missing cells
@@ -26,8 +29,10 @@ Pairs are ``(left position, right position)``; for deduplication both index the 
 
 Modules: :mod:`.records` (prepared tables), :mod:`.tables` (files in and out), :mod:`.pairs` (pair
 arrays), :mod:`.base` (the contract), :mod:`.rules` (standard, sorted neighbourhood), :mod:`.lsh` (MinHash,
-SimHash), :mod:`.embedding` (exact kNN), :mod:`.neural` and :mod:`.training` (neural LSH), :mod:`.union`,
-:mod:`.registry`, :mod:`.metrics`, :mod:`.run`.
+SimHash), :mod:`.embedding` (exact kNN), :mod:`.neural` (the neural blocker), :mod:`.fitting` (its fit),
+:mod:`.finetune` (trainable top layers of the language model), :mod:`.training` (losses, torch),
+:mod:`.mining` (label-free training pairs), :mod:`.perturb` (noisy record copies), :mod:`.guard`
+(keep-or-fall-back verdict), :mod:`.union`, :mod:`.registry`, :mod:`.metrics`, :mod:`.run`.
 
 Examples
 --------
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 from .base import Blocker
 from .embedding import EmbeddingBlocker
+from .guard import GuardReport
 from .lsh import MinHashBlocker, SimHashBlocker
 from .metrics import blocking_metrics
 from .neural import NeuralBlocker, perturb_record
@@ -66,6 +72,7 @@ __all__ = [
     "SimHashBlocker",
     "EmbeddingBlocker",
     "NeuralBlocker",
+    "GuardReport",
     "UnionBlocker",
     "perturb_record",
     "make_blocker",

@@ -220,6 +220,7 @@ def fit_neural(nb, left, right) -> None:
     sources["held_out"] = int(held.shape[0])
     if nb.max_pairs is not None and train.shape[0] > check_int("max_pairs", nb.max_pairs):
         train = train[np.sort(rng.choice(train.shape[0], int(nb.max_pairs), replace=False))]
+    sources["trained_on"] = int(train.shape[0])
     initial = model.state()
     exclude = np.concatenate([train, held, mined])
     _train(nb, model, Z0, train, exclude, left_ids, right_ids, dedup, sources, seed)
