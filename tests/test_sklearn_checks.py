@@ -1,5 +1,9 @@
 """Every registered vector hasher passes scikit-learn's estimator checks at its defaults.
 
+Supervised hashers (``ksh``, ``sdh``, ``cosdish``, ``lfh``) say so with the tag
+``target_tags.required``, and scikit-learn's checks then pass them labels ``y``; here they get class
+labels wherever the others are fitted on ``X`` alone.
+
 Also: each hasher works after a ``StandardScaler`` in a ``Pipeline``; errors from scikit-learn's input
 validation and from ``check_scalar`` come out as hashlearn errors with scikit-learn's wording; a
 hasher fitted on a DataFrame keeps its feature names through save/load.
@@ -19,10 +23,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import hashlearn
 from hashlearn.errors import HashlearnError, NotFittedError, ValidationError
-from hashlearn.hashing import list_methods, make_hasher
+from hashlearn.hashing import get_hasher_class, is_supervised, list_methods, make_hasher
 from hashlearn.hashing._validation import InputTypeError, check_int_param, check_real_param
 
 VECTOR_METHODS = list_methods("vector")
+SUPERVISED = {name for name in VECTOR_METHODS if is_supervised(get_hasher_class(name))}
 
 # Checks a hasher cannot pass by its nature: {method name: {check name: one-line reason}}, at most one
 # per method. None is needed today; an entry here is reported by pytest as an expected failure.
@@ -56,7 +61,13 @@ def test_tags_say_what_the_estimator_is(name):
     assert tags.transformer_tags is not None  # a transformer (scikit-learn leaves estimator_type None for those)
     assert tags.transformer_tags.preserves_dtype == []  # the output is packed uint64 codes
     assert not tags.input_tags.sparse and not tags.input_tags.allow_nan and tags.input_tags.two_d_array
-    assert tags.requires_fit and not tags.target_tags.required
+    assert tags.requires_fit and tags.target_tags.required == (name in SUPERVISED)
+
+
+def test_the_supervised_hashers_are_the_four_of_issue_15():
+    assert SUPERVISED == {"ksh", "sdh", "cosdish", "lfh"}
+    with pytest.raises(ValidationError, match="requires y to be passed, but the target y is None"):
+        make_hasher("sdh", n_bits=8, n_anchors=10, random_state=0).fit(np.zeros((20, 3)))
 
 
 @pytest.fixture(scope="module")
@@ -65,25 +76,29 @@ def pipeline_data():
     # 400 rows of 80 features on very different scales: every method runs at its defaults (64 bits, up to
     # 300 anchors or bases) without any parameter exceeding the data
     X = rng.normal(size=(400, 80)) * np.logspace(-2, 3, 80) + 50.0
-    return X[:320], X[320:]
+    y = rng.integers(0, 4, size=320)  # labels for the supervised hashers
+    return X[:320], X[320:], y
 
 
 @pytest.mark.parametrize("name", VECTOR_METHODS)
 def test_hasher_after_a_standard_scaler_in_a_pipeline(name, pipeline_data):
-    X, Xq = pipeline_data
+    X, Xq, labels = pipeline_data
+    y = labels if name in SUPERVISED else None
     hasher = make_hasher(name, random_state=0)
+    if name in SUPERVISED:  # RBF anchors: at most the 320 training rows
+        hasher.set_params(n_anchors=300)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # defaults fit this data as they are
-        pipe = make_pipeline(StandardScaler(), hasher).fit(X)
+        pipe = make_pipeline(StandardScaler(), hasher).fit(X, y)
     codes = pipe.transform(Xq)
     assert codes.dtype == np.uint64 and codes.flags.c_contiguous
     assert codes.shape == (len(Xq), -(-pipe[-1].code_bits // 64)) and pipe[-1].code_bits == 64
     assert pipe[-1].n_features_in_ == X.shape[1]
     # the pipeline is exactly the hasher fitted on the scaled data
     scaler = StandardScaler().fit(X)
-    direct = clone(hasher).fit(scaler.transform(X))
+    direct = clone(hasher).fit(scaler.transform(X), y)
     np.testing.assert_array_equal(codes, direct.transform(scaler.transform(Xq)))
-    np.testing.assert_array_equal(pipe.fit_transform(X), direct.transform(scaler.transform(X)))
+    np.testing.assert_array_equal(pipe.fit_transform(X, y), direct.transform(scaler.transform(X)))
 
 
 def test_input_errors_are_hashlearn_errors_with_sklearn_wording():

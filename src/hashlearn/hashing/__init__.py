@@ -27,3 +27,7 @@ from .anchor_graph import AnchorGraphHashing, TwoLayerAnchorGraphHashing  # noqa
 from .sgh import ScalableGraphHashing  # noqa: E402
 
 __all__ += ["SpectralHashing", "AnchorGraphHashing", "TwoLayerAnchorGraphHashing", "ScalableGraphHashing"]
+
+from .supervised import COSDISH, KSH, LFH, SDH, is_supervised  # noqa: E402
+
+__all__ += ["KSH", "SDH", "COSDISH", "LFH", "is_supervised"]
