@@ -5,6 +5,7 @@
 ``hashlearn text eval``   BEIR folder → nDCG@10, Recall@100, bytes/doc, queries/s per codes × rescoring
 ``hashlearn text topics`` corpus + keyword-defined topics → each topic's documents (Lbl2Vec-style)
 ``hashlearn text keyphrases`` corpus → keyphrases per document (+ an expanded corpus for BM25)
+``hashlearn text adapt``  corpus → an encoder adapted to it without labels (Contriever-style), for ``--model``
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ CODES_HELP = "Codes: float, or a registry method METHOD[:BITS] of kind vector or
 CANDIDATES_HELP = "First-stage candidates rescored per query."
 ASYMMETRIC_HELP = "First stage: float query x binary documents."
 EMBEDDINGS_HELP = "Folder with precomputed corpus.npy/queries.npy and their .ids files."
-MODEL_HELP = "Embedding model: a sentence-transformers name or folder."
+MODEL_HELP = "Embedding model: a sentence-transformers name or folder (e.g. one written by 'text adapt')."
+BUDGET_HELP = "Time budget of each trained head (bpr and other codes that take one), in minutes."
+PSEUDO_HELP = "Pseudo-queries of query-trained codes: auto, none, title, first_sentence, span, crop."
 CACHE_HELP = "Embedding cache folder (default ~/.cache/hashlearn/embeddings)."
 
 
@@ -42,6 +45,28 @@ def _params(items):
     return _parse_params(items)
 
 
+def _budget_params(specs, minutes: float) -> dict:
+    """``{method: {"max_train_minutes": minutes, "show_progress": True}}`` for the codes of ``specs`` whose
+    estimator takes a time budget (the query-trained heads: ``bpr`` ...)."""
+    from ._common import CLIError
+
+    from hashlearn.registry import get_method_class
+    from hashlearn.text.index import needs_queries, parse_codes
+
+    if not minutes > 0:
+        raise CLIError(f"--max-train-minutes must be > 0, got {minutes}")
+    out = {}
+    for spec in specs:
+        name, _ = parse_codes(spec)
+        if name == "float" or not needs_queries(spec):
+            continue
+        names = get_method_class(name)._get_param_names()
+        params = {k: v for k, v in (("max_train_minutes", minutes), ("show_progress", True)) if k in names}
+        if params:
+            out[name] = params
+    return out
+
+
 @text_app.command("eval")
 def eval_cmd(
     beir: Path = typer.Option(..., "--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv."),
@@ -51,7 +76,8 @@ def eval_cmd(
     asymmetric: bool = typer.Option(False, "--asymmetric", help=ASYMMETRIC_HELP),
     split: str = typer.Option("test", "--split", help="The qrels split evaluated."),
     train_split: Optional[str] = typer.Option(None, "--train-split", help="The qrels split that trains bpr codes."),
-    pseudo: str = typer.Option("auto", "--pseudo", help="bpr pseudo-queries: auto, none, title, first_sentence, span."),
+    pseudo: str = typer.Option("auto", "--pseudo", help=PSEUDO_HELP),
+    max_train_minutes: float = typer.Option(10.0, "--max-train-minutes", help=BUDGET_HELP),
     embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=EMBEDDINGS_HELP),
     model: str = typer.Option("all-MiniLM-L6-v2", "--model", help=MODEL_HELP),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
@@ -75,11 +101,13 @@ def eval_cmd(
     if candidates < 1:
         raise CLIError(f"--candidates must be >= 1, got {candidates}")
     cache = cache_dir if cache_dir is not None else Path.home() / ".cache" / "hashlearn" / "embeddings"
+    code_list = _split_list(codes, "--codes")
     result = beir_eval(
-        beir, codes=_split_list(codes, "--codes"), rescore=_split_list(rescore, "--rescore"), candidates=candidates,
+        beir, codes=code_list, rescore=_split_list(rescore, "--rescore"), candidates=candidates,
         asymmetric=asymmetric, split=split, train_split=train_split, pseudo=pseudo, embeddings=embeddings,
         model=model, cache_dir=cache, bm25=bm25, hybrid=hybrid, hybrid_weight=hybrid_weight, seed=seed,
-        bpr_params=_params(param), log=lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False),
+        bpr_params=_params(param), method_params=_budget_params(code_list, max_train_minutes),
+        log=lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False),
     )
     rep = result["report"]
     table = Table(title=f"{beir.name}: {rep['queries_evaluated']} judged {split} queries, {rep['corpus']['kept']} documents")
@@ -115,7 +143,9 @@ def eval_cmd(
 def index_cmd(
     corpus: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format: _id, title, text)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the index (.hlx)."),
-    codes: str = typer.Option("sign", "--codes", help=CODES_HELP + " bpr is trained with queries: see 'text eval'."),
+    codes: str = typer.Option("sign", "--codes", help=CODES_HELP + " Query-trained codes (bpr, jpq, repconc) learn from pseudo-queries."),
+    pseudo: str = typer.Option("title", "--pseudo", help=PSEUDO_HELP.replace("auto, ", "") + " For query-trained codes."),
+    max_train_minutes: float = typer.Option(10.0, "--max-train-minutes", help=BUDGET_HELP),
     rescore: str = typer.Option("none", "--rescore", help="Rescoring stored with the index: none, asym, float or int8."),
     candidates: int = typer.Option(100, "--candidates", help=CANDIDATES_HELP),
     asymmetric: bool = typer.Option(False, "--asymmetric", help=ASYMMETRIC_HELP),
@@ -133,12 +163,17 @@ def index_cmd(
     from ._common import CLIError, _check_output, console, err_console, save_object
 
     from hashlearn.text.beir import ReadReport, iter_corpus
-    from hashlearn.text.index import parse_codes
+    from hashlearn.text.index import needs_queries, parse_codes
 
     _check_output(output)
-    name, _ = parse_codes(codes)
-    if name == "bpr":
-        raise CLIError("bpr codes are trained with queries: use 'hashlearn text eval --codes bpr:BITS'")
+    parse_codes(codes)
+    trained = needs_queries(codes)
+    if trained:
+        from hashlearn.text.pipeline import PSEUDO_STRATEGIES
+
+        if pseudo not in PSEUDO_STRATEGIES:
+            raise CLIError(f"{codes} codes are trained with pseudo-queries from the corpus: --pseudo must be one of "
+                           f"{', '.join(PSEUDO_STRATEGIES)}, got {pseudo!r}")
     if batch_docs < 1 or fit_docs < 1 or snippet_chars < 0:
         raise CLIError("--batch-docs and --fit-docs must be >= 1 and --snippet-chars >= 0")
     report = ReadReport()
@@ -151,16 +186,17 @@ def index_cmd(
         embedder = Embedder(model, cache_dir=cache, show_progress=True)
 
     def batches():
-        ids, texts, snippets = [], [], []
+        ids, texts, snippets, parts = [], [], [], []
         for d in docs:
             ids.append(d.id)
             texts.append(d.full_text)
             snippets.append(_snippet(d.title, d.text, snippet_chars))
+            parts.append((d.title, d.text) if trained and index is None else None)
             if len(ids) >= batch_docs:
-                yield ids, texts, snippets if snippet_chars else None
-                ids, texts, snippets = [], [], []
+                yield ids, texts, snippets if snippet_chars else None, parts
+                ids, texts, snippets, parts = [], [], [], []
         if ids:
-            yield ids, texts, snippets if snippet_chars else None
+            yield ids, texts, snippets if snippet_chars else None, parts
 
     def vectors(ids, texts):
         if embedder is not None:
@@ -169,21 +205,38 @@ def index_cmd(
 
         return load_embeddings(embeddings, "corpus", ids)
 
+    def train(pending):
+        """Training arguments of query-trained codes: pseudo-queries from the fitted documents."""
+        if not trained:
+            return {"fit": {}}
+        from hashlearn.embed import Embedder
+        from hashlearn.text.pipeline import make_pseudo_queries
+
+        titles = [t for p in pending for t, _ in p[3]]
+        bodies = [x for p in pending for _, x in p[3]]
+        qtexts, rows = make_pseudo_queries(titles, bodies, strategy=pseudo, random_state=seed)
+        if not qtexts:
+            raise CLIError(f"{corpus}: the documents give no {pseudo} pseudo-query to train {codes} codes")
+        err_console.print(f"training {codes} on {len(qtexts)} {pseudo} pseudo-queries", highlight=False)
+        enc = embedder or Embedder(model, cache_dir=cache_dir, show_progress=True)
+        return {"fit": {"pseudo_queries": enc.encode(qtexts), "pseudo_docs": rows},
+                "params": _budget_params([codes], max_train_minutes).get(parse_codes(codes)[0], {})}
+
     index, pending = None, []
-    for ids, texts, snippets in batches():
+    for ids, texts, snippets, parts in batches():
         X = vectors(ids, texts)
         if index is None:
-            pending.append((ids, X, snippets))
+            pending.append((ids, X, snippets, parts))
             if sum(len(p[0]) for p in pending) < fit_docs:
                 continue
-            index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed)
+            index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed, train(pending))
             pending = []
         else:
             index.add(X, ids, snippets)
     if index is None:
         if not pending:
             raise CLIError(f"{corpus}: no usable document ({report.summary()})")
-        index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed)
+        index = _start_index(pending, codes, rescore, candidates, asymmetric, model, seed, train(pending))
     save_object(index, output)
     err_console.print(report.summary(), highlight=False)
     mem = index.bytes_per_doc()
@@ -200,17 +253,17 @@ def _snippet(title: str, text: str, n: int) -> str:
     return (cut if len(cut) > n // 2 else joined[:n]) + "…"
 
 
-def _start_index(pending, codes, rescore, candidates, asymmetric, model, seed):
+def _start_index(pending, codes, rescore, candidates, asymmetric, model, seed, training):
     import numpy as np
 
     from hashlearn.text.index import TextIndex, make_encoder
 
     X = np.concatenate([p[1] for p in pending])
-    enc = make_encoder(codes, X.shape[1], random_state=seed)
+    enc = make_encoder(codes, X.shape[1], random_state=seed, **training.get("params", {}))
     if enc is not None:
-        enc.fit(X)
+        enc.fit(X, **training["fit"])
     index = TextIndex(enc, rescore=rescore, candidates=candidates, asymmetric=asymmetric, codes=codes, model=model)
-    for ids, Xb, snippets in pending:
+    for ids, Xb, snippets, _ in pending:
         index.add(Xb, ids, snippets)
     return index
 
@@ -377,6 +430,41 @@ def keyphrases_cmd(
                 f.write((json.dumps({"_id": did, "title": title, "text": text}) + "\n").encode())
 
         write_outputs([(expanded, write)])
+
+
+ADAPT_PARAMS_HELP = ("Adaptation parameter KEY=VALUE (JSON value), repeatable: batch_size, lr, queue_size, momentum, "
+                     "temperature, max_crop_tokens, min_crop_tokens, holdout_docs, n_distractors, patience, n_threads, "
+                     "checkpoint_dir (default OUTPUT.checkpoints) ...")
+
+
+@text_app.command("adapt")
+def adapt_cmd(
+    corpus: Path = typer.Argument(..., metavar="CORPUS", help="corpus.jsonl (BEIR format: _id, title, text); no labels needed."),
+    output: Path = typer.Option(..., "--output", "-o", help="Model folder to write (replaced atomically if it exists)."),
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", help="Encoder to adapt: a name or a model folder."),
+    epochs: int = typer.Option(3, "--epochs", help="Passes over the documents (one crop pair each)."),
+    max_train_minutes: float = typer.Option(10.0, "--max-train-minutes", help="Training time budget in minutes."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=ADAPT_PARAMS_HELP),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the adaptation report as JSON."),
+):
+    """Adapt an encoder to a corpus without labels (Contriever-style crops, in-batch + queue negatives).
+
+    The result is a sentence-transformers folder: pass it as --model to every text command."""
+    from ._common import _check_output, _write_json, console
+
+    from hashlearn.text.adapt import adapt_corpus
+
+    _check_output(json_path)
+    params = _params(param)
+    params.setdefault("checkpoint_dir", str(output.with_name(output.name + ".checkpoints")))
+    report = adapt_corpus(corpus, output, model=model, epochs=epochs, max_train_minutes=max_train_minutes,
+                          random_state=seed, **params)
+    kept = "the zero-shot encoder (no epoch beat it)" if report["best_epoch"] < 0 else f"epoch {report['best_epoch']}"
+    console.print(f"label-free check (held-out nDCG@10): zero-shot {report['zero_shot_score']:.4f}, adapted "
+                  f"{report['score']:.4f}; kept {kept}; stopped: {report['stop_reason']}; trained "
+                  f"{report['train_seconds']:.0f} s; saved to {output} (use --model {output})", highlight=False)
+    _write_json(json_path, report)
 
 
 def register(app, bench_app) -> None:

@@ -22,11 +22,18 @@ Initialisation: ``"pca"`` (top-``b`` principal directions then a random rotation
 ``"itq"`` (PCA + the ITQ rotation of Gong & Lazebnik, 2011), ``"identity"`` (plain sign bits, b = d
 only) or ``"random"``. Early stopping on a dev split carved from the training queries (never the
 test queries): the returned head is the best epoch's.
+
+Training time scales with a budget, not with the data: each epoch samples at most ``pairs_per_epoch``
+training pairs (and as many pseudo-queries), and training stops when ``max_train_minutes`` are spent —
+mid-epoch if need be; the partial epoch is scored on the dev split like a full one and the best head so
+far is kept, so a stopped head is always usable. A progress bar (``show_progress``) shows the batches,
+the ETA, the last dev score and the budget left.
 """
 
 from __future__ import annotations
 
 import numbers
+import time
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -80,7 +87,8 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
     hard_negatives : int, default 30
     random_negatives : int, default 2048
     dev_fraction : float, default 0.2
-        Share of the training queries held out for early stopping (by query, never by pair).
+        Share of the training queries held out for early stopping (by query, never by pair), at most
+        ``max_dev_queries`` of them.
     patience : int, default 6
         Epochs without dev improvement before stopping.
     self_dev : {"agreement", "own_document"}, default "agreement"
@@ -90,10 +98,19 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         pseudo-query's source document only (easy for titles, so it rarely moves).
     dev_k : int, default 10
         Size of the float top-k in the ``agreement`` check.
+    pairs_per_epoch : int or None, default 20_000
+        Training pairs (and pseudo-queries) sampled without replacement in each epoch; ``None``: all.
+    max_train_minutes : float or None, default 10.0
+        Time budget of the epochs (initialisation excluded); ``None``: no budget.
+    max_dev_queries : int, default 1000
+        Cap on the dev queries (the rest of the queries train).
     n_threads : int, default 2
         torch threads.
     random_state : int, Generator or None
     verbose : bool, default False
+        Print one line per epoch.
+    show_progress : bool, default False
+        A tqdm progress bar over the batches, with ETA, last dev score and budget left.
 
     Attributes
     ----------
@@ -108,7 +125,11 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
     init_dev_score_ : float
         The same for the initial head (plain sign bits or PCA/ITQ codes).
     history_ : ndarray (n_epochs_run, 2) float64
-        Mean training loss and dev score of each epoch.
+        Mean training loss and dev score of each epoch (the last one may be cut short by the budget).
+    stop_reason_ : str
+        ``"epochs"`` (all ran), ``"patience"`` (early stopping) or ``"time budget"``.
+    train_seconds_ : float
+        Time spent in the epochs (dev checks included).
 
     References
     ----------
@@ -136,7 +157,9 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
                  query_side: str = "binary",
                  max_full_corpus: int = 50_000, hard_negatives: int = 30, random_negatives: int = 2048,
                  dev_fraction: float = 0.2, patience: int = 6, self_dev: str = "agreement", dev_k: int = 10,
-                 n_threads: int = 2, random_state=None, verbose: bool = False):
+                 pairs_per_epoch: int | None = 20_000, max_train_minutes: float | None = 10.0,
+                 max_dev_queries: int = 1000, n_threads: int = 2, random_state=None, verbose: bool = False,
+                 show_progress: bool = False):
         self.n_bits = n_bits
         self.init = init
         self.epochs = epochs
@@ -155,9 +178,13 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         self.patience = patience
         self.self_dev = self_dev
         self.dev_k = dev_k
+        self.pairs_per_epoch = pairs_per_epoch
+        self.max_train_minutes = max_train_minutes
+        self.max_dev_queries = max_dev_queries
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
+        self.show_progress = show_progress
 
 
     # -- public API -----------------------------------------------------------------------------------
@@ -227,8 +254,12 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
             if not isinstance(v, numbers.Integral) or v < 1:
                 raise ValidationError(f"{name} must be a positive integer, got {v!r}")
 
-        for name in ("n_bits", "epochs", "batch_size", "n_threads", "patience", "dev_k"):
+        for name in ("n_bits", "epochs", "batch_size", "n_threads", "patience", "dev_k", "max_dev_queries"):
             positive_int(name)
+        if self.pairs_per_epoch is not None:
+            positive_int("pairs_per_epoch")
+        if self.max_train_minutes is not None and not float(self.max_train_minutes) > 0:
+            raise ValidationError(f"max_train_minutes must be > 0 or None, got {self.max_train_minutes!r}")
         if self.init not in _INITS:
             raise ValidationError(f"init must be one of {', '.join(_INITS)}; got {self.init!r}")
         if self.self_dev not in _SELF_DEVS:
@@ -333,7 +364,7 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
         if P is not None:
             qs = np.unique(P[:, 0])
             rng.shuffle(qs)
-            n_dev = int(round(len(qs) * self.dev_fraction))
+            n_dev = min(int(round(len(qs) * self.dev_fraction)), int(self.max_dev_queries))
             dev_q = set(qs[:n_dev].tolist())
             dev_queries, dev_rel = self._dev_from_pairs(Q, P[[q in dev_q for q in P[:, 0]]])
             positives = {}
@@ -343,7 +374,7 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
                     "pseudo_train": np.arange(len(TD)) if TD is not None else None,
                     "dev_queries": dev_queries, "dev_rel": dev_rel}
         order = rng.permutation(len(TD))
-        n_dev = min(int(round(len(TD) * self.dev_fraction)), 1000)
+        n_dev = min(int(round(len(TD) * self.dev_fraction)), int(self.max_dev_queries))
         dev_idx, pseudo_train = order[:n_dev], order[n_dev:]
         dev_queries = T[dev_idx]
         if self.self_dev == "agreement":
@@ -357,32 +388,52 @@ class BPRHasher(PersistableEstimatorMixin, BaseEstimator):
                 "dev_queries": dev_queries, "dev_rel": dev_rel}
 
     def _run_epochs(self, trainer, split, Q, T, TD, rng) -> None:
-        """Epochs of listwise training with early stopping on the dev score; keeps the best head."""
+        """Epochs of listwise training with early stopping on the dev score and a time budget; keeps the best head."""
+        from tqdm.auto import tqdm
+
         dev_score = trainer.dev_scorer(split["dev_queries"], split["dev_rel"])
         Wn, cn = trainer.head()
         best = (dev_score(Wn, cn), -1, Wn, cn)
         self.init_dev_score_ = float(best[0])
         if self.verbose:
             print(f"bpr initial head: dev nDCG@10 {best[0]:.4f}", flush=True)
-        history, since_best = [], 0
-        for epoch in range(int(self.epochs)):
-            loss = trainer.epoch(split, Q, T, TD, rng)
-            Wn, cn = trainer.head()
-            score = dev_score(Wn, cn)
-            history.append((loss, score))
-            if self.verbose:
-                print(f"bpr epoch {epoch}: loss {loss:.4f} dev nDCG@10 {score:.4f}", flush=True)
-            if np.isnan(score) or score > best[0]:
-                best, since_best = (score, epoch, Wn, cn), 0
-            else:
-                since_best += 1
-                if since_best >= self.patience:
+        start = time.monotonic()
+        budget = None if self.max_train_minutes is None else float(self.max_train_minutes) * 60.0
+        deadline = None if budget is None else start + budget
+        per_epoch = trainer.batches_per_epoch(split)
+        bar = tqdm(total=per_epoch * int(self.epochs), desc=f"bpr:{self.n_bits}", unit="batch",
+                   disable=not self.show_progress, leave=False)
+        history, since_best, reason = [], 0, "epochs"
+        try:
+            for epoch in range(int(self.epochs)):
+                loss, go_on = trainer.epoch(split, Q, T, TD, rng, deadline=deadline, on_batch=bar.update)
+                Wn, cn = trainer.head()
+                score = dev_score(Wn, cn)
+                history.append((loss, score))
+                if self.show_progress:
+                    left = "" if deadline is None else f"{max(0.0, deadline - time.monotonic()) / 60:.1f}m"
+                    bar.set_postfix(dev=f"{score:.4f}", budget_left=left)
+                if self.verbose:
+                    print(f"bpr epoch {epoch}: loss {loss:.4f} dev nDCG@10 {score:.4f}", flush=True)
+                if np.isnan(score) or score > best[0]:
+                    best, since_best = (score, epoch, Wn, cn), 0
+                else:
+                    since_best += 1
+                if not go_on:
+                    reason = "time budget"
                     break
+                if since_best >= self.patience:
+                    reason = "patience"
+                    break
+        finally:
+            bar.close()
         self.components_ = np.ascontiguousarray(best[2], dtype=np.float32)
         self.bias_ = np.ascontiguousarray(best[3], dtype=np.float32)
         self.best_epoch_ = int(best[1])
         self.dev_score_ = float(best[0])
         self.history_ = np.asarray(history, dtype=np.float64).reshape(-1, 2)
+        self.stop_reason_ = reason
+        self.train_seconds_ = time.monotonic() - start
 
     @staticmethod
     def _dev_from_pairs(Q, dev_pairs):
@@ -478,20 +529,36 @@ class _HeadTrainer:
                 loss = loss + self.p.distill_weight * F.kl_div(F.log_softmax(s, dim=1), teacher, reduction="batchmean")
         return loss
 
-    def epoch(self, split, Q, T, TD, rng) -> float:
-        """One pass over the training pairs (or pseudo-queries); returns the mean batch loss."""
+    def _epoch_samples(self, split, T, rng) -> tuple:
+        """This epoch's training pairs (a sample of at most ``pairs_per_epoch``) and pseudo-queries."""
+        cap = self.p.pairs_per_epoch
+        train_pairs, pseudo_train = split["train_pairs"], split["pseudo_train"]
+        perm = None
+        if train_pairs is not None:
+            perm = rng.permutation(len(train_pairs))[:cap]
+        pseudo_perm = None
+        if T is not None and pseudo_train is not None:
+            pseudo_perm = rng.permutation(pseudo_train)[:cap]
+        return perm, pseudo_perm
+
+    def batches_per_epoch(self, split) -> int:
+        cap = self.p.pairs_per_epoch
+        n = len(split["train_pairs"]) if split["train_pairs"] is not None else len(split["pseudo_train"])
+        n = n if cap is None else min(n, int(cap))
+        return max(1, int(np.ceil(n / int(self.p.batch_size))))
+
+    def epoch(self, split, Q, T, TD, rng, *, deadline=None, on_batch=None) -> tuple[float, bool]:
+        """One pass over this epoch's sample of training pairs (or pseudo-queries).
+
+        Returns the mean batch loss and whether training may go on (``False``: ``deadline``, a
+        ``time.monotonic()`` value, passed after a batch — possibly the last one of the epoch)."""
         import torch
 
         bs = int(self.p.batch_size)
-        train_pairs, pseudo_train = split["train_pairs"], split["pseudo_train"]
-        if train_pairs is not None:
-            perm = rng.permutation(len(train_pairs))
-            n_batches = max(1, int(np.ceil(len(perm) / bs)))
-        else:
-            perm = None
-            n_batches = max(1, int(np.ceil(len(pseudo_train) / bs)))
-        pseudo_perm = rng.permutation(pseudo_train) if T is not None else None
-        total = 0.0
+        train_pairs = split["train_pairs"]
+        perm, pseudo_perm = self._epoch_samples(split, T, rng)
+        n_batches = self.batches_per_epoch(split)
+        total, done = 0.0, 0
         for bi in range(n_batches):
             loss = 0.0
             if perm is not None:
@@ -503,21 +570,40 @@ class _HeadTrainer:
                 if len(take):
                     loss = loss + self.p.pseudo_weight * self.listwise(
                         torch.from_numpy(T[take]), TD[take].tolist(), ce_weight=float(self.p.pseudo_ce_weight))
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
-            total += float(loss.detach())
-        return total / n_batches
+            if not isinstance(loss, float):
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+                total += float(loss.detach())
+            done += 1
+            if on_batch is not None:
+                on_batch(1)
+            if deadline is not None and time.monotonic() > deadline:
+                return total / done, False
+        return total / max(done, 1), True
 
 
-def _dev_ndcg(zq: np.ndarray, zd: np.ndarray, rel: list, k: int = 10) -> float:
-    """nDCG@k (binary relevance) of the symmetric Hamming ranking of sign codes (ties: lower row first)."""
+def _dev_ndcg(zq: np.ndarray, zd: np.ndarray, rel: list, k: int = 10, block: int = 256) -> float:
+    """nDCG@k (binary relevance) of the symmetric Hamming ranking of sign codes (ties: lower row first).
+
+    Queries are scored in blocks of ``block`` with a partial top-k, so large corpora need no
+    (n_queries, n_docs) matrix and no full sort."""
+    if not len(rel):
+        return 0.0
     bq, bd = np.where(zq > 0, 1.0, -1.0).astype(np.float32), np.where(zd > 0, 1.0, -1.0).astype(np.float32)
-    scores = bq @ bd.T
-    k = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    k = min(k, bd.shape[0])
+    n = bd.shape[0]
+    tiebreak = np.arange(n - 1, -1, -1, dtype=np.int64)  # equal scores: the lower row ranks first
+    tops = []
+    for lo in range(0, len(bq), block):
+        # Scores are exact integers (sums of +-1), so score * n + tiebreak is a unique sort key.
+        key = np.rint(bq[lo:lo + block] @ bd.T).astype(np.int64) * n + tiebreak
+        part = np.argpartition(-key, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), key.shape)
+        order = np.argsort(-np.take_along_axis(key, part, axis=1), axis=1)
+        tops.append(np.take_along_axis(part, order, axis=1))
+    top = np.concatenate(tops)
     gains = np.array([[float(int(d) in positives) for d in row] for row, positives in zip(top, rel)]).reshape(-1, k)
     ideal = np.zeros((len(rel), max([len(r) for r in rel] + [1])))
     for row, positives in enumerate(rel):
         ideal[row, : len(positives)] = 1.0
-    return float(ndcg_at_k(gains, k, ideal_gains=ideal).mean()) if len(rel) else 0.0
+    return float(ndcg_at_k(gains, k, ideal_gains=ideal).mean())

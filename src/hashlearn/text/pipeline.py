@@ -5,8 +5,8 @@ and by ``bench/text_scifact.py``:
 
 * :func:`load_embeddings` — precomputed ``corpus.npy`` / ``queries.npy`` with ``.ids`` files,
   aligned to the corpus and query ids (missing ids are an error naming one of them);
-* :func:`make_pseudo_queries` — pseudo-queries from the documents (title, first sentence, random span)
-  for the self-supervised ``bpr`` mode;
+* :func:`make_pseudo_queries` — pseudo-queries from the documents (title, first sentence, random span,
+  Contriever-style random crops) for the self-supervised ``bpr`` mode;
 * :func:`fit_encoder` — fit any codes spec, ``bpr`` with train-split pairs and/or pseudo-queries;
 * :func:`evaluate_codes` — build a :class:`~hashlearn.text.index.TextIndex`, time the search of every
   query, compute BEIR metrics; :func:`evaluate_run` for BM25 / fused results.
@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFileError, ValidationError
-from .index import TextIndex, make_encoder, parse_codes
+from .index import TextIndex, make_encoder, needs_queries
 from .metrics import beir_metrics
 
 __all__ = ["load_embeddings", "make_pseudo_queries", "training_pairs", "fit_encoder", "evaluate_codes",
            "evaluate_run", "PSEUDO_STRATEGIES"]
 
-PSEUDO_STRATEGIES = ("title", "first_sentence", "span")
+PSEUDO_STRATEGIES = ("title", "first_sentence", "span", "crop")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -61,15 +61,21 @@ def load_embeddings(folder, name: str, wanted_ids) -> np.ndarray:
 
 
 def make_pseudo_queries(titles, texts, *, strategy: str = "title", span_words: tuple = (8, 24),
+                        crop_ratio: tuple = (0.1, 0.5), per_doc: int = 1,
                         random_state=None) -> tuple[list[str], np.ndarray]:
     """Pseudo-queries made from the documents themselves (offline stand-in for GenQ / GPL queries).
 
     Parameters
     ----------
     titles, texts : lists of str (same length)
-    strategy : {"title", "first_sentence", "span"}
+    strategy : {"title", "first_sentence", "span", "crop"}
         ``title``: the title (documents without one: their first sentence); ``first_sentence``;
-        ``span``: a random run of ``span_words`` words of the text.
+        ``span``: a random run of ``span_words`` words of the text; ``crop``: an independent random crop
+        of the text as in Contriever ("Unsupervised Dense Information Retrieval with Contrastive
+        Learning", Izacard et al., 2021): ``crop_ratio`` (uniform) of its words, at least
+        ``span_words[0]`` and at most ``span_words[1]`` words — the label-free (crop, document) pairs.
+    per_doc : int, default 1
+        Queries drawn per document (``span`` and ``crop``; ``title``/``first_sentence`` give one).
 
     Returns
     -------
@@ -80,25 +86,39 @@ def make_pseudo_queries(titles, texts, *, strategy: str = "title", span_words: t
         raise ValidationError(f"pseudo-query strategy must be one of {', '.join(PSEUDO_STRATEGIES)}; got {strategy!r}")
     if len(titles) != len(texts):
         raise ValidationError(f"got {len(titles)} titles but {len(texts)} texts")
+    if not isinstance(per_doc, int) or per_doc < 1:
+        raise ValidationError(f"per_doc must be a positive integer, got {per_doc!r}")
+    lo, hi = crop_ratio
+    if not 0 < lo <= hi <= 1:
+        raise ValidationError(f"crop_ratio must satisfy 0 < low <= high <= 1, got {crop_ratio!r}")
     rng = np.random.default_rng(random_state)
     queries, rows = [], []
+    repeats = per_doc if strategy in ("span", "crop") else 1
     for i, (title, text) in enumerate(zip(titles, texts)):
-        q = ""
-        if strategy == "title":
-            q = (title or "").strip() or _first_sentence(text)
-        elif strategy == "first_sentence":
-            q = _first_sentence(text) or (title or "").strip()
-        else:
-            words = text.split()
-            if words:
-                lo, hi = span_words
-                length = int(rng.integers(lo, hi + 1))
-                start = int(rng.integers(0, max(1, len(words) - length + 1)))
-                q = " ".join(words[start:start + length])
-        if q:
-            queries.append(q)
-            rows.append(i)
+        for _ in range(repeats):
+            q = _pseudo_query(strategy, title, text, span_words, crop_ratio, rng)
+            if q:
+                queries.append(q)
+                rows.append(i)
     return queries, np.asarray(rows, dtype=np.int64)
+
+
+def _pseudo_query(strategy, title, text, span_words, crop_ratio, rng) -> str:
+    if strategy == "title":
+        return (title or "").strip() or _first_sentence(text)
+    if strategy == "first_sentence":
+        return _first_sentence(text) or (title or "").strip()
+    words = text.split()
+    if not words:
+        return ""
+    lo, hi = span_words
+    if strategy == "span":
+        length = int(rng.integers(lo, hi + 1))
+    else:  # crop: a share of the document, clipped to [lo, hi] words and to the document
+        length = min(max(int(round(rng.uniform(*crop_ratio) * len(words))), lo), hi)
+    length = min(length, len(words))
+    start = int(rng.integers(0, max(1, len(words) - length + 1)))
+    return " ".join(words[start:start + length])
 
 
 def _first_sentence(text: str) -> str:
@@ -129,13 +149,15 @@ def training_pairs(qrels: dict, query_ids, doc_ids) -> tuple[np.ndarray, dict]:
 
 def fit_encoder(spec: str, X: np.ndarray, *, queries=None, pairs=None, pseudo_queries=None, pseudo_docs=None,
                 random_state=0, params: dict | None = None):
-    """A fitted encoder for a codes spec (``None`` for ``float``); ``bpr`` takes the supervision arguments."""
-    name, _ = parse_codes(spec)
+    """A fitted encoder for a codes spec (``None`` for ``float``); codes trained with queries (``bpr``,
+    ``jpq``, ``repconc``: :func:`~hashlearn.text.index.needs_queries`) take the supervision arguments."""
     encoder = make_encoder(spec, X.shape[1], random_state=random_state, **(params or {}))
     if encoder is None:
         return None
-    if name == "bpr":
-        return encoder.fit(X, queries=queries, pairs=pairs, pseudo_queries=pseudo_queries, pseudo_docs=pseudo_docs)
+    if needs_queries(spec):
+        supervision = {k: v for k, v in (("queries", queries), ("pairs", pairs), ("pseudo_queries", pseudo_queries),
+                                         ("pseudo_docs", pseudo_docs)) if v is not None}
+        return encoder.fit(X, **supervision)
     return encoder.fit(X)
 
 
