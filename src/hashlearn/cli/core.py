@@ -200,21 +200,101 @@ def _write_plots(folder: Path, ds, rows: list[dict], bit_list: list[int]) -> lis
     return written
 
 
-def _resolve_methods(text: str, *, allow_faiss: bool = True) -> list[str]:
-    """``--method`` "itq,simhash" / "all" → vector hashers of the registry (+ the faiss peers)."""
+def _resolve_methods(text: str, *, allow_faiss: bool = True, supervised: bool = False) -> list[str]:
+    """``--method`` "itq,simhash" / "all" → vector hashers of the registry (+ the faiss peers).
+
+    Methods that need labels (``ksh``, ``sdh`` ...) run only under the supervised protocol: "all" leaves
+    them out of the unsupervised one, and naming one there is refused with a pointer to --supervised.
+    """
     from hashlearn.evaluate import FAISS_METHODS
+    from hashlearn.hashing import get_hasher_class, is_supervised
     from hashlearn.registry import parse_spec, list_methods
 
     peers = sorted(FAISS_METHODS) if allow_faiss else []
+    usable = [m for m in list_methods(kind="vector") if supervised or not is_supervised(get_hasher_class(m))]
     if text == "all":
-        return list_methods(kind="vector") + peers
+        return usable + peers
     names = [m.strip() for m in text.split(",") if m.strip()]
     if not names:
-        raise CLIError(f"no method given (got {text!r}); vector methods: {', '.join(list_methods('vector') + peers)}")
+        raise CLIError(f"no method given (got {text!r}); vector methods: {', '.join(usable + peers)}")
     for name in names:
         if name not in peers:
             parse_spec(name, kinds=("vector",), allow=tuple(peers))  # names the problem and the usable methods
+            if not supervised and is_supervised(get_hasher_class(name)):
+                raise CLIError(f"{name} is a supervised hasher: it needs labels (fit(X, y)); run it under "
+                               f"'hashlearn bench hashing --supervised' or from Python")
     return names
+
+
+def _supervised_table(title: str, rows: list[dict]) -> Table:
+    """The ``bench hashing --supervised`` table: one row per method at one code length."""
+    table = Table(title=title)
+    ks = sorted({int(k) for r in rows for k in r["precision_at"]})
+    for label in ["method", "labels", "mAP", *[f"P@{k}" for k in ks], "P(r≤2)", "fit s", "encode vec/s"]:
+        table.add_column(label, justify="left" if label == "method" else "right")
+    table.caption = ("mAP over the whole database (Hamming ranking, ties by index; relevant = same class). "
+                     "labels: whether the method used the training labels. P(r≤2): empty ball = 0.")
+    for r in rows:
+        name = f"{r['method']} (faiss)" if r["peer"] and not r["method"].startswith("faiss") else r["method"]
+        table.add_row(name, "yes" if r["supervised"] else "no", f"{r['map']:.4f}",
+                      *[f"{r['precision_at'].get(str(k), float('nan')):.4f}" for k in ks],
+                      f"{r['precision_radius2']:.4f}", f"{r['fit_seconds']:.3g}", f"{r['encode_per_s']:,.0f}")
+    return table
+
+
+def _write_supervised_plots(folder: Path, split, rows: list[dict], bit_list: list[int]) -> list[Path]:
+    """map_vs_bits.png and pr_BITS.png of a supervised run: supervised methods solid, unsupervised
+    dotted, faiss peers dashed. Returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from hashlearn.metrics.plotstyle import method_styles
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    styles = method_styles(methods)
+    kind = {r["method"]: ("--" if r["peer"] else "-" if r["supervised"] else ":") for r in rows}
+    title = split.describe()
+    written = []
+
+    def style(m, **kw):
+        return {**styles[m], "linestyle": kind[m], "linewidth": 1.6, "markersize": 4, "label": m, **kw}
+
+    def finish(fig, ax, name):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        path = folder / name
+        _save_figure(fig, path)
+        plt.close(fig)
+        written.append(path)
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for m in methods:
+        pts = sorted((r["bits"], r["map"]) for r in rows if r["method"] == m)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], **style(m))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(bit_list)
+    ax.set_xticklabels([str(b) for b in bit_list])
+    ax.set_xlabel("code length (bits)")
+    ax.set_ylabel("mAP (whole database, same class = relevant)")
+    ax.set_title(title, fontsize=9)
+    finish(fig, ax, "map_vs_bits.png")
+    for b in bit_list:
+        at_b = [r for r in rows if r["bits"] == b and r.get("pr_curve")]
+        if not at_b:
+            continue
+        fig, ax = plt.subplots(figsize=(7.5, 5.5))
+        for r in at_b:
+            c = r["pr_curve"]
+            ax.plot(c["recall"], c["precision"], **style(r["method"], markersize=2.5))
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("recall (Hamming ball radius 0..bits)")
+        ax.set_ylabel("precision (same class = relevant)")
+        ax.set_title(f"{title}; {b} bits", fontsize=9)
+        finish(fig, ax, f"pr_{b}.png")
+    return written
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -246,13 +326,25 @@ def demo(
 
 @bench_app.command("hashing")
 def bench_hashing(
-    dataset: str = typer.Option("mnist5000", "--dataset", help="Dataset name or a .npy/.fvecs/.hdf5 path."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file for a dataset given as a path."),
+    dataset: str = typer.Option("mnist5000", "--dataset", help="Dataset name or a .npy/.fvecs/.hdf5 path "
+                                "(--supervised: mnist, digits or mfeat)."),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", metavar="FILE|N",
+        help="Labels file for a dataset given as a path; with --supervised, N: the number of labelled "
+        "training images drawn from the database (default 5000)."),
+    supervised: bool = typer.Option(
+        False, "--supervised",
+        help="Supervised protocol: class-balanced queries from the test images, the rest the database, "
+        "N labelled training images (--labels N); supervised and unsupervised methods in one table."),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="--supervised: folder of the data files (mnist: the four idx files, default "
+        "../shared/data/mnist; mfeat: handwritten.mat)."),
     bits: str = typer.Option("16,32,64,128", "--bits", "-b", help="Code lengths in bits, comma-separated."),
     methods: str = typer.Option("all", "--method", "-m",
                                 help="'all' or registry methods, comma-separated (faiss-lsh, faiss-itq: the peers)."),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=PARAM_HELP_MULTI),
-    n_queries: int = typer.Option(1000, "--n-queries", help="Random queries; the rest is database and training set."),
+    n_queries: int = typer.Option(1000, "--n-queries", help="Random queries; the rest is database and training set "
+                                  "(--supervised: the same number from every class)."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result table as JSON."),
     plots: Optional[Path] = typer.Option(
@@ -268,13 +360,26 @@ def bench_hashing(
     (e.g. more bits than dimensions for PCA-based methods or faiss' ITQ) is listed as skipped.
     JSON: an object with dataset, rows, skipped and plots; every row holds the table's values plus
     pr_curve (radius, precision and recall as lists; null without labels).
+
+    With --supervised (Liu et al. 2012's protocol): --n-queries class-balanced queries from the test
+    images (MNIST's t10k; all images for digits and mfeat), every other image in the database, and
+    --labels N labelled training images drawn from the database. Supervised hashers (ksh, sdh, cosdish,
+    lfh, the deep hashers) are fitted on them with their labels, the unsupervised methods and faiss'
+    IndexLSH on the same images without; mAP over the whole database, precision@100/500/1000,
+    precision within radius 2, fit time. Plots: map_vs_bits.png and pr_BITS.png.
     """
     _check_output(json_path)
     if plots is not None and plots.exists() and not plots.is_dir():
         raise CLIError(f"{plots}: exists and is not a folder; give a folder for --plots")
+    if supervised:
+        _bench_supervised(dataset, labels, data_dir, bits, methods, param, n_queries, seed, json_path, plots)
+        return
+    if data_dir is not None:
+        raise CLIError("--data-dir is used by --supervised only (mnist's idx files, mfeat's handwritten.mat)")
     names = _resolve_methods(methods)
     bit_list = _parse_bits(bits)
-    ds, rows, skipped = _run_protocol(dataset, names, bit_list, n_queries, seed, labels, skip_errors=True,
+    ds, rows, skipped = _run_protocol(dataset, names, bit_list, n_queries, seed,
+                                      Path(labels) if labels is not None else None, skip_errors=True,
                                       params=_parse_method_params(param, names))
     rows.sort(key=lambda r: (r["bits"], r["peer"], r["method"]))
     shape = f"{ds.xb.shape[0]} database / {ds.xq.shape[0]} queries, d={ds.xb.shape[1]}"
@@ -294,6 +399,58 @@ def bench_hashing(
         console.print(f"plot: {path}", highlight=False, soft_wrap=True)
     _write_json(json_path, {"dataset": ds.name, "rows": rows, "skipped": skipped,
                             "plots": [str(p) for p in written]})
+
+
+def _bench_supervised(dataset, labels, data_dir, bits, methods, param, n_queries, seed, json_path, plots) -> None:
+    """``bench hashing --supervised``: the supervised protocol (see bench_hashing's help)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hashlearn.evaluate_supervised import evaluate_split, load_supervised_split
+
+    if labels is None:
+        n_labels = 5000
+    else:
+        try:
+            n_labels = int(labels)
+        except ValueError:
+            raise CLIError(f"--labels: with --supervised, give the number of labelled training images "
+                           f"(e.g. --labels 5000), got {labels!r}") from None
+    names = _resolve_methods(methods, supervised=True)
+    bit_list = _parse_bits(bits)
+    split = load_supervised_split(dataset, n_labels=n_labels, n_queries=n_queries, data_dir=data_dir,
+                                  random_state=seed)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err_console) as bar:
+        task = bar.add_task("fitting", total=len(names) * len(bit_list))
+        started = []
+
+        def advance(description):
+            if started:
+                bar.advance(task)
+            started.append(description)
+            bar.update(task, description=description)
+
+        rows, skipped = evaluate_split(split, names, bit_list, seed=seed, params=_parse_method_params(param, names),
+                                       progress=advance)
+        bar.update(task, completed=len(names) * len(bit_list), description="done")
+    rows.sort(key=lambda r: (r["bits"], r["peer"], not r["supervised"], r["method"]))
+    for b in bit_list:
+        at_b = [r for r in rows if r["bits"] == b]
+        if at_b:
+            console.print(_supervised_table(f"{split.describe()}; {b} bits", at_b))
+        else:
+            console.print(f"{split.name}: no method ran at {b} bits")
+    for line in skipped:
+        err_console.print(f"[yellow]skipped[/yellow] {line}", highlight=False, soft_wrap=True)
+    if plots is None:
+        base = json_path.parent if json_path is not None else Path("bench") / "out"
+        plots = base / "plots" / f"{split.name}_supervised"
+    written = _write_supervised_plots(plots, split, rows, bit_list) if rows else []
+    for path in written:
+        console.print(f"plot: {path}", highlight=False, soft_wrap=True)
+    _write_json(json_path, {"dataset": split.name, "protocol": "supervised", "n_labels": int(split.ids_t.shape[0]),
+                            "n_database": int(split.xb.shape[0]), "n_queries": int(split.xq.shape[0]),
+                            "rows": rows, "skipped": skipped, "plots": [str(p) for p in written]})
 
 
 @app.command("eval")
