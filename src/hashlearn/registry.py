@@ -59,6 +59,7 @@ _KIND_TEXT = {
 # cannot be imported (a missing optional dependency at import time) is skipped.
 _PROVIDERS = (
     "hashlearn.hashing",
+    "hashlearn.hashing.deep",
     "hashlearn.crossmodal",
     "hashlearn.text.codes",
     "hashlearn.quantize",

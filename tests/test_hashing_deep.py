@@ -1,0 +1,153 @@
+"""Deep supervised hashers (dpsh, hashnet, csq, greedyhash, dsh): contract, determinism, options, bad input.
+
+Tiny data (scikit-learn's digits, a few epochs) so the whole file runs in seconds on one core.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the deep hashers need torch (extra [deep])")
+
+import hashlearn  # noqa: E402
+from hashlearn import codes as codes_mod  # noqa: E402
+from hashlearn.errors import ValidationError  # noqa: E402
+from hashlearn.hashing import make_hasher  # noqa: E402
+from hashlearn.hashing.deep._nets import HouseholderRotation, pair_scores  # noqa: E402
+from hashlearn.metrics import hamming_ranking, mean_average_precision, relevance_from_labels  # noqa: E402
+
+DEEP = ("dpsh", "hashnet", "csq", "greedyhash", "dsh")
+FAST = {"epochs": 4, "batch_size": 64, "hidden": 64, "n_threads": 1}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    perm = np.random.default_rng(0).permutation(X.shape[0])
+    return X[perm[:600]], y[perm[:600]], X[perm[600:900]], y[perm[600:900]]
+
+
+def deep(name, random_state=0, **kw):
+    return make_hasher(name, n_bits=16, random_state=random_state, **{**FAST, **kw})
+
+
+def test_registered_and_supervised():
+    from hashlearn.hashing import is_supervised
+
+    assert set(DEEP) <= set(hashlearn.list_methods("vector"))
+    for name in DEEP:
+        assert is_supervised(hashlearn.hashing.get_hasher_class(name))
+
+
+@pytest.mark.parametrize("name", DEEP)
+def test_codes_embed_and_persistence(name, digits, tmp_path):
+    X, y, Xq, _ = digits
+    h = deep(name).fit(X, y)
+    c = h.transform(Xq)
+    assert c.dtype == np.uint64 and c.shape == (300, 1) and int(c.max()) < 2**16
+    e = h.embed(Xq)
+    assert e.dtype == np.float32 and e.shape == (300, 16)
+    np.testing.assert_array_equal(codes_mod.unpack(c, 16).astype(bool), e > 0)
+    assert 1 <= len(h.loss_history_) <= 4 and 1 <= h.best_epoch_ <= len(h.loss_history_)
+    loaded = hashlearn.load(hashlearn.save(h, tmp_path / f"{name}.hl"))
+    np.testing.assert_array_equal(loaded.transform(Xq), c)
+    np.testing.assert_allclose(loaded.embed(Xq), e, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["csq", "dpsh"])
+def test_same_seed_same_model_and_no_global_state_touched(name, digits):
+    X, y, Xq, _ = digits
+    threads = torch.get_num_threads()
+    rng_state = torch.random.get_rng_state().clone()
+    a = deep(name, random_state=5).fit(X, y).transform(Xq)
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.random.get_rng_state(), rng_state)  # no global seeding
+    b = deep(name, random_state=5).fit(X, y).transform(Xq)
+    np.testing.assert_array_equal(a, b)
+    c = deep(name, random_state=6).fit(X, y).transform(Xq)
+    assert not np.array_equal(a, c)
+
+
+def test_pointwise_deep_hashers_learn_the_classes(digits):
+    X, y, Xq, yq = digits
+    itq = make_hasher("itq", n_bits=16, random_state=0).fit(X)
+
+    def m_ap(h):
+        D = codes_mod.hamming_distances(h.transform(Xq), h.transform(X), n_bits=16)
+        return mean_average_precision(relevance_from_labels(yq, y, hamming_ranking(D)))
+
+    base = m_ap(itq)
+    for name in ("csq", "greedyhash"):
+        got = m_ap(deep(name, epochs=15, hidden=128).fit(X, y))
+        assert got > base + 0.15, (name, got, base)
+
+
+def test_cnn_on_flattened_images_and_shape_errors(digits):
+    X, y, Xq, _ = digits
+    h = deep("csq", input_shape=(1, 8, 8)).fit(X, y)
+    assert any(k.startswith("backbone.c1") for k in h.weights_)  # the CNN was used
+    assert h.transform(Xq).shape == (300, 1)
+    with pytest.raises(ValidationError, match=r"X has 64 features but input_shape \(1, 28, 28\) needs 1×28×28 = 784"):
+        deep("csq", input_shape=(1, 28, 28)).fit(X, y)
+    with pytest.raises(ValidationError, match="input_shape must be \\(channels, height, width\\)"):
+        deep("csq", input_shape=(8, 8)).fit(X, y)
+
+
+def test_bad_labels_and_parameters(digits):
+    X, y, _, _ = digits
+    with pytest.raises(ValidationError, match="y has 599 rows of labels but X has 600 rows"):
+        deep("dpsh").fit(X, y[:-1])
+    with pytest.raises(ValidationError, match="single class"):
+        deep("dsh").fit(X, np.zeros(600, dtype=int))
+    Y = np.eye(10)[y]
+    Y[[3, 9]] = 0
+    with pytest.raises(ValidationError, match=r"2 of 600 rows of the label matrix y have no label \(rows 3, 9\)"):
+        deep("hashnet").fit(X, Y)
+    with pytest.raises(ValidationError, match="distance must be"):
+        deep("dpsh", distance="manhattan").fit(X, y)
+    with pytest.raises(ValidationError, match="rotation must be"):
+        deep("csq", rotation="givens").fit(X, y)
+
+
+def test_multilabel_training(digits):
+    X, y, Xq, _ = digits
+    Y = np.stack([y % 2 == 0, y >= 5], axis=1).astype(int)
+    Y[Y.sum(axis=1) == 0, 0] = 1
+    for name in ("dpsh", "csq", "greedyhash"):
+        h = deep(name).fit(X, Y)
+        assert h.multilabel_ and h.transform(Xq).shape == (300, 1)
+
+
+def test_options_rotation_csce_and_early_stopping(digits):
+    X, y, _, _ = digits
+    h = deep("dpsh", rotation="householder", csce=True, distance="snr").fit(X, y)
+    assert "rotation.vectors" in h.weights_ and "threshold.weight" in h.weights_ and "context.weight" in h.weights_
+    lin = deep("dsh", rotation="linear").fit(X, y)
+    assert lin.weights_["rotation.weight"].shape == (16, 16)
+    full = deep("csq", validation_fraction=0.0, epochs=3).fit(X, y)
+    assert full.val_map_history_.shape == (0,) and len(full.loss_history_) == 3 and full.best_epoch_ == 3
+    stop = deep("csq", epochs=40, patience=1, lr=1e-6).fit(X, y)  # no progress: stops after one stale epoch
+    assert len(stop.loss_history_) < 40 and stop.best_epoch_ < len(stop.loss_history_)
+
+
+def test_householder_layer_is_orthogonal():
+    gen = torch.Generator().manual_seed(0)
+    layer = HouseholderRotation(12)
+    torch.nn.init.normal_(layer.vectors, generator=gen)
+    Q = layer.matrix().detach()
+    torch.testing.assert_close(Q @ Q.T, torch.eye(12), atol=1e-5, rtol=0)
+    assert abs(abs(float(torch.linalg.det(Q))) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("distance", ["inner", "euclidean", "cosine", "snr"])
+def test_pair_scores_agree_on_balanced_binary_codes(distance):
+    rng = np.random.default_rng(0)
+    r = 16
+    B = np.array([rng.permutation(np.repeat([-1.0, 1.0], r // 2)) for _ in range(20)], dtype=np.float32)
+    Bt = torch.from_numpy(B)
+    expected = 0.5 * B @ B.T  # ½ <b_i, b_j> = ½ (r - 2 · Hamming)
+    np.testing.assert_allclose(pair_scores(Bt, Bt, distance).numpy(), expected, atol=1e-4)
