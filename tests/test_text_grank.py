@@ -154,3 +154,25 @@ def test_build_candidates_features_and_grades():
     # the static ranker orders by the dense feature: its top document is the query's nearest one (d0)
     top = np.argmax(np.where(c.valid[0], c.features[0] @ static_weights(), -np.inf))
     assert c.grades[0, top] == 1
+
+
+def test_cli_bench_grank_on_a_synthetic_beir_folder(tmp_path, capsys):
+    pytest.importorskip("bm25s", reason="the BM25 feature runs on bm25s (pip install 'hashlearn[text]')")
+    import json
+
+    from hashlearn.cli import main
+
+    from test_text import make_beir
+
+    folder = tmp_path / "beir"
+    info = make_beir(folder)
+    out = tmp_path / "g.json"
+    assert main(["bench", "grank", "--beir", str(folder), "--embeddings", str(info["emb"]), "-p", "n_peers=4",
+                 "-p", "queries_per_peer=30", "-p", "eval_every=10", "--json", str(out), "--plots",
+                 str(tmp_path / "plots"), "-q"]) == 0
+    rows = json.loads(out.read_text())
+    assert rows[0]["scenario"] == "static zero-shot" and len(rows) == 7
+    assert all(0 <= r["final_ndcg@10"] <= 1 for r in rows)
+    assert (tmp_path / "plots" / "grank.png").stat().st_size > 0
+    assert main(["bench", "grank", "--beir", str(folder), "--embeddings", str(info["emb"]), "-p", "churn=0.5"]) == 2
+    assert "unknown simulation parameter(s) churn" in capsys.readouterr().err

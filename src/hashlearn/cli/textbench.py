@@ -1,4 +1,4 @@
-"""CLI benchmarks of retrieval without labels: ``hashlearn bench adapt`` (added by :func:`register`)."""
+"""CLI benchmarks of retrieval without labels: ``hashlearn bench adapt`` and ``bench grank`` (added by :func:`register`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import List, Optional
 
 
 def register(app, bench_app) -> None:
-    """Add ``hashlearn bench adapt`` to the typer apps."""
+    """Add ``hashlearn bench adapt`` and ``hashlearn bench grank`` to the typer apps."""
     import typer
 
     from ._common import SEED_HELP
@@ -47,4 +47,50 @@ def register(app, bench_app) -> None:
                    seed=seed, cache_dir=cache, show_progress=not quiet, log=log)
         if not quiet:
             console.print(summarize(rows), markup=False, highlight=False)
+        _write_json(json_out, rows)
+
+    @bench_app.command("grank")
+    def bench_grank_cmd(
+        beir: Path = typer.Option(..., "--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv."),
+        embeddings: Optional[Path] = typer.Option(None, "--embeddings", help="Precomputed corpus.npy/queries.npy (+ .ids)."),
+        model: str = typer.Option("all-MiniLM-L6-v2", "--model", help="Encoder of the dense feature (without --embeddings)."),
+        split: str = typer.Option("test", "--split", help="The qrels split of the evaluation queries."),
+        train_split: str = typer.Option("train", "--train-split",
+                                        help="The qrels split whose queries the peers ask (clicks simulated from it)."),
+        param: Optional[List[str]] = typer.Option(None, "--param", "-p",
+                                                  help="Simulation parameter KEY=VALUE (JSON value): n_peers, "
+                                                       "queries_per_peer, gossip_every, fanout, lr, temperature ..."),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON (a list)."),
+        plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNG plots."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages or tables."),
+    ):
+        """G-Rank: peers learn to rank from simulated clicks and gossip; churn, a poisoned peer, robust merging."""
+        import inspect
+
+        from ._common import CLIError, _check_output, _parse_params, _write_json, console, err_console, report_written
+
+        from hashlearn.text.grank import load_beir_candidates, run_scenarios, simulate
+
+        _check_output(json_out)
+        if not beir.is_dir():
+            raise CLIError(f"{beir}: not a folder (expected a BEIR dataset)")
+        params = _parse_params(param)
+        known = set(inspect.signature(simulate).parameters) - {"train", "evaluation", "random_state", "gossip",
+                                                                 "churn", "n_poisoned", "aggregation", "clicks"}
+        if unknown := sorted(set(params) - known):
+            raise CLIError(f"unknown simulation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        log = (lambda msg: None) if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/dim]", highlight=False))
+        log("candidates and features (dense + BM25)")
+        train, evaluation = load_beir_candidates(beir, train_split=train_split, eval_split=split,
+                                                 embeddings=embeddings, model=model)
+        rows = run_scenarios(train, evaluation, log=log, random_state=seed, **params)
+        if not quiet:
+            for r in rows:
+                console.print(f"{r['scenario']:<30} nDCG@10 {r['final_ndcg@10']:.4f}  gain {r['gain']:+.1%}  "
+                              f"bytes {r['bytes']:,}", highlight=False)
+        if plots is not None:
+            from hashlearn.text.grank.plot import plot_curves
+
+            report_written(plot_curves(rows, plots / "grank.png"))
         _write_json(json_out, rows)
