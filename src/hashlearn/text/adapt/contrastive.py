@@ -171,12 +171,14 @@ class ContrastiveAdapter:
         The selected encoder (the zero-shot one when no epoch beat it).
     zero_shot_score_ : float
         Check score (held-out nDCG@10) of the encoder before adaptation.
+    zero_shot_parts_ : dict
+        Its parts: ``{"crop": ..., "title": ...}`` (``title`` only when documents have titles).
     score_ : float
         Check score of ``model_``.
     best_epoch_ : int
         Epoch of ``model_`` (0-based), -1 for the zero-shot encoder.
     history_ : list of dict
-        Per epoch: ``epoch``, ``steps``, ``loss`` (mean), ``score``, ``seconds``.
+        Per epoch: ``epoch``, ``steps``, ``loss`` (mean), ``score``, ``score_parts``, ``seconds``.
     stop_reason_ : str
         ``"epochs"``, ``"patience"`` or ``"time budget"``.
     train_seconds_ : float
