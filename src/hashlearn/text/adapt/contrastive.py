@@ -102,6 +102,12 @@ def random_crop(tokens, rng: np.random.Generator, *, ratio=(0.1, 0.5), min_token
     Its length is ``ratio`` (uniform in the interval) times the document length, clipped to
     ``[min_tokens, max_tokens]`` and to the document; then each token is dropped with probability
     ``deletion`` (at least one is kept).
+
+    Examples
+    --------
+    >>> span = random_crop(list(range(100)), np.random.default_rng(0), min_tokens=10, max_tokens=20, deletion=0.0)
+    >>> 10 <= len(span) <= 20 and span == list(range(span[0], span[0] + len(span)))
+    True
     """
     n = len(tokens)
     if n == 0:
@@ -360,8 +366,6 @@ class ContrastiveAdapter:
 
     # -- training --------------------------------------------------------------------------------------
     def _train(self, st, tokens, split, rng) -> None:
-        import torch
-
         from tqdm.auto import tqdm
 
         trainer = _CropTrainer(self, st, tokens)

@@ -58,7 +58,13 @@ def ndcg10(w: np.ndarray, cands) -> np.ndarray:
 
 
 def aggregate(models: list, method: str = "mean", *, trim: float = 0.2) -> np.ndarray:
-    """Combine model vectors: ``mean``, coordinate-wise ``median``, or ``trimmed`` mean (``trim`` per side)."""
+    """Combine model vectors: ``mean``, coordinate-wise ``median``, or ``trimmed`` mean (``trim`` per side).
+
+    Examples
+    --------
+    >>> aggregate([[1.0, 2.0], [1.2, 2.2], [-50.0, 90.0]], "median").tolist()
+    [1.0, 2.2]
+    """
     if method not in AGGREGATIONS:
         raise ValidationError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {method!r}")
     M = np.asarray(models, np.float64)
