@@ -1,0 +1,13 @@
+"""Discovering categories: novel classes in tables, generalized category discovery, few-shot episodes.
+
+Estimators with ``fit``/``predict`` that turn "labels cover only some classes" into clustering with side
+information: :class:`TabularNCD` (novel class discovery in tables), :class:`GMMDiscovery` (generalized
+category discovery with a semi-supervised Gaussian mixture), :func:`fewshot_predict` (inductive and
+transductive few-shot classification on fixed features).
+"""
+
+from .estimate_k import estimate_n_clusters
+from .gmm import GMMDiscovery
+from .tabular_ncd import TabularNCD
+
+__all__ = ["TabularNCD", "GMMDiscovery", "estimate_n_clusters"]
