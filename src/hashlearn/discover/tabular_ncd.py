@@ -155,7 +155,7 @@ class TabularNCD(PersistableEstimatorMixin, BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self, n_unlab: int, d: int) -> dict:
+    def _validated_params(self, n_unlab: int, d: int) -> dict:
         p = {}
         p["n_novel"] = check_int_param(self.n_novel, "n_novel", min_val=1, allow_none=True)
         if p["n_novel"] is not None and p["n_novel"] > n_unlab:
@@ -208,7 +208,7 @@ class TabularNCD(PersistableEstimatorMixin, BaseEstimator):
             from ..errors import ValidationError
 
             raise ValidationError(f"need at least 2 unlabelled rows (label -1) to discover classes, got {n_unlab}")
-        p = self._check_params(n_unlab, X.shape[1])
+        p = self._validated_params(n_unlab, X.shape[1])
         torch = require_torch("TabularNCD")
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(2**31 - 1))
