@@ -107,8 +107,11 @@ def _softmax_attend(scores: torch.Tensor, values, merge=None):
     return out, lse
 
 
-def _flash_op():
-    """torch's fused CPU attention that also returns the log-sum-exp, or None where it is missing."""
+def _flash_op(q=None, v=None):
+    """torch's fused CPU attention that also returns the log-sum-exp, or None where it is missing or unusable."""
+    if q is not None and (q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64)
+                          or q.shape[-1] != v.shape[-1]):
+        return None
     try:
         return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     except (AttributeError, RuntimeError):  # pragma: no cover - depends on the torch build
@@ -131,8 +134,8 @@ def _biased_attention(q, k, v, bias, scale):
 
     A row whose bias is ``-inf`` everywhere gets out 0 and lse ``-inf``.
     """
-    op = _flash_op()
-    if op is None or q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64):
+    op = _flash_op(q, v)
+    if op is None:
         return _softmax_attend((q @ k.transpose(-1, -2)) * scale + bias, v)
     out, lse = op(q, k, v, 0.0, False, attn_mask=bias.to(q.dtype), scale=scale)
     seen = torch.isfinite(bias).any(-1)  # (..., 1): broadcasts over the queries
@@ -157,8 +160,8 @@ def exact_attention(query, key, value, *, causal: bool = False, scale: float | N
     True
     """
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    op = _flash_op()
-    if op is None or query.device.type != "cpu" or query.dtype not in (torch.float32, torch.float64):
+    op = _flash_op(query, value)
+    if op is None:
         return _exact_math(query, key, value, causal, scale, key_bias)
     mask = None if key_bias is None else key_bias.unsqueeze(-2).to(query.dtype)
     out, lse = op(query, key, value, 0.0, causal, attn_mask=mask, scale=scale)
