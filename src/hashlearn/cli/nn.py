@@ -1,0 +1,51 @@
+"""CLI command of ``hashlearn.nn``: ``hashlearn bench attention``, added to the main app by :func:`register`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from ._common import SEED_HELP
+
+PARTS = ("speed",)  # hashlearn.nn.bench.PARTS (not imported here: it needs torch)
+
+
+def register(app, bench_app) -> None:
+    """Add ``hashlearn bench attention`` to the typer apps."""
+    import typer
+
+    @bench_app.command("attention")
+    def bench_attention_cmd(
+        part: str = typer.Option("speed", "--part", help=f"What to measure: {', '.join(PARTS)} (HyperAttention vs "
+                                 "exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not)."),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and the machine load as JSON."),
+        plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNG plots."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
+    ):
+        """Attention with hashing inside models vs exact attention (torch, one thread; takes minutes)."""
+        from rich.table import Table
+
+        from ._common import CLIError, _check_output, _write_json, console, report_written
+
+        _check_output(json_out)
+        if part not in PARTS:
+            raise CLIError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
+        try:
+            from hashlearn.nn import bench
+        except ImportError as exc:
+            raise CLIError("bench attention needs torch: pip install 'hashlearn[deep]'") from exc
+        result = bench.run(part, seed=seed, progress=not quiet)
+        rows = result["rows"]
+        table = Table(title=f"attention bench, part {part}, {result['threads']} torch thread")
+        for c in ("method", "n", "heads", "causal", "ms", "speedup", "rel_error", "rel_error_concentrated"):
+            table.add_column(c, justify="left" if c == "method" else "right")
+        for r in rows:
+            table.add_row(r["method"], str(r["n"]), str(r["heads"]), "yes" if r["causal"] else "no", f"{r['ms']:.1f}",
+                          f"{r['speedup']:.2f}x", f"{r['rel_error']:.3f}", f"{r['rel_error_concentrated']:.3f}")
+        if not quiet:
+            console.print(table)
+        if plots is not None:
+            for path in bench.plot(rows, plots):
+                report_written(path)
+        _write_json(json_out, result)
