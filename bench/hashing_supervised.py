@@ -49,8 +49,12 @@ ROWS = [
     ("dpsh distance=snr", "dpsh", {"distance": "snr"}, "ablation: distance"),
     ("dsh distance=snr", "dsh", {"distance": "snr"}, "ablation: distance"),
     ("dpsh distance=inner", "dpsh", {"distance": "inner"}, "ablation: distance"),
+    ("hashnet distance=euclidean", "hashnet", {"distance": "euclidean"}, "ablation: distance"),
+    ("hashnet distance=snr", "hashnet", {"distance": "snr"}, "ablation: distance"),
     ("dpsh rotation=householder", "dpsh", {"distance": "euclidean", "rotation": "householder"}, "ablation: rotation"),
     ("dpsh rotation=linear", "dpsh", {"distance": "euclidean", "rotation": "linear"}, "ablation: rotation"),
+    ("csq rotation=householder", "csq", {"rotation": "householder"}, "ablation: rotation"),
+    ("csq rotation=linear", "csq", {"rotation": "linear"}, "ablation: rotation"),
     ("csq csce=True", "csq", {"csce": True}, "ablation: CSCE"),
 ]
 DEEP = {"dpsh", "hashnet", "csq", "greedyhash", "dsh"}
@@ -82,7 +86,8 @@ def run(args) -> dict:
             t0 = time.perf_counter()
             row = evaluate_supervised_method(method, args.bits, split, random_state=args.seed, **extra).as_dict()
             row.update({"label": label, "group": group, "params": params, "wall_seconds": time.perf_counter() - t0,
-                        "load": load_average()})
+                        "load": load_average(), "commit": data["machine"].get("git_commit"),
+                        "dirty": data["machine"].get("git_dirty")})
             print(f"{label:28s} mAP {row['map']:.4f}  P@1000 {row['precision_at']['1000']:.4f}  "
                   f"fit {row['fit_seconds']:.1f} s", flush=True)
             data["rows"].append(row)
@@ -147,6 +152,9 @@ def section(data: dict, written) -> str:
              f"Command: `{data['command']}` (through `/work/notes/heavy`, one thread). Run {data['started']} → "
              f"{data.get('finished')}; load average at start {data['load_start']}, at end {data.get('load_end')}.",
              "", machine_summary(data["machine"]), "",
+             "Rows by commit (a `--resume` pass reruns only missing rows): "
+             + "; ".join(f"{c}: {', '.join(r['label'] for r in rows if r.get('commit', '?') == c)}"
+                         for c in dict.fromkeys(r.get("commit", "?") for r in rows)) + ".", "",
              f"Protocol: {data['split']}; 1,000 queries = 100 per class from MNIST's test images; mAP over the "
              "whole database (Hamming ranking, ties by database index, same class = relevant). Supervised methods "
              f"see the {data['n_labels']:,} labels; LSH, ITQ and faiss' `IndexLSH` (the peer, same run) are fitted on the same "
@@ -175,7 +183,11 @@ def section(data: dict, written) -> str:
                       f"{'met' if slow['fit_seconds'] <= 300 else 'missed'}.")
     for a, b, what in (("dpsh distance=snr", "dpsh", "SNR vs Euclidean (DPSH)"),
                        ("dsh distance=snr", "dsh", "SNR vs Euclidean (DSH)"),
+                       ("hashnet distance=snr", "hashnet distance=euclidean", "SNR vs Euclidean (HashNet)"),
+                       ("hashnet distance=snr", "hashnet", "SNR vs inner product (HashNet, its default)"),
                        ("dpsh rotation=householder", "dpsh rotation=linear", "Householder vs linear rotation (DPSH)"),
+                       ("csq rotation=householder", "csq rotation=linear", "Householder vs linear rotation (CSQ)"),
+                       ("csq rotation=householder", "csq", "Householder rotation vs none (CSQ)"),
                        ("csq csce=True", "csq", "CSCE context + dynamic thresholds vs none (CSQ)")):
         if a in by and b in by:
             checks.append(f"- {what}: {by[a]['map']:.3f} vs {by[b]['map']:.3f} "
