@@ -151,3 +151,53 @@ def test_pair_scores_agree_on_balanced_binary_codes(distance):
     Bt = torch.from_numpy(B)
     expected = 0.5 * B @ B.T  # ½ <b_i, b_j> = ½ (r - 2 · Hamming)
     np.testing.assert_allclose(pair_scores(Bt, Bt, distance).numpy(), expected, atol=1e-4)
+
+
+# -- DMVEH (multi-view) ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def three_views():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 5, 400)
+    means = [rng.normal(size=(5, d)) * s for d, s in ((12, 2.0), (7, 1.0), (5, 0.3))]  # a strong, medium, weak view
+    views = [(m[y] + rng.normal(size=(400, m.shape[1]))).astype(np.float32) for m in means]
+    return views, y
+
+
+def test_dmveh_fuses_views_in_hamming_space(three_views, tmp_path):
+    from hashlearn.crossmodal.dmveh import DeepMultiViewEnhancementHashing
+
+    views, y = three_views
+    m = DeepMultiViewEnhancementHashing(n_bits=16, epochs=15, hidden=32, n_threads=1, random_state=0)
+    m.fit([v[:300] for v in views], y[:300])
+    assert m.view_weights_.shape == (3,) and abs(m.view_weights_.sum() - 1) < 1e-9
+    assert m.view_weights_[0] >= m.view_weights_[2]  # the stable view weighs at least as much as the noisy one
+    fused = m.transform_fused([v[300:] for v in views])
+    assert fused.dtype == np.uint64 and fused.shape == (100, 1)
+    # the fused code is the weighted vote of the single-view bits
+    bits = [np.where(m.margins(v[300:], i) > 0, 1.0, -1.0) for i, v in enumerate(views)]
+    vote = sum(w * b for w, b in zip(m.view_weights_, bits)) > 0
+    np.testing.assert_array_equal(codes_mod.unpack(fused, 16).astype(bool), vote)
+    db = m.transform_fused([v[:300] for v in views])
+    D = codes_mod.hamming_distances(fused, db, n_bits=16)
+    assert mean_average_precision(relevance_from_labels(y[300:], y[:300], hamming_ranking(D))) > 0.8
+    loaded = hashlearn.load(hashlearn.save(m, tmp_path / "dmveh.hl"))
+    np.testing.assert_array_equal(loaded.transform_fused([v[300:] for v in views]), fused)
+    again = DeepMultiViewEnhancementHashing(n_bits=16, epochs=15, hidden=32, n_threads=1, random_state=0)
+    np.testing.assert_array_equal(again.fit([v[:300] for v in views], y[:300]).transform(views[1][300:], 1),
+                                  m.transform(views[1][300:], 1))
+
+
+def test_dmveh_bad_input(three_views):
+    from hashlearn.crossmodal.dmveh import DeepMultiViewEnhancementHashing
+
+    views, y = three_views
+    m = DeepMultiViewEnhancementHashing(n_bits=8, epochs=1, hidden=8, n_threads=1)
+    with pytest.raises(ValidationError, match=r"aligned views .* got rows \[400, 399, 400\]"):
+        m.fit([views[0], views[1][:-1], views[2]], y)
+    with pytest.raises(ValidationError, match="y has 10 rows of labels but X has 400 rows"):
+        m.fit(views, y[:10])
+    m.fit(views, y)
+    with pytest.raises(ValidationError, match="view must be an integer in \\[0, 2\\]"):
+        m.transform(views[0], 3)
+    with pytest.raises(ValidationError, match="needs the 3 views"):
+        m.transform_fused(views[:2])
