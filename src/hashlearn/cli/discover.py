@@ -7,8 +7,9 @@ from typing import Optional
 
 from ._common import SEED_HELP
 
-PARTS = ("ncd", "gcd")
-_DEFAULT_DIRS = {"ncd": Path("../shared/data/tabularncd"), "gcd": Path("../shared/data/mnist")}
+PARTS = ("ncd", "gcd", "fewshot")
+_DEFAULT_DIRS = {"ncd": Path("../shared/data/tabularncd"), "gcd": Path("../shared/data/mnist"),
+                 "fewshot": Path("../shared/data/omniglot")}
 
 
 def register(app, bench_app) -> None:
@@ -19,10 +20,12 @@ def register(app, bench_app) -> None:
     def bench_discover_cmd(
         part: str = typer.Option(..., "--part", help=f"What to measure: {', '.join(PARTS)} (novel class discovery "
                                  "in tables: TabularNCD vs k-means; generalized category discovery on MNIST: "
-                                 "GMMDiscovery vs k-means)."),
+                                 "GMMDiscovery vs k-means; few-shot episodes on Omniglot: prototypes, softkmeans, "
+                                 "transductive, opta)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="ncd: the TabularNCD data folder "
                                                 "(default ../shared/data/tabularncd); gcd: an MNIST idx folder "
-                                                "(default ../shared/data/mnist)."),
+                                                "(default ../shared/data/mnist); fewshot: the Omniglot folder "
+                                                "(default ../shared/data/omniglot)."),
         seed: int = typer.Option(0, "--seed", help=SEED_HELP),
         repeats: int = typer.Option(3, "--repeats", min=1, help="Seeds SEED, SEED+1, ...; cells are mean ± sd."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and their summary as JSON."),
@@ -44,12 +47,14 @@ def register(app, bench_app) -> None:
 
         rows = bench.run(part, folder, seeds=tuple(range(seed, seed + repeats)), progress=not quiet)
         summary = bench.summarize(rows)
-        metrics = [m for m in ("acc", "nmi", "ari", "all", "old", "new", "k_estimated") if any(m in s for s in summary)]
+        metrics = [m for m in ("acc", "ci95", "nmi", "ari", "all", "old", "new", "k_estimated")
+                   if any(m in s for s in summary)]
         table = Table(title=f"discover bench, part {part}, seeds {seed}..{seed + repeats - 1}")
         for c in ("dataset", "method", *metrics):
             table.add_column(c, justify="left" if c in ("dataset", "method") else "right")
         for s in summary:
-            table.add_row(s["dataset"], s["method"],
+            label = s["method"] if "encoder" not in s else f"{s['encoder']} {s['ways']}w{s['shots']}s {s['method']}"
+            table.add_row(s["dataset"], label,
                           *[f"{s[m]:.3f} ± {s[m + '_sd']:.3f}" if m in s else "-" for m in metrics])
         if not quiet:
             console.print(table)

@@ -20,13 +20,13 @@ from ..errors import ValidationError
 
 __all__ = ["run", "summarize", "plot", "PARTS", "markdown"]
 
-PARTS = ("ncd", "gcd")
+PARTS = ("ncd", "gcd", "fewshot")
 NCD_DATASETS = ("Pendigits", "Satimage")
 #: Hyper-parameter names of the TabularNCD code's ``hyperparameters.json`` → TabularNCD parameters.
 _HP_NAMES = {"dropout": "dropout", "lr_classif": "lr_classif", "lr_cluster": "lr_cluster", "w1": "w1", "w2": "w2",
              "cosine_topk": "topk_percent", "k_neighbors": "k_neighbors", "p_m": "p_m", "alpha": "alpha",
              "epochs": "epochs", "batch_size": "batch_size"}
-_METRICS = ("acc", "nmi", "ari", "acc_unlab", "all", "old", "new", "k_estimated", "fit_s")
+_METRICS = ("acc", "ci95", "nmi", "ari", "acc_unlab", "all", "old", "new", "k_estimated", "fit_s")
 
 
 def _progress(enabled: bool):
@@ -121,7 +121,56 @@ def _gcd(data_dir: Path, seeds, log, known=(0, 1, 2, 3, 4), n_rows: int = 10000,
     return rows
 
 
-def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: bool = True) -> list[dict]:
+def _omniglot_28(images: np.ndarray) -> np.ndarray:
+    """105×105 bool drawings (ink False) → 28×28 float32 in [0, 1], ink = 1 (bilinear resize)."""
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray((~im).astype(np.uint8) * 255).resize((28, 28), Image.BILINEAR))
+                     for im in images]).astype(np.float32) / 255.0
+
+
+def _fewshot(data_dir: Path, seeds, log, episodes: int = 600, train_episodes: int = 2000,
+             settings=((5, 1), (5, 5), (20, 1), (20, 5)), n_query: int = 15, progress: bool = False) -> list[dict]:
+    from sklearn.decomposition import PCA
+
+    from .data import load_omniglot
+    from .encoders import ProtoNetEncoder
+    from .fewshot import FEWSHOT_METHODS, fewshot_predict, sample_episode
+
+    xb, yb = load_omniglot(data_dir, "background")
+    xe, ye = load_omniglot(data_dir, "evaluation")
+    Xb, Xe = _omniglot_28(xb), _omniglot_28(xe)
+    rows = []
+    for seed in seeds:
+        encoders = {}
+        t = time.perf_counter()
+        pca = PCA(64, random_state=seed).fit(Xb.reshape(len(Xb), -1))
+        encoders["pca64"] = (pca.transform(Xe.reshape(len(Xe), -1)), time.perf_counter() - t)
+        t = time.perf_counter()
+        enc = ProtoNetEncoder(32, episodes=train_episodes, random_state=seed).fit(Xb, yb, progress=progress)
+        encoders["protonet"] = (enc.transform(Xe), time.perf_counter() - t)
+        log(f"fewshot seed {seed}: protonet trained in {encoders['protonet'][1]:.0f} s")
+        for name, (F, fit_s) in encoders.items():
+            for way, shot in settings:
+                rng = np.random.default_rng([seed, way, shot])
+                acc = {m: [] for m in FEWSHOT_METHODS}
+                for _ in range(episodes):
+                    s, q = sample_episode(ye, way, shot, n_query, rng)
+                    yq = np.repeat(np.arange(way), n_query)
+                    for m in acc:
+                        acc[m].append(float(np.mean(fewshot_predict(F[s], F[q.ravel()], method=m) == yq)))
+                for m, vals in acc.items():
+                    rows.append({"part": "fewshot", "dataset": "omniglot-eval", "encoder": name, "method": m,
+                                 "ways": way, "shots": shot, "seed": int(seed), "episodes": episodes,
+                                 "acc": float(np.mean(vals)),
+                                 "ci95": float(1.96 * np.std(vals, ddof=1) / np.sqrt(len(vals))), "fit_s": fit_s})
+                log(f"fewshot {name} {way}-way {shot}-shot: " +
+                    ", ".join(f"{r['method']} {r['acc']:.3f}" for r in rows[-len(acc):]))
+    return rows
+
+
+def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: bool = True,
+        fewshot_options: dict | None = None) -> list[dict]:
     """Rows of one part (``ncd`` or ``gcd``); every row has part, dataset, method, seed and its scores.
 
     The load average at start and end is added to every row (``load_start``, ``load_end``).
@@ -135,7 +184,12 @@ def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: b
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(n_threads)
-        rows = _ncd(Path(data_dir), seeds, log) if part == "ncd" else _gcd(Path(data_dir), seeds, log)
+        if part == "ncd":
+            rows = _ncd(Path(data_dir), seeds, log)
+        elif part == "gcd":
+            rows = _gcd(Path(data_dir), seeds, log)
+        else:
+            rows = _fewshot(Path(data_dir), seeds, log, progress=progress, **(fewshot_options or {}))
     finally:
         torch.set_num_threads(old)
     load1 = os.getloadavg()[0]
@@ -148,10 +202,13 @@ def summarize(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation over seeds of each (part, dataset, method)."""
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["part"], r["dataset"], r["method"]), []).append(r)
+        key = (r["part"], r["dataset"], r["method"], r.get("encoder"), r.get("ways"), r.get("shots"))
+        groups.setdefault(key, []).append(r)
     out = []
-    for (part, dataset, method), rs in groups.items():
+    for (part, dataset, method, encoder, ways, shots), rs in groups.items():
         s = {"part": part, "dataset": dataset, "method": method, "n_seeds": len(rs)}
+        if encoder is not None:
+            s.update(encoder=encoder, ways=ways, shots=shots)
         for k in _METRICS:
             vals = [float(r[k]) for r in rs if r.get(k) is not None and np.isfinite(r[k])]
             if vals:
@@ -166,6 +223,10 @@ def summarize(rows: list[dict]) -> list[dict]:
 def markdown(summary: list[dict]) -> str:
     """A Markdown table of a summary (cells mean ± sd over seeds, accuracies in %)."""
     metrics = [m for m in _METRICS if any(m in s for s in summary)]
+    if any("encoder" in s for s in summary):  # few-shot: one line per encoder, setting and method
+        head = "| encoder | ways | shots | method | acc (%) | ci95 (%) |\n|---|---:|---:|---|---:|---:|\n"
+        return head + "\n".join(f"| {s['encoder']} | {s['ways']} | {s['shots']} | {s['method']} | "
+                                 f"{100 * s['acc']:.2f} | ±{100 * s['ci95']:.2f} |" for s in summary) + "\n"
     head = "| dataset | method | " + " | ".join(metrics) + " |\n|---|---|" + "---:|" * len(metrics) + "\n"
     lines = []
     for s in summary:
@@ -219,6 +280,28 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(out_dir / f"discover_{part}.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    few = [s for s in summary if s["part"] == "fewshot"]
+    if few:
+        encoders = list(dict.fromkeys(s["encoder"] for s in few))
+        fig, axes = plt.subplots(1, len(encoders), figsize=(5.5 * len(encoders), 4), squeeze=False)
+        for ax, enc in zip(axes[0], encoders):
+            sel = [s for s in few if s["encoder"] == enc]
+            settings = list(dict.fromkeys((s["ways"], s["shots"]) for s in sel))
+            methods = list(dict.fromkeys(s["method"] for s in sel))
+            width = 0.8 / len(methods)
+            x = np.arange(len(settings))
+            for i, m in enumerate(methods):
+                vals = [next(s for s in sel if s["method"] == m and (s["ways"], s["shots"]) == st) for st in settings]
+                ax.bar(x + (i - (len(methods) - 1) / 2) * width, [100 * v["acc"] for v in vals], width,
+                       yerr=[100 * v["ci95"] for v in vals], capsize=2, label=m)
+            ax.set_xticks(x, [f"{w}-way {k}-shot" for w, k in settings], fontsize=8)
+            ax.set_ylabel("query accuracy (%)")
+            ax.set_title(f"Omniglot evaluation alphabets, encoder {enc}", fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out_dir / "discover_fewshot.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
     return paths

@@ -104,4 +104,10 @@ def load_omniglot(root, part: str = "background") -> tuple[np.ndarray, np.ndarra
     with np.load(path) as z:
         if "images" not in z or "labels" not in z:
             raise DataFileError(f"{path}: expected arrays 'images' and 'labels', found {list(z.keys())}")
-        return np.asarray(z["images"]), np.asarray(z["labels"]).astype(np.int64)
+        images, labels = np.asarray(z["images"]), np.asarray(z["labels"]).astype(np.int64)
+    if images.ndim == 4:  # (characters, drawings, h, w) with labels (characters, drawings)
+        images = images.reshape(-1, *images.shape[2:])
+        labels = labels.reshape(-1)
+    if images.shape[0] != labels.shape[0]:
+        raise DataFileError(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels")
+    return images, labels
