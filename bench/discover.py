@@ -19,6 +19,40 @@ PAPER = {  # "A Method for Discovering Novel Classes in Tabular Data" (TabularNC
     "Pendigits": "k-means 82.5 ± 0.0, TabularNCD 85.6 ± 0.8 (ACC %), NMI 0.72 → 0.76, ARI 0.63 → 0.71",
     "Satimage": "k-means 69.2 ± 0.2, TabularNCD 91.4 ± 5.0 (ACC %), NMI 0.30 → 0.71, ARI 0.28 → 0.79",
 }
+PAPER_ACC = {"Pendigits": 85.6, "Satimage": 91.4}
+
+
+def _find(summary, **kw):
+    return next((s for s in summary if all(s.get(k) == v for k, v in kw.items())), None)
+
+
+def _findings(p) -> list[str]:
+    """Sentences computed from the run's summary (no typed-in figures except the quoted paper numbers)."""
+    summ, out = p["summary"], []
+    if p["part"] == "ncd":
+        for name, paper in PAPER_ACC.items():
+            km, ncd = _find(summ, dataset=name, method="kmeans"), _find(summ, dataset=name, method="tabularncd")
+            if km and ncd:
+                out.append(f"- {name}: TabularNCD {100 * ncd['acc']:.1f} % vs k-means {100 * km['acc']:.1f} % "
+                           f"({100 * (ncd['acc'] - km['acc']):+.1f} points); paper {paper} % "
+                           f"(our mean is {100 * ncd['acc'] - paper:+.1f} points from it).")
+    elif p["part"] == "gcd":
+        km = _find(summ, method="kmeans")
+        for m in ("gmm", "gmm-estk"):
+            g = _find(summ, method=m)
+            if km and g:
+                ks = f", estimated K {g['k_values']}" if "k_values" in g else ""
+                out.append(f"- {m}: All {100 * g['all']:.1f} % vs k-means {100 * km['all']:.1f} % "
+                           f"({100 * (g['all'] - km['all']):+.1f} points){ks}.")
+    elif p["part"] == "fewshot":
+        for enc in dict.fromkeys(s["encoder"] for s in summ):
+            for w, k in dict.fromkeys((s["ways"], s["shots"]) for s in summ if s["encoder"] == enc):
+                base = _find(summ, encoder=enc, ways=w, shots=k, method="prototypes")
+                parts = [f"{s['method']} {100 * (s['acc'] - base['acc']):+.2f}" for s in summ
+                         if s["encoder"] == enc and (s["ways"], s["shots"]) == (w, k) and s["method"] != "prototypes"]
+                out.append(f"- {enc} {w}-way {k}-shot: prototypes {100 * base['acc']:.2f} %; "
+                           f"transductive methods vs prototypes (points): {', '.join(parts)}.")
+    return out
 
 
 def _run(args):
@@ -42,6 +76,7 @@ def _section(args):
                    f"run {p['date']} on {p['machine']}; load average {loads[0]:.2f} at start, {loads[1]:.2f} at end. "
                    "The peer (k-means) is measured in the same run on the same rows and seeds.\n")
         out.append(bench.markdown(p["summary"]))
+        out.extend(_findings(p) + [""])
         if p["part"] == "ncd":
             out.append("Scored on the test rows of the novel classes (the paper's `Clustering.py` protocol; "
                        "`acc_unlab` is the same model on the unlabelled training rows). Published numbers, "
