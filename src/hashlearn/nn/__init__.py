@@ -4,13 +4,18 @@
   near-linear time, same call shape as ``torch.nn.functional.scaled_dot_product_attention``.
 * :class:`EcoFormerAttention` — kernelized hashing of queries/keys into binary codes, linear attention
   with the codes (trainable end to end), :func:`operation_counts` (multiplications vs additions).
+* :class:`LSHMoE` — top-1 mixture of experts whose dispatch sends cross-polytope LSH cluster centroids
+  (residual compensation on return); :func:`distributed_forward` / :func:`spawn_forward` run it across
+  real processes (torch.distributed, gloo) and count the bytes.
 * Hash families on tensors: :func:`angular_buckets` (SimHash, Gray-ordered), :func:`cross_polytope_buckets`.
 """
 
 from .attention import HyperAttention, exact_attention, hyper_attention
 from .ecoformer import EcoFormerAttention, KernelizedHash, operation_counts
+from .moe import LSHMoE, distributed_forward, lsh_compress, lsh_restore, spawn_forward
 from .lsh import angular_buckets, cross_polytope_buckets, gray_rank, random_projections, random_rotation
 
 __all__ = ["hyper_attention", "HyperAttention", "exact_attention",
            "EcoFormerAttention", "KernelizedHash", "operation_counts",
+           "LSHMoE", "lsh_compress", "lsh_restore", "distributed_forward", "spawn_forward",
            "angular_buckets", "cross_polytope_buckets", "gray_rank", "random_projections", "random_rotation"]
