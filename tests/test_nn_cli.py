@@ -34,3 +34,28 @@ def test_bench_attention_speed_tiny_grid(tmp_path, monkeypatch, capsys):
 def test_bench_attention_bad_part(capsys):
     assert main(["bench", "attention", "--part", "nope"]) == 2
     assert "--part must be one of speed" in capsys.readouterr().err
+
+
+def test_bench_attention_moe_tiny_text(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "input.txt").write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 40)
+    from hashlearn.nn.moe_bench import moe_rows
+
+    rows = moe_rows(data, steps=5, batch=64, progress=False)
+    held = {r["method"]: r for r in rows if r["step"] == "heldout"}
+    assert set(held) == {"moe", "lsh-moe"} and all(r["loss"] > 0 for r in rows)
+    steps = [r for r in rows if r["method"] == "moe" and r["step"] != "heldout"]
+    assert len(steps) == 5 and steps[0]["bytes"] == 2 * 64 * 64 * 4  # every token: both ways, d 64, float32
+    comp = [r for r in rows if r["method"] == "lsh-moe" and r["step"] != "heldout"]
+    assert all(c["bytes"] <= s["bytes"] for c, s in zip(comp, steps))
+    assert main(["bench", "attention", "--part", "moe", "--data-dir", str(tmp_path)]) == 2  # no input.txt there
+    assert "input.txt" in capsys.readouterr().err
+
+
+def test_bench_moe_missing_data_raises(tmp_path):
+    from hashlearn.errors import DataFileError
+    from hashlearn.nn.moe_bench import load_chars
+
+    with pytest.raises(DataFileError, match="input.txt"):
+        load_chars(tmp_path)

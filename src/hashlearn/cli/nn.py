@@ -7,7 +7,7 @@ from typing import Optional
 
 from ._common import SEED_HELP
 
-PARTS = ("speed",)  # hashlearn.nn.bench.PARTS (not imported here: it needs torch)
+PARTS = ("speed", "moe")  # hashlearn.nn.bench.PARTS (not imported here: it needs torch)
 
 
 def register(app, bench_app) -> None:
@@ -16,8 +16,11 @@ def register(app, bench_app) -> None:
 
     @bench_app.command("attention")
     def bench_attention_cmd(
-        part: str = typer.Option("speed", "--part", help=f"What to measure: {', '.join(PARTS)} (HyperAttention vs "
-                                 "exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not)."),
+        part: str = typer.Option("speed", "--part", help=f"What to measure: {', '.join(PARTS)} (speed: HyperAttention vs "
+                                 "exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not; moe: a tiny char "
+                                 "LM with LSH-MoE vs plain MoE, loss and all-to-all bytes per step)."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Part moe: the Tiny Shakespeare folder "
+                                                "(input.txt)."),
         seed: int = typer.Option(0, "--seed", help=SEED_HELP),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and the machine load as JSON."),
         plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNG plots."),
@@ -35,8 +38,23 @@ def register(app, bench_app) -> None:
             from hashlearn.nn import bench
         except ImportError as exc:
             raise CLIError("bench attention needs torch: pip install 'hashlearn[deep]'") from exc
-        result = bench.run(part, seed=seed, progress=not quiet)
+        if part == "moe" and (data_dir is None or not (data_dir / "input.txt").is_file()):
+            raise CLIError(f"--data-dir: part moe needs a folder with Tiny Shakespeare's input.txt, got {data_dir}")
+        result = bench.run(part, data_dir=data_dir, seed=seed, progress=not quiet)
         rows = result["rows"]
+        if part == "moe":
+            table = Table(title="attention bench, part moe (held-out loss; bytes of the last step)")
+            for c in ("method", "loss", "bytes"):
+                table.add_column(c, justify="left" if c == "method" else "right")
+            for r in rows:
+                if r["step"] == "heldout":
+                    table.add_row(r["method"], f"{r['loss']:.4f}", f"{r['bytes']:,}")
+            if not quiet:
+                console.print(table)
+            for path in (bench.plot(rows, plots) if plots is not None else []):
+                report_written(path)
+            _write_json(json_out, result)
+            return
         table = Table(title=f"attention bench, part {part}, {result['threads']} torch thread")
         for c in ("method", "n", "heads", "causal", "ms", "speedup", "rel_error", "rel_error_concentrated"):
             table.add_column(c, justify="left" if c == "method" else "right")

@@ -24,7 +24,7 @@ from .attention import hyper_attention
 
 __all__ = ["PARTS", "SPEED_GRID", "run", "speed_rows", "concentrated_qkv", "plot"]
 
-PARTS = ("speed",)
+PARTS = ("speed", "moe")
 #: (n, heads, causal) measured by the speed part: d = 64, batch 1; 8 heads up to n = 8,192 (the exact
 #: side costs 8 x 5 s per call at n = 32,768 on one core).
 SPEED_GRID = tuple((n, h, c) for c in (False, True) for n in (1024, 2048, 4096, 8192, 16384, 32768)
@@ -99,18 +99,34 @@ def speed_rows(grid=None, *, d: int = 64, repeat: int = 3, seed: int = 0, n_thre
     return rows
 
 
-def run(part: str, *, seed: int = 0, n_threads: int = 1, progress: bool = True, **kw) -> dict:
-    """Run one part; returns ``{"part", "rows", "load_start", "load_end", "threads"}``."""
+def run(part: str, *, data_dir=None, seed: int = 0, n_threads: int = 1, progress: bool = True, **kw) -> dict:
+    """Run one part; returns ``{"part", "rows", "load_start", "load_end", "threads"}``.
+
+    ``speed`` needs no data; ``moe`` reads Tiny Shakespeare's ``input.txt`` from ``data_dir``
+    (:func:`hashlearn.nn.moe_bench.moe_rows`).
+    """
     if part not in PARTS:
         raise ValidationError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    if part == "moe" and data_dir is None:
+        raise ValidationError("part moe needs data_dir: a folder with Tiny Shakespeare's input.txt")
     load_start = list(os.getloadavg())
-    rows = speed_rows(seed=seed, n_threads=n_threads, progress=progress, **kw)
+    old = torch.get_num_threads()
+    if part == "speed":
+        rows = speed_rows(seed=seed, n_threads=n_threads, progress=progress, **kw)
+    else:
+        from .moe_bench import moe_rows
+
+        torch.set_num_threads(int(n_threads))
+        try:
+            rows = moe_rows(data_dir, seed=seed, progress=progress, **kw)
+        finally:
+            torch.set_num_threads(old)
     return {"part": part, "rows": rows, "load_start": load_start, "load_end": list(os.getloadavg()),
             "threads": int(n_threads)}
 
 
 def plot(rows: list[dict], out_dir) -> list[Path]:
-    """PNG plots of the speed rows (time vs n, log-log, per heads and causal); returns the paths."""
+    """PNG plots: speed rows (time vs n, log-log, per heads and causal) or moe rows (loss and bytes per step)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,6 +134,25 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if rows and rows[0]["part"] == "moe":
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for method in dict.fromkeys(r["method"] for r in rows):
+            pts = [(r["step"], r["loss"], r["bytes"]) for r in rows if r["method"] == method and r["step"] != "heldout"]
+            st, lo, by = zip(*pts)
+            axes[0].plot(st, lo, label=method)
+            axes[1].plot(st, [b / 1024 for b in by], label=method)
+        axes[0].set_xlabel("step")
+        axes[0].set_ylabel("training loss (nats/char)")
+        axes[1].set_xlabel("step")
+        axes[1].set_ylabel("all-to-all KiB per step")
+        for ax in axes:
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        path = out_dir / "nn_moe.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return [path]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, causal in zip(axes, (False, True)):
         for heads in sorted({r["heads"] for r in rows}):
