@@ -34,7 +34,8 @@ def _target_line(rows, n, causal, goal):
         return f"- Target at n = {n:,} ({'causal' if causal else 'non-causal'}): not measured."
     met = "met" if r["speedup"] >= goal else "**not met**"
     return (f"- Target ≥ {goal:g}× at n = {n:,} {'causal' if causal else 'non-causal'} (1 head): "
-            f"{r['speedup']:.2f}× ({r['ms']:.1f} ms vs SDPA {_find(rows, 'sdpa', n, 1, causal)['ms']:.1f} ms) — {met}; "
+            f"{r['speedup']:.2f}× ({r['ms']:.1f} ms vs SDPA {_find(rows, 'sdpa', n, 1, causal)['ms']:.1f} ms) "
+            f"— {met}; "
             f"relative error {r['rel_error']:.3f} on Gaussian inputs, {r['rel_error_concentrated']:.3f} on "
             f"concentrated inputs.")
 

@@ -16,8 +16,8 @@ def register(app, bench_app) -> None:
 
     @bench_app.command("attention")
     def bench_attention_cmd(
-        part: str = typer.Option("speed", "--part", help=f"What to measure: {', '.join(PARTS)} (speed: HyperAttention vs "
-                                 "exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not; moe: a tiny char "
+        part: str = typer.Option("speed", "--part", help=f"What to measure: {', '.join(PARTS)} (speed: "
+                                 "HyperAttention vs exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not; moe: a tiny char "
                                  "LM with LSH-MoE vs plain MoE, loss and all-to-all bytes per step)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Part moe: the Tiny Shakespeare folder "
                                                 "(input.txt)."),
