@@ -241,18 +241,20 @@ def _hyper_causal(q, k, v, kbias, scale, cfg: _Config):
     if n <= cfg.min_seq_len:
         return exact_attention(q, k, v, causal=True, scale=scale, key_bias=kbias)
     n2 = n + (n % 2)
-    if kbias is None:
-        kbias = torch.zeros(B, H, n, dtype=q.dtype, device=q.device)
     if n2 != n:  # one padded row at the end: a key no real query may see (it is in everyone's future)
+        if kbias is None:
+            kbias = torch.zeros(B, H, n, dtype=q.dtype, device=q.device)
         q, k, v = _pad_rows(q, n2), _pad_rows(k, n2), _pad_rows(v, n2)
         kbias = _pad_rows(kbias, n2, float("-inf"))
     half = n2 // 2
     # fold the two halves into the head axis: (B, H, 2*half, D) -> (B, 2H, half, D)
     o_bd, l_bd = _hyper_causal(q.reshape(B, 2 * H, half, d), k.reshape(B, 2 * H, half, d),
-                               v.reshape(B, 2 * H, half, v.shape[-1]), kbias.reshape(B, 2 * H, half), scale, cfg)
+                               v.reshape(B, 2 * H, half, v.shape[-1]),
+                               None if kbias is None else kbias.reshape(B, 2 * H, half), scale, cfg)
     o_bd = o_bd.reshape(B, H, n2, -1)
     l_bd = l_bd.reshape(B, H, n2)
-    o_off, l_off = _hyper_noncausal(q[:, :, half:], k[:, :, :half], v[:, :, :half], kbias[:, :, :half], scale, cfg)
+    o_off, l_off = _hyper_noncausal(q[:, :, half:], k[:, :, :half], v[:, :, :half],
+                                    None if kbias is None else kbias[:, :, :half], scale, cfg)
     o_dn, l_dn = _merge(o_bd[:, :, half:], l_bd[:, :, half:], o_off, l_off)
     out = torch.cat([o_bd[:, :, :half], o_dn], dim=2)[:, :, :n]
     lse = torch.cat([l_bd[:, :, :half], l_dn], dim=2)[:, :, :n]
