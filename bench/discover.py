@@ -44,6 +44,12 @@ def _findings(p) -> list[str]:
                 ks = f", estimated K {g['k_values']}" if "k_values" in g else ""
                 out.append(f"- {m}: All {100 * g['all']:.1f} % vs k-means {100 * km['all']:.1f} % "
                            f"({100 * (g['all'] - km['all']):+.1f} points){ks}.")
+    elif p["part"] == "lls":
+        for s in summ:
+            if s["method"] == "lls":
+                km = _find(summ, dataset=s["dataset"], method="kmeans")
+                out.append(f"- {s['dataset']}: LatentLabelShift {100 * s['acc']:.1f} % vs k-means "
+                           f"{100 * km['acc']:.1f} % ({100 * (s['acc'] - km['acc']):+.1f} points).")
     elif p["part"] == "fewshot":
         for enc in dict.fromkeys(s["encoder"] for s in summ):
             for w, k in dict.fromkeys((s["ways"], s["shots"]) for s in summ if s["encoder"] == enc):

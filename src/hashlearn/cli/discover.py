@@ -7,9 +7,9 @@ from typing import Optional
 
 from ._common import SEED_HELP
 
-PARTS = ("ncd", "gcd", "fewshot")
+PARTS = ("ncd", "gcd", "fewshot", "lls")
 _DEFAULT_DIRS = {"ncd": Path("../shared/data/tabularncd"), "gcd": Path("../shared/data/mnist"),
-                 "fewshot": Path("../shared/data/omniglot")}
+                 "fewshot": Path("../shared/data/omniglot"), "lls": Path("../shared/data/mnist")}
 
 
 def register(app, bench_app) -> None:
@@ -21,11 +21,11 @@ def register(app, bench_app) -> None:
         part: str = typer.Option(..., "--part", help=f"What to measure: {', '.join(PARTS)} (novel class discovery "
                                  "in tables: TabularNCD vs k-means; generalized category discovery on MNIST: "
                                  "GMMDiscovery vs k-means; few-shot episodes on Omniglot: prototypes, softkmeans, "
-                                 "transductive, opta)."),
+                                 "transductive, opta; latent label shift on MNIST domains: LatentLabelShift vs k-means)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="ncd: the TabularNCD data folder "
                                                 "(default ../shared/data/tabularncd); gcd: an MNIST idx folder "
                                                 "(default ../shared/data/mnist); fewshot: the Omniglot folder "
-                                                "(default ../shared/data/omniglot)."),
+                                                "(default ../shared/data/omniglot); lls: an MNIST idx folder."),
         seed: int = typer.Option(0, "--seed", help=SEED_HELP),
         repeats: int = typer.Option(3, "--repeats", min=1, help="Seeds SEED, SEED+1, ...; cells are mean ± sd."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and their summary as JSON."),

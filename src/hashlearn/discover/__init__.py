@@ -9,7 +9,8 @@ transductive few-shot classification on fixed features).
 from .estimate_k import estimate_n_clusters
 from .fewshot import FEWSHOT_METHODS, fewshot_predict, opta_plan, sample_episode
 from .gmm import GMMDiscovery
+from .lls import LatentLabelShift
 from .tabular_ncd import TabularNCD
 
-__all__ = ["TabularNCD", "GMMDiscovery", "estimate_n_clusters", "fewshot_predict", "FEWSHOT_METHODS", "opta_plan",
+__all__ = ["TabularNCD", "GMMDiscovery", "LatentLabelShift", "estimate_n_clusters", "fewshot_predict", "FEWSHOT_METHODS", "opta_plan",
            "sample_episode"]

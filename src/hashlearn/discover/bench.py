@@ -20,7 +20,7 @@ from ..errors import ValidationError
 
 __all__ = ["run", "summarize", "plot", "PARTS", "markdown"]
 
-PARTS = ("ncd", "gcd", "fewshot")
+PARTS = ("ncd", "gcd", "fewshot", "lls")
 NCD_DATASETS = ("Pendigits", "Satimage")
 #: Hyper-parameter names of the TabularNCD code's ``hyperparameters.json`` → TabularNCD parameters.
 _HP_NAMES = {"dropout": "dropout", "lr_classif": "lr_classif", "lr_cluster": "lr_cluster", "w1": "w1", "w2": "w2",
@@ -121,6 +121,43 @@ def _gcd(data_dir: Path, seeds, log, known=(0, 1, 2, 3, 4), n_rows: int = 10000,
     return rows
 
 
+def _lls(data_dir: Path, seeds, log, alphas=(10.0, 1.0, 0.3, 0.1), n_domains: int = 20, n_rows: int = 10000,
+         dim: int = 50) -> list[dict]:
+    """MNIST rows spread over ``n_domains`` domains with Dirichlet(alpha) class proportions (smaller = stronger shift)."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    from ..metrics.clustering import clustering_scores
+    from .data import load_mnist_idx
+    from .lls import LatentLabelShift
+
+    images, labels = load_mnist_idx(data_dir, "train")
+    n_classes = int(np.unique(labels).size)
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        sub = rng.choice(labels.size, size=min(n_rows, labels.size), replace=False)
+        Z = PCA(dim, random_state=seed).fit_transform(images[sub].reshape(sub.size, -1).astype(np.float32) / 255.0)
+        Y = labels[sub]
+        t = time.perf_counter()
+        km = KMeans(n_classes, n_init=10, random_state=seed).fit_predict(Z)
+        km_s = time.perf_counter() - t
+        for alpha in alphas:
+            P = rng.dirichlet(np.full(n_classes, alpha), size=n_domains)  # p(y | d), one row per domain
+            p_d_given_y = P / P.sum(0, keepdims=True)  # equal-sized domains a priori
+            u = rng.random(Y.size)[:, None]
+            dom = (np.cumsum(p_d_given_y[:, Y].T, axis=1) < u).sum(1).clip(0, n_domains - 1)
+            base = {"part": "lls", "dataset": f"mnist-{n_rows // 1000}k-pca{dim}", "alpha": alpha,
+                    "seed": int(seed), "n_domains": n_domains}
+            rows.append({**base, "method": "kmeans", **clustering_scores(Y, km), "fit_s": km_s})
+            t = time.perf_counter()
+            model = LatentLabelShift(n_classes, random_state=seed).fit(Z, dom)
+            rows.append({**base, "method": "lls", **clustering_scores(Y, model.labels_),
+                         "fit_s": time.perf_counter() - t})
+            log(f"lls seed {seed} alpha {alpha}: kmeans {rows[-2]['acc']:.3f}, lls {rows[-1]['acc']:.3f}")
+    return rows
+
+
 def _omniglot_28(images: np.ndarray) -> np.ndarray:
     """105×105 bool drawings (ink False) → 28×28 float32 in [0, 1], ink = 1 (bilinear resize)."""
     from PIL import Image
@@ -188,6 +225,8 @@ def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: b
             rows = _ncd(Path(data_dir), seeds, log)
         elif part == "gcd":
             rows = _gcd(Path(data_dir), seeds, log)
+        elif part == "lls":
+            rows = _lls(Path(data_dir), seeds, log)
         else:
             rows = _fewshot(Path(data_dir), seeds, log, progress=progress, **(fewshot_options or {}))
     finally:
@@ -202,11 +241,12 @@ def summarize(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation over seeds of each (part, dataset, method)."""
     groups: dict = {}
     for r in rows:
-        key = (r["part"], r["dataset"], r["method"], r.get("encoder"), r.get("ways"), r.get("shots"))
+        key = (r["part"], r["dataset"], r["method"], r.get("encoder"), r.get("ways"), r.get("shots"), r.get("alpha"))
         groups.setdefault(key, []).append(r)
     out = []
-    for (part, dataset, method, encoder, ways, shots), rs in groups.items():
-        s = {"part": part, "dataset": dataset, "method": method, "n_seeds": len(rs)}
+    for (part, dataset, method, encoder, ways, shots, alpha), rs in groups.items():
+        s = {"part": part, "dataset": dataset if alpha is None else f"{dataset} α={alpha:g}", "method": method,
+             "n_seeds": len(rs)}
         if encoder is not None:
             s.update(encoder=encoder, ways=ways, shots=shots)
         for k in _METRICS:
@@ -257,7 +297,8 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
     summary = summarize(rows)
     paths = []
     for part, metrics, title in (("ncd", ("acc",), "Novel-class accuracy on the test rows of the novel classes"),
-                                 ("gcd", ("all", "old", "new"), "GCD accuracy on the unlabelled rows")):
+                                 ("gcd", ("all", "old", "new"), "GCD accuracy on the unlabelled rows"),
+                                 ("lls", ("acc",), "Latent label shift on MNIST domains (Dirichlet α: lower = stronger shift)")):
         sel = [s for s in summary if s["part"] == part]
         if not sel:
             continue
