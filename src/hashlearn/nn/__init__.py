@@ -7,15 +7,18 @@
 * :class:`LSHMoE` — top-1 mixture of experts whose dispatch sends cross-polytope LSH cluster centroids
   (residual compensation on return); :func:`distributed_forward` / :func:`spawn_forward` run it across
   real processes (torch.distributed, gloo) and count the bytes.
+* :class:`DiagonalSSM`, :class:`HashedSparseAttention` (context-dependent LSH buckets), :func:`mqar_batch`.
 * Hash families on tensors: :func:`angular_buckets` (SimHash, Gray-ordered), :func:`cross_polytope_buckets`.
 """
 
 from .attention import HyperAttention, exact_attention, hyper_attention
 from .ecoformer import EcoFormerAttention, KernelizedHash, operation_counts
 from .moe import LSHMoE, distributed_forward, lsh_compress, lsh_restore, spawn_forward
+from .ssm import DiagonalSSM, HashedSparseAttention, mqar_batch
 from .lsh import angular_buckets, cross_polytope_buckets, gray_rank, random_projections, random_rotation
 
 __all__ = ["hyper_attention", "HyperAttention", "exact_attention",
            "EcoFormerAttention", "KernelizedHash", "operation_counts",
+           "DiagonalSSM", "HashedSparseAttention", "mqar_batch",
            "LSHMoE", "lsh_compress", "lsh_restore", "distributed_forward", "spawn_forward",
            "angular_buckets", "cross_polytope_buckets", "gray_rank", "random_projections", "random_rotation"]
