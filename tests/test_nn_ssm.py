@@ -59,3 +59,14 @@ def test_mqar_batch_targets_are_the_values_of_the_asked_keys():
             assert pairs[int(x[i, p])] == int(y[i, p])
     with pytest.raises(ValidationError, match="need seq_len >= 30"):
         mqar_batch(1, 20, 10, 100)
+
+
+def test_mqar_rows_tiny_run_rows():
+    from hashlearn.nn.ssm_bench import mqar_rows
+
+    rows = mqar_rows(lengths=(24,), n_pairs=2, vocab=16, d_model=16, steps=3, batch=8, progress=False)
+    by = {r["method"]: r for r in rows}
+    assert set(by) == {"ssm", "ssm+hashed", "ssm+attention"}
+    assert by["ssm+attention"]["pair_fraction"] == 1.0 and by["ssm"]["pair_fraction"] == 0.0
+    assert 0.0 < by["ssm+hashed"]["pair_fraction"] < 1.0
+    assert all(0.0 <= r["recall"] <= 1.0 and r["ms"] > 0 for r in rows)

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ._common import SEED_HELP
 
-PARTS = ("speed", "moe")  # hashlearn.nn.bench.PARTS (not imported here: it needs torch)
+PARTS = ("speed", "moe", "ssm")  # hashlearn.nn.bench.PARTS (not imported here: it needs torch)
 
 
 def register(app, bench_app) -> None:
@@ -18,7 +18,8 @@ def register(app, bench_app) -> None:
     def bench_attention_cmd(
         part: str = typer.Option("speed", "--part", help=f"What to measure: {', '.join(PARTS)} (speed: "
                                  "HyperAttention vs exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not; moe: a tiny char "
-                                 "LM with LSH-MoE vs plain MoE, loss and all-to-all bytes per step)."),
+                                 "LM with LSH-MoE vs plain MoE, loss and all-to-all bytes per step; ssm: MQAR recall vs length, "
+                                 "SSM alone / + hashed attention / + full attention)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Part moe: the Tiny Shakespeare folder "
                                                 "(input.txt)."),
         seed: int = typer.Option(0, "--seed", help=SEED_HELP),
@@ -42,6 +43,17 @@ def register(app, bench_app) -> None:
             raise CLIError(f"--data-dir: part moe needs a folder with Tiny Shakespeare's input.txt, got {data_dir}")
         result = bench.run(part, data_dir=data_dir, seed=seed, progress=not quiet)
         rows = result["rows"]
+        if part == "ssm":
+            table = Table(title="attention bench, part ssm (MQAR recall)")
+            for c in ("method", "n", "recall", "pair_fraction", "ms"):
+                table.add_column(c, justify="left" if c == "method" else "right")
+            for r in rows:
+                table.add_row(r["method"], str(r["n"]), f"{r['recall']:.3f}", f"{r['pair_fraction']:.3f}",
+                              f"{r['ms']:.1f}")
+            if not quiet:
+                console.print(table)
+            _write_json(json_out, result)
+            return
         if part == "moe":
             table = Table(title="attention bench, part moe (held-out loss; bytes of the last step)")
             for c in ("method", "loss", "bytes"):

@@ -24,7 +24,7 @@ from .attention import hyper_attention
 
 __all__ = ["PARTS", "SPEED_GRID", "run", "speed_rows", "concentrated_qkv", "plot"]
 
-PARTS = ("speed", "moe")
+PARTS = ("speed", "moe", "ssm")
 #: (n, heads, causal) measured by the speed part: d = 64, batch 1; 8 heads up to n = 8,192 (the exact
 #: side costs 8 x 5 s per call at n = 32,768 on one core).
 SPEED_GRID = tuple((n, h, c) for c in (False, True) for n in (1024, 2048, 4096, 8192, 16384, 32768)
@@ -102,7 +102,7 @@ def speed_rows(grid=None, *, d: int = 64, repeat: int = 3, seed: int = 0, n_thre
 def run(part: str, *, data_dir=None, seed: int = 0, n_threads: int = 1, progress: bool = True, **kw) -> dict:
     """Run one part; returns ``{"part", "rows", "load_start", "load_end", "threads"}``.
 
-    ``speed`` needs no data; ``moe`` reads Tiny Shakespeare's ``input.txt`` from ``data_dir``
+    ``speed`` and ``ssm`` (:func:`hashlearn.nn.ssm_bench.mqar_rows`) need no data; ``moe`` reads Tiny Shakespeare's ``input.txt`` from ``data_dir``
     (:func:`hashlearn.nn.moe_bench.moe_rows`).
     """
     if part not in PARTS:
@@ -115,10 +115,14 @@ def run(part: str, *, data_dir=None, seed: int = 0, n_threads: int = 1, progress
         rows = speed_rows(seed=seed, n_threads=n_threads, progress=progress, **kw)
     else:
         from .moe_bench import moe_rows
+        from .ssm_bench import mqar_rows
 
         torch.set_num_threads(int(n_threads))
         try:
-            rows = moe_rows(data_dir, seed=seed, progress=progress, **kw)
+            if part == "moe":
+                rows = moe_rows(data_dir, seed=seed, progress=progress, **kw)
+            else:
+                rows = mqar_rows(seed=seed, progress=progress, **kw)
         finally:
             torch.set_num_threads(old)
     return {"part": part, "rows": rows, "load_start": load_start, "load_end": list(os.getloadavg()),
