@@ -6,7 +6,7 @@ import numpy as np
 from scipy.linalg import eigh
 from scipy.optimize import minimize
 
-from .._validation import check_int_param
+from .._validation import check_int_param, check_real_param
 from ..registry import register
 from ._labels import PairwiseLabels
 from .base import SupervisedHasher, signs
@@ -108,8 +108,6 @@ class KSH(SupervisedHasher):
     def _check_params(self) -> None:
         super()._check_params()
         check_int_param(self.max_iter, "max_iter", min_val=0)
-        from .._validation import check_real_param
-
         check_real_param(self.reg, "reg", min_val=0, include_boundaries="neither")
 
     def _fit_supervised(self, Phi, Y, rng):
