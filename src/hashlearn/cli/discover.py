@@ -21,7 +21,8 @@ def register(app, bench_app) -> None:
         part: str = typer.Option(..., "--part", help=f"What to measure: {', '.join(PARTS)} (novel class discovery "
                                  "in tables: TabularNCD vs k-means; generalized category discovery on MNIST: "
                                  "GMMDiscovery vs k-means; few-shot episodes on Omniglot: prototypes, softkmeans, "
-                                 "transductive, opta; latent label shift on MNIST domains: LatentLabelShift vs k-means)."),
+                                 "transductive, opta; latent label shift on MNIST domains: LatentLabelShift vs "
+                                 "k-means)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="ncd: the TabularNCD data folder "
                                                 "(default ../shared/data/tabularncd); gcd: an MNIST idx folder "
                                                 "(default ../shared/data/mnist); fewshot: the Omniglot folder "

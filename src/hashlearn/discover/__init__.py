@@ -12,5 +12,6 @@ from .gmm import GMMDiscovery
 from .lls import LatentLabelShift
 from .tabular_ncd import TabularNCD
 
-__all__ = ["TabularNCD", "GMMDiscovery", "LatentLabelShift", "estimate_n_clusters", "fewshot_predict", "FEWSHOT_METHODS", "opta_plan",
+__all__ = ["TabularNCD", "GMMDiscovery", "LatentLabelShift", "estimate_n_clusters", "fewshot_predict",
+           "FEWSHOT_METHODS", "opta_plan",
            "sample_episode"]

@@ -72,7 +72,7 @@ def _augment(X: np.ndarray, rows: np.ndarray, pool: np.ndarray, knn: np.ndarray,
     return (src + (partner - src) * rng.random((rows.size, 1))).astype(np.float32)
 
 
-def _pairwise_bce(torch, logits: "torch.Tensor", positive: "torch.Tensor", eps: float = 1e-7):
+def _pairwise_bce(torch, logits, positive, eps: float = 1e-7):
     """Mean BCE of ``<softmax_i, softmax_j>`` against the pseudo label of every pair i < j."""
     prob = torch.softmax(logits, dim=1)
     sim = prob @ prob.T
@@ -82,7 +82,7 @@ def _pairwise_bce(torch, logits: "torch.Tensor", positive: "torch.Tensor", eps: 
     return -(t * torch.log(s + eps) + (1 - t) * torch.log(1 - s + eps)).mean()
 
 
-def _pseudo_labels(torch, z: "torch.Tensor", topk: int) -> "torch.Tensor":
+def _pseudo_labels(torch, z, topk: int):
     """Pairs (i, j) positive when j is among the ``topk`` most cosine-similar rows of i, or i of j."""
     zn = torch.nn.functional.normalize(z.detach(), dim=1)
     S = zn @ zn.T

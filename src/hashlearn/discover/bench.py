@@ -123,7 +123,7 @@ def _gcd(data_dir: Path, seeds, log, known=(0, 1, 2, 3, 4), n_rows: int = 10000,
 
 def _lls(data_dir: Path, seeds, log, alphas=(10.0, 1.0, 0.3, 0.1), n_domains: int = 20, n_rows: int = 10000,
          dim: int = 50) -> list[dict]:
-    """MNIST rows spread over ``n_domains`` domains with Dirichlet(alpha) class proportions (smaller = stronger shift)."""
+    """MNIST rows spread over ``n_domains`` domains, class proportions Dirichlet(alpha) (smaller: stronger shift)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
@@ -280,7 +280,8 @@ def markdown(summary: list[dict]) -> str:
                 cells.append(f"{s[m]:.1f}")
             else:
                 scale = 1 if m in ("nmi", "ari") else 100
-                cells.append(f"{scale * s[m]:.{3 if scale == 1 else 1}f} ± {scale * s[m + '_sd']:.{3 if scale == 1 else 1}f}")
+                digits = 3 if scale == 1 else 1
+                cells.append(f"{scale * s[m]:.{digits}f} ± {scale * s[m + '_sd']:.{digits}f}")
         lines.append(f"| {s['dataset']} | {s['method']} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
@@ -298,7 +299,7 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
     paths = []
     for part, metrics, title in (("ncd", ("acc",), "Novel-class accuracy on the test rows of the novel classes"),
                                  ("gcd", ("all", "old", "new"), "GCD accuracy on the unlabelled rows"),
-                                 ("lls", ("acc",), "Latent label shift on MNIST domains (Dirichlet α: lower = stronger shift)")):
+                                 ("lls", ("acc",), "Latent label shift, MNIST domains (Dirichlet α: lower = stronger)")):
         sel = [s for s in summary if s["part"] == part]
         if not sel:
             continue
