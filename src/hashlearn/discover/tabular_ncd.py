@@ -100,7 +100,8 @@ class TabularNCD(PersistableEstimatorMixin, BaseEstimator):
     classes_ : int64 (n_known,) — the known classes
     novel_labels_ : int64 (n_novel_,) — labels given to the novel clusters (after the largest known class)
     n_novel_ : int — number of novel clusters (given or estimated)
-    n_novel_scores_ : dict {k: silhouette} when estimated, else empty
+    n_novel_candidates_ : int64 (m,) — the numbers of novel classes tried (empty when given)
+    n_novel_scores_ : float64 (m,) — their silhouettes
     encoder_ : list of [W (d_in, d_out), b (d_out,)] float32
     classifier_ : [W, b] — n_known + 1 outputs, the last one is "unlabelled / novel"
     cluster_head_ : [W, b] — n_novel_ outputs
@@ -222,9 +223,12 @@ class TabularNCD(PersistableEstimatorMixin, BaseEstimator):
             if p["n_novel"] is None:
                 k, scores = estimate_n_clusters(Z, max_k=min(p["max_novel"], n_unlab - 1),
                                                 random_state=int(np_rng.integers(2**31 - 1)))
-                self.n_novel_scores_ = {int(a): float(b) for a, b in scores.items()}
+                self.n_novel_candidates_ = np.asarray(sorted(scores), dtype=np.int64)
+                self.n_novel_scores_ = np.asarray([scores[c] for c in sorted(scores)], dtype=np.float64)
             else:
-                k, self.n_novel_scores_ = p["n_novel"], {}
+                k = p["n_novel"]
+                self.n_novel_candidates_ = np.zeros(0, dtype=np.int64)
+                self.n_novel_scores_ = np.zeros(0, dtype=np.float64)
             self.n_novel_ = int(k)
             net.add_cluster_head(self.n_novel_)
             target = np.full(X.shape[0], len(known), dtype=np.int64)  # "unlabelled" class index
