@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hashlearn.errors import FileFormatError, ValidationError
-from hashlearn.text.grank import (FEATURE_NAMES, CandidateSet, Peer, PositionBiasedClicks, aggregate, ndcg10,
+from hashlearn.text.grank import (FEATURE_NAMES, SCENARIOS, CandidateSet, Peer, PositionBiasedClicks, aggregate, ndcg10,
                                   run_scenarios, simulate, static_weights)
 
 
@@ -171,8 +171,23 @@ def test_cli_bench_grank_on_a_synthetic_beir_folder(tmp_path, capsys):
                  "-p", "queries_per_peer=30", "-p", "eval_every=10", "--json", str(out), "--plots",
                  str(tmp_path / "plots"), "-q"]) == 0
     rows = json.loads(out.read_text())
-    assert rows[0]["scenario"] == "static zero-shot" and len(rows) == 7
+    assert rows[0]["scenario"] == "static zero-shot" and len(rows) == 1 + len(SCENARIOS)
     assert all(0 <= r["final_ndcg@10"] <= 1 for r in rows)
     assert (tmp_path / "plots" / "grank.png").stat().st_size > 0
     assert main(["bench", "grank", "--beir", str(folder), "--embeddings", str(info["emb"]), "-p", "churn=0.5"]) == 2
     assert "unknown simulation parameter(s) churn" in capsys.readouterr().err
+
+
+def test_trimmed_and_clipped_aggregation_with_few_models():
+    own, other = np.array([1.0, 2.0, 3.0]), np.array([1.1, 2.1, 2.9])
+    bad = np.array([-100.0, 500.0, -100.0])
+    # trimmed drops at least one value per side from three on (scipy would trim none of 4 at 20 %)
+    M = np.sort(np.array([own, other, other, bad]), axis=0)
+    assert aggregate([own, other, other, bad], "trimmed") == pytest.approx(M[1:-1].mean(axis=0))
+    assert np.abs(aggregate([own, other, other, bad], "trimmed") - own).max() < 0.2
+    # clipped: honest neighbours close to the own model are followed exactly (distance <= radius) ...
+    assert aggregate([own, other], "clipped", clip_ratio=0.5) == pytest.approx(other)
+    # ... a single liar moves the own model by at most clip_ratio * ||own||
+    moved = aggregate([own, bad], "clipped", clip_ratio=0.5)
+    assert np.linalg.norm(moved - own) == pytest.approx(0.5 * np.linalg.norm(own))
+    assert aggregate([own], "clipped") == pytest.approx(own)

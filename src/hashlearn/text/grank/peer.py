@@ -6,7 +6,9 @@
   Models", Craswell et al., 2008). The qrels are the simulator's ground truth, never the learner's input.
 * :func:`ndcg10` — nDCG@10 of a linear ranker over a :class:`~.features.CandidateSet`.
 * :func:`aggregate` — ``mean``, coordinate-wise ``median`` or ``trimmed`` mean of model vectors
-  ("Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates", Yin et al., 2018).
+  ("Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates", Yin et al., 2018), or
+  ``clipped`` gossip: the own model moves towards each received one by at most a clipping radius
+  ("Byzantine-robust decentralized learning via ClippedGossip", He, Karimireddy, Jaggi, 2022).
 * :class:`Peer` — presents a ranking sampled from a Plackett-Luce distribution over its scores, turns
   clicks into pairwise preferences (a clicked document beats the unclicked ones ranked above it and the
   next one below), takes a logistic pairwise gradient step — the scheme of PDGD ("Differentiable Unbiased
@@ -27,7 +29,7 @@ from ...errors import FileFormatError, ValidationError
 
 __all__ = ["PositionBiasedClicks", "Peer", "aggregate", "ndcg10", "AGGREGATIONS"]
 
-AGGREGATIONS = ("mean", "median", "trimmed")
+AGGREGATIONS = ("mean", "median", "trimmed", "clipped")
 _HEADER = struct.Struct("<4sIIH")  # magic, sender id, round, n_features
 _MAGIC = b"GRK1"
 
@@ -57,8 +59,14 @@ def ndcg10(w: np.ndarray, cands) -> np.ndarray:
     return np.where(cands.ideal_dcg10 > 0, dcg / np.maximum(cands.ideal_dcg10, 1e-12), 0.0)
 
 
-def aggregate(models: list, method: str = "mean", *, trim: float = 0.2) -> np.ndarray:
-    """Combine model vectors: ``mean``, coordinate-wise ``median``, or ``trimmed`` mean (``trim`` per side).
+def aggregate(models: list, method: str = "mean", *, trim: float = 0.2, clip_ratio: float = 0.5) -> np.ndarray:
+    """Combine model vectors: ``mean``, coordinate-wise ``median``, ``trimmed`` mean, or ``clipped`` gossip.
+
+    ``trimmed`` drops ``trim`` of the values per side and coordinate, at least one when there are three or
+    more (with two values it is their mean). ``clipped`` treats ``models[0]`` as the own model ``w``:
+    ``w + mean_j clip(w_j - w, tau)``, ``clip`` scaling a difference down to norm ``tau``, with ``tau`` the
+    median distance ``||w_j - w||`` of the received models (ClippedGossip's adaptive radius), at most
+    ``clip_ratio * ||w||`` so that a single received model cannot move the own one far.
 
     Examples
     --------
@@ -74,9 +82,19 @@ def aggregate(models: list, method: str = "mean", *, trim: float = 0.2) -> np.nd
         return M.mean(axis=0)
     if method == "median":
         return np.median(M, axis=0)
+    if method == "clipped":
+        if len(M) == 1:
+            return M[0]
+        diffs = M[1:] - M[0]
+        dist = np.linalg.norm(diffs, axis=1)
+        tau = min(float(np.median(dist)), float(clip_ratio) * float(np.linalg.norm(M[0])))
+        scale = np.minimum(1.0, tau / np.maximum(dist, 1e-12))
+        return M[0] + (diffs * scale[:, None]).mean(axis=0)
     from scipy.stats import trim_mean
 
-    return trim_mean(M, trim, axis=0)
+    n = len(M)
+    proportion = max(float(trim), 1.0 / n) if n >= 3 else 0.0
+    return trim_mean(M, proportion, axis=0)
 
 
 class Peer:
@@ -89,7 +107,7 @@ class Peer:
     lr : float, learning rate of the pairwise logistic step
     temperature : float, Plackett-Luce temperature of the presented rankings (exploration)
     shown : int, documents shown per query
-    aggregation : {"mean", "median", "trimmed"}, how received models are merged with the own one
+    aggregation : {"mean", "median", "trimmed", "clipped"}, how received models are merged with the own one
     poisoned : bool, the peer sends ``-poison_scale * w`` instead of ``w`` (a Byzantine peer)
     """
 

@@ -30,6 +30,8 @@ SCENARIOS = {
     "poisoned peer, mean": {"n_poisoned": 1, "aggregation": "mean"},
     "poisoned peer, median": {"n_poisoned": 1, "aggregation": "median"},
     "poisoned peer, trimmed mean": {"n_poisoned": 1, "aggregation": "trimmed"},
+    "poisoned peer, clipped gossip": {"n_poisoned": 1, "aggregation": "clipped"},
+    "gossip (clipped), no poison": {"aggregation": "clipped"},
 }
 
 
