@@ -44,10 +44,10 @@ def test_bench_attention_moe_tiny_text(tmp_path, capsys):
 
     rows = moe_rows(data, steps=5, batch=64, progress=False)
     held = {r["method"]: r for r in rows if r["step"] == "heldout"}
-    assert set(held) == {"moe", "lsh-moe"} and all(r["loss"] > 0 for r in rows)
+    assert set(held) == {"moe", "lsh-moe-h1", "lsh-moe-h2"} and all(r["loss"] > 0 for r in rows)
     steps = [r for r in rows if r["method"] == "moe" and r["step"] != "heldout"]
     assert len(steps) == 5 and steps[0]["bytes"] == 2 * 64 * 64 * 4  # every token: both ways, d 64, float32
-    comp = [r for r in rows if r["method"] == "lsh-moe" and r["step"] != "heldout"]
+    comp = [r for r in rows if r["method"] == "lsh-moe-h1" and r["step"] != "heldout"]
     assert all(c["bytes"] <= s["bytes"] for c, s in zip(comp, steps))
     assert main(["bench", "attention", "--part", "moe", "--data-dir", str(tmp_path)]) == 2  # no input.txt there
     assert "input.txt" in capsys.readouterr().err

@@ -56,16 +56,21 @@ def _windows(ids, starts, context):
 
 
 def moe_rows(data_dir, *, steps: int = 300, batch: int = 1024, context: int = 8, d_model: int = 64,
-             n_hashes: int = 1, seed: int = 0, progress: bool = True) -> list[dict]:
-    """Rows ``{part: "moe", method, step, loss, bytes, tokens}`` per step and one ``heldout`` row per method."""
+             n_hashes=(1, 2), seed: int = 0, progress: bool = True) -> list[dict]:
+    """Rows ``{part: "moe", method, step, loss, bytes, tokens}`` per step and one ``heldout`` row per method.
+
+    Methods: ``moe`` (every token dispatched) and ``lsh-moe-h{L}`` for each ``L`` in ``n_hashes``
+    (cross-polytope rotations per cluster key: more rotations, more and smaller clusters).
+    """
     ids, vocab = load_chars(data_dir)
     split = int(0.9 * len(ids))
     rng = np.random.default_rng(seed)
     batches = [rng.integers(0, split - context - 1, size=batch) for _ in range(steps)]
     eval_starts = np.random.default_rng(seed + 1).integers(split, len(ids) - context - 1, size=8192)
     rows = []
-    for method, compress in (("moe", False), ("lsh-moe", True)):
-        model = _CharMoELM(len(vocab), context, d_model, compress, n_hashes, seed)
+    runs = [("moe", False, 1)] + [(f"lsh-moe-h{int(L)}", True, int(L)) for L in n_hashes]
+    for method, compress, n_hash in runs:
+        model = _CharMoELM(len(vocab), context, d_model, compress, n_hash, seed)
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         it = batches
         if progress:
