@@ -575,3 +575,21 @@ def test_snippet_cuts_at_a_word():
     assert _snippet("Title", "one two three", 100) == "Title — one two three"
     assert _snippet("Title", "one two three four", 16) == "Title — one two…"
     assert _snippet("", "text only", 50) == "text only"
+
+
+def test_embedding_cache_key_changes_when_a_model_folder_is_rewritten(tmp_path):
+    """A model folder rewritten in place (``text adapt -o`` the same folder) must not hit the old cache."""
+    import os
+
+    from hashlearn.embed import Embedder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"a" * 10)
+    first = Embedder(model=str(folder)).model_id
+    assert first == Embedder(model=str(folder)).model_id and str(folder) in first
+    weights.write_bytes(b"b" * 11)
+    os.utime(weights, ns=(1, 2))
+    assert Embedder(model=str(folder)).model_id != first
+    assert Embedder(model="all-MiniLM-L6-v2").model_id == Embedder(model="all-minilm-l6-v2").model_id

@@ -26,6 +26,15 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _MODEL_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm"}
 
 
+def _weights_stamp(folder: Path) -> str:
+    """For a model folder, size and mtime of its weight files: a model rewritten in place (``text adapt``)
+    gets a new cache key instead of the old model's cached embeddings. Empty for a hub name."""
+    if not folder.is_dir():
+        return ""
+    files = sorted(f for pattern in ("*.safetensors", "*.bin") for f in folder.rglob(pattern))
+    return "".join(f"|{f.relative_to(folder)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
 def texts_fingerprint(texts: Sequence[str], model_id: str) -> str:
     """SHA-256 (hex) of ``model_id`` and every text, length-prefixed so concatenations cannot collide."""
     digest = hashlib.sha256(model_id.encode())
@@ -112,7 +121,9 @@ class Embedder:
         """A stable name for the model (the cache key uses it)."""
         if callable(self.model):
             return getattr(self.model, "__qualname__", type(self.model).__name__)
-        return DEFAULT_MODEL if self.model.lower() in _MODEL_ALIASES else str(self.model)
+        if self.model.lower() in _MODEL_ALIASES:
+            return DEFAULT_MODEL
+        return str(self.model) + _weights_stamp(Path(self.model))
 
     def _backend(self):
         if self._st is None:
