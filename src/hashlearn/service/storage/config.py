@@ -25,10 +25,12 @@ _PROBE_ROWS = 64
 
 
 def vector_methods() -> list[str]:
-    """The methods a collection can use: the registered vector hashers."""
-    from ...registry import list_methods
+    """The methods a collection can use: the registered vector hashers that learn without labels
+    (a collection is filled with vectors only, so supervised hashers cannot be trained there)."""
+    from ...hashing import is_supervised
+    from ...registry import get_method_class, list_methods
 
-    return list_methods("vector")
+    return [m for m in list_methods("vector") if not is_supervised(get_method_class(m))]
 
 
 def _method_class(method: str):
