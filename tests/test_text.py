@@ -593,3 +593,19 @@ def test_embedding_cache_key_changes_when_a_model_folder_is_rewritten(tmp_path):
     os.utime(weights, ns=(1, 2))
     assert Embedder(model=str(folder)).model_id != first
     assert Embedder(model="all-MiniLM-L6-v2").model_id == Embedder(model="all-minilm-l6-v2").model_id
+
+
+def test_a_folder_that_is_not_a_model_is_a_one_line_error(tmp_path):
+    """``--model DIR`` on a junk or weightless folder: DataFileError naming what is missing."""
+    from hashlearn.embed import Embedder
+    from hashlearn.errors import DataFileError
+
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "modules.json").write_text("")
+    with pytest.raises(DataFileError, match="modules.json: unreadable"):
+        Embedder(model=str(junk), show_progress=False).encode(["a"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataFileError, match="not a sentence-transformers model folder"):
+        Embedder(model=str(empty), show_progress=False).encode(["a"])

