@@ -3,15 +3,17 @@
 Estimators with ``fit``/``predict`` that turn "labels cover only some classes" into clustering with side
 information: :class:`TabularNCD` (novel class discovery in tables), :class:`GMMDiscovery` (generalized
 category discovery with a semi-supervised Gaussian mixture), :func:`fewshot_predict` (inductive and
-transductive few-shot classification on fixed features).
+transductive few-shot classification on fixed features), :func:`label_efficiency` (a linear head's accuracy
+vs the number of labels on fixed representations, e.g. a :class:`ContrastiveEncoder` trained without labels).
 """
 
 from .estimate_k import estimate_n_clusters
 from .fewshot import FEWSHOT_METHODS, fewshot_predict, opta_plan, sample_episode
 from .gmm import GMMDiscovery
+from .labels import ContrastiveEncoder, balanced_label_indices, fit_label_curve, label_efficiency
 from .lls import LatentLabelShift
 from .tabular_ncd import TabularNCD
 
 __all__ = ["TabularNCD", "GMMDiscovery", "LatentLabelShift", "estimate_n_clusters", "fewshot_predict",
            "FEWSHOT_METHODS", "opta_plan",
-           "sample_episode"]
+           "sample_episode", "ContrastiveEncoder", "balanced_label_indices", "fit_label_curve", "label_efficiency"]

@@ -18,9 +18,9 @@ import numpy as np
 
 from ..errors import ValidationError
 
-__all__ = ["run", "summarize", "plot", "PARTS", "markdown"]
+__all__ = ["run", "summarize", "plot", "PARTS", "markdown", "label_curves"]
 
-PARTS = ("ncd", "gcd", "fewshot", "lls")
+PARTS = ("ncd", "gcd", "fewshot", "lls", "labels")
 NCD_DATASETS = ("Pendigits", "Satimage")
 #: Hyper-parameter names of the TabularNCD code's ``hyperparameters.json`` → TabularNCD parameters.
 _HP_NAMES = {"dropout": "dropout", "lr_classif": "lr_classif", "lr_cluster": "lr_cluster", "w1": "w1", "w2": "w2",
@@ -158,6 +158,48 @@ def _lls(data_dir: Path, seeds, log, alphas=(10.0, 1.0, 0.3, 0.1), n_domains: in
     return rows
 
 
+def _labels(data_dir: Path, seeds, log, n_labels=None, pca_dim: int = 50, itq_bits: int = 64,
+            contrastive_steps: int = 3000, progress: bool = False) -> list[dict]:
+    """Linear-head accuracy vs labels on MNIST for raw pixels, PCA, ITQ bits and a contrastive encoder.
+
+    Every representation is fitted once (``random_state=seeds[0]``) on all training images without their
+    labels; the balanced labelled subsets vary with the seed. Scored on the 10,000 test images.
+    """
+    from sklearn.decomposition import PCA
+
+    from ..hashing import make_hasher
+    from .data import load_mnist_idx
+    from .labels import DEFAULT_N_LABELS, ContrastiveEncoder, itq_bits as unpack, label_efficiency
+
+    xtr, ytr = load_mnist_idx(data_dir, "train")
+    xte, yte = load_mnist_idx(data_dir, "test")
+    Xtr, Xte = xtr.astype(np.float32) / 255.0, xte.astype(np.float32) / 255.0
+    Rtr, Rte = Xtr.reshape(len(Xtr), -1), Xte.reshape(len(Xte), -1)
+    seed = int(seeds[0])
+    feats, fit_s = {"raw": (Rtr, Rte)}, {"raw": 0.0}
+    t = time.perf_counter()
+    pca = PCA(min(pca_dim, *Rtr.shape), random_state=seed).fit(Rtr)
+    feats["pca"], fit_s["pca"] = (pca.transform(Rtr), pca.transform(Rte)), time.perf_counter() - t
+    t = time.perf_counter()
+    itq = make_hasher("itq", n_bits=itq_bits, random_state=seed).fit(Rtr)
+    feats["itq"] = (unpack(itq.transform(Rtr), itq_bits), unpack(itq.transform(Rte), itq_bits))
+    fit_s["itq"] = time.perf_counter() - t
+    t = time.perf_counter()
+    enc = ContrastiveEncoder(steps=contrastive_steps, random_state=seed).fit(Xtr, progress=progress)
+    feats["contrastive"] = (enc.transform(Xtr), enc.transform(Xte))
+    fit_s["contrastive"] = time.perf_counter() - t
+    log(f"labels: representations fitted ({', '.join(f'{k} {v:.0f} s' for k, v in fit_s.items())}); "
+        f"contrastive loss {enc.loss_[:50].mean():.3f} -> {enc.loss_[-50:].mean():.3f}")
+    sizes = [k for k in (n_labels or DEFAULT_N_LABELS) if k is None or k <= len(ytr)]
+    rows = label_efficiency(feats, ytr, yte, n_labels=sizes, seeds=seeds, dataset=f"mnist-{len(ytr) // 1000}k",
+                            log=log)
+    for r in rows:
+        r["repr_fit_s"] = fit_s[r["method"]]
+        r["repr"] = {"raw": "784 pixels", "pca": f"PCA {pca.n_components_}", "itq": f"ITQ {itq_bits} bits",
+                     "contrastive": f"SimCLR MLP {enc.dim}-d, {contrastive_steps} steps"}[r["method"]]
+    return rows
+
+
 def _omniglot_28(images: np.ndarray) -> np.ndarray:
     """105×105 bool drawings (ink False) → 28×28 float32 in [0, 1], ink = 1 (bilinear resize)."""
     from PIL import Image
@@ -207,8 +249,11 @@ def _fewshot(data_dir: Path, seeds, log, episodes: int = 600, train_episodes: in
 
 
 def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: bool = True,
-        fewshot_options: dict | None = None) -> list[dict]:
-    """Rows of one part (``ncd`` or ``gcd``); every row has part, dataset, method, seed and its scores.
+        fewshot_options: dict | None = None, labels_options: dict | None = None) -> list[dict]:
+    """Rows of one part (one of :data:`PARTS`); every row has part, dataset, method, seed and its scores.
+
+    ``labels_options`` (part ``labels``): keyword arguments of the label-efficiency run (``n_labels``,
+    ``pca_dim``, ``itq_bits``, ``contrastive_steps``).
 
     The load average at start and end is added to every row (``load_start``, ``load_end``).
     """
@@ -227,6 +272,8 @@ def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: b
             rows = _gcd(Path(data_dir), seeds, log)
         elif part == "lls":
             rows = _lls(Path(data_dir), seeds, log)
+        elif part == "labels":
+            rows = _labels(Path(data_dir), seeds, log, progress=progress, **(labels_options or {}))
         else:
             rows = _fewshot(Path(data_dir), seeds, log, progress=progress, **(fewshot_options or {}))
     finally:
@@ -241,12 +288,15 @@ def summarize(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation over seeds of each (part, dataset, method)."""
     groups: dict = {}
     for r in rows:
-        key = (r["part"], r["dataset"], r["method"], r.get("encoder"), r.get("ways"), r.get("shots"), r.get("alpha"))
+        key = (r["part"], r["dataset"], r["method"], r.get("encoder"), r.get("ways"), r.get("shots"), r.get("alpha"),
+               r.get("n_labels"))
         groups.setdefault(key, []).append(r)
     out = []
-    for (part, dataset, method, encoder, ways, shots, alpha), rs in groups.items():
+    for (part, dataset, method, encoder, ways, shots, alpha, n_labels), rs in groups.items():
         s = {"part": part, "dataset": dataset if alpha is None else f"{dataset} α={alpha:g}", "method": method,
              "n_seeds": len(rs)}
+        if n_labels is not None:
+            s["n_labels"] = n_labels
         if encoder is not None:
             s.update(encoder=encoder, ways=ways, shots=shots)
         for k in _METRICS:
@@ -263,6 +313,18 @@ def summarize(rows: list[dict]) -> list[dict]:
 def markdown(summary: list[dict]) -> str:
     """A Markdown table of a summary (cells mean ± sd over seeds, accuracies in %)."""
     metrics = [m for m in _METRICS if any(m in s for s in summary)]
+    if any("n_labels" in s for s in summary):  # label efficiency: one line per number of labels
+        methods = list(dict.fromkeys(s["method"] for s in summary))
+        head = ("| labels | " + " | ".join(f"{m} acc (%)" for m in methods) + " |\n|---:|"
+                + "---:|" * len(methods) + "\n")
+        lines = []
+        for n in sorted({s["n_labels"] for s in summary}):
+            cells = []
+            for m in methods:
+                s = next((s for s in summary if s["method"] == m and s["n_labels"] == n), None)
+                cells.append("-" if s is None else f"{100 * s['acc']:.1f} ± {100 * s['acc_sd']:.1f}")
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        return head + "\n".join(lines) + "\n"
     if any("encoder" in s for s in summary):  # few-shot: one line per encoder, setting and method
         head = "| encoder | ways | shots | method | acc (%) | ci95 (%) |\n|---|---:|---:|---|---:|---:|\n"
         return head + "\n".join(f"| {s['encoder']} | {s['ways']} | {s['shots']} | {s['method']} | "
@@ -324,6 +386,9 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
         paths.append(out_dir / f"discover_{part}.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
+    lab = [r for r in rows if r["part"] == "labels"]
+    if lab:
+        paths.append(_plot_labels(lab, out_dir / "discover_labels.png"))
     few = [s for s in summary if s["part"] == "fewshot"]
     if few:
         encoders = list(dict.fromkeys(s["encoder"] for s in few))
@@ -347,3 +412,41 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
     return paths
+
+
+def label_curves(rows: list[dict]) -> dict:
+    """Fitted ``acc = a − b·n^−c`` per method of the label-efficiency rows (all seeds' points)."""
+    from .labels import fit_label_curve
+
+    out = {}
+    for m in dict.fromkeys(r["method"] for r in rows if r["part"] == "labels"):
+        rs = [r for r in rows if r["part"] == "labels" and r["method"] == m]
+        out[m] = fit_label_curve([r["n_labels"] for r in rs], [r["acc"] for r in rs])
+    return out
+
+
+def _plot_labels(rows: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from .labels import label_curve
+
+    summary = summarize(rows)
+    curves = label_curves(rows)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ns = np.array(sorted({r["n_labels"] for r in rows}), dtype=float)
+    grid = np.geomspace(ns.min(), ns.max(), 200)
+    for m, fit in curves.items():
+        sel = sorted((s for s in summary if s["method"] == m), key=lambda s: s["n_labels"])
+        line = ax.errorbar([s["n_labels"] for s in sel], [100 * s["acc"] for s in sel],
+                           yerr=[100 * s["acc_sd"] for s in sel], fmt="o", ms=4, capsize=2, label=m)
+        ax.plot(grid, 100 * label_curve(grid, fit["a"], fit["b"], fit["c"]), "-", lw=1, color=line[0].get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("number of labels (balanced over classes)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Linear head vs labels, MNIST (lines: fitted a − b·n^−c)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
