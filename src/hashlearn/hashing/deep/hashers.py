@@ -49,18 +49,27 @@ def _similarity(torch, Yb, Yt):
 
 
 class _PairwiseBank(DeepHasher):
+    """Pairwise methods: the pairs of a mini-batch with itself, gradients through both codes of a pair.
+
+    An earlier version compared the batch with a bank of detached codes of every training row (as
+    DeepHash-pytorch does with pretrained backbones); with the small CNN trained from scratch that bank
+    lags the network, the gradient reaches one side of each pair only, and DPSH, DSH and HashNet with
+    the Euclidean / SNR scores collapsed to a nearly constant code (dead ReLU units; bench mAP 0.10–0.16).
+    """
+
     _pairwise = True
 
-    def _init_state(self, torch, Yt, gen):
-        bank = torch.zeros(Yt.shape[0], int(self.n_bits))
-        return {"step": 0, "bank": bank, "filled": torch.zeros(Yt.shape[0], dtype=torch.bool)}
+    @staticmethod
+    def _batch_pairs(torch, u, idx, Yt):
+        """The mini-batch against itself (gradients through both sides) and its similarity matrix."""
+        return u, _similarity(torch, Yt[idx], Yt[idx])
 
-    def _bank_pairs(self, torch, h, idx, Yt, state):
-        """Update the bank with the batch, return (bank rows seen so far, their similarity to the batch)."""
-        state["bank"][idx] = h.detach()
-        state["filled"][idx] = True
-        rows = torch.nonzero(state["filled"]).squeeze(1)
-        return state["bank"][rows], _similarity(torch, Yt[idx], Yt[rows])
+
+def _balanced_mean(torch, loss, S):
+    """Mean of ``loss`` with similar and dissimilar pairs weighing the same in total (HashNet's weights)."""
+    n_pos, n_all = S.sum(), float(S.numel())
+    w = torch.where(S > 0, n_all / n_pos.clamp_min(1.0), n_all / (n_all - n_pos).clamp_min(1.0))
+    return (w * loss).sum() / w.sum()
 
 
 @register("dpsh")
@@ -116,10 +125,11 @@ class DPSH(_PairwiseBank):
     def _loss(self, torch, h, idx, Yt, state, heads):
         from ._nets import pair_scores
 
-        U, S = self._bank_pairs(torch, h, idx, Yt, state)
-        theta = pair_scores(h, U, self.distance)  # softplus is stable: no clamp (it would stop the gradient)
-        likelihood = (torch.nn.functional.softplus(theta) - S * theta).mean()
-        quant = ((h - torch.sign(h).detach()) ** 2).mean()
+        u = torch.tanh(h)
+        U, S = self._batch_pairs(torch, u, idx, Yt)
+        theta = pair_scores(u, U, self.distance)  # softplus is stable: no clamp (it would stop the gradient)
+        likelihood = _balanced_mean(torch, torch.nn.functional.softplus(theta) - S * theta, S)
+        quant = ((u - torch.sign(u).detach()) ** 2).mean()
         return likelihood + float(self.quant_weight) * quant
 
 
@@ -171,12 +181,9 @@ class HashNetHasher(_PairwiseBank):
 
         beta = float(np.sqrt(1.0 + 0.005 * state["step"]))
         u = torch.tanh(beta * h)
-        U, S = self._bank_pairs(torch, u, idx, Yt, state)
+        U, S = self._batch_pairs(torch, u, idx, Yt)
         theta = float(self.alpha) * 2.0 * pair_scores(u, U, self.distance)
-        loss = torch.nn.functional.softplus(theta) - S * theta
-        n_pos, n_all = S.sum(), float(S.numel())
-        w = torch.where(S > 0, n_all / n_pos.clamp_min(1.0), n_all / (n_all - n_pos).clamp_min(1.0))
-        return (w * loss).sum() / w.sum()
+        return _balanced_mean(torch, torch.nn.functional.softplus(theta) - S * theta, S)
 
 
 def _hash_centers(n_classes: int, r: int, rng) -> np.ndarray:
@@ -357,7 +364,7 @@ class DSH(_PairwiseBank):
     def _loss(self, torch, h, idx, Yt, state, heads):
         from ._nets import pair_scores
 
-        U, S = self._bank_pairs(torch, h, idx, Yt, state)
+        U, S = self._batch_pairs(torch, h, idx, Yt)
         r = h.shape[1]
         D = (2.0 * r - 4.0 * pair_scores(h, U, self.distance)).clamp_min(0.0)
         m = 2.0 * r
