@@ -126,5 +126,10 @@ def test_contrastive_encoder_learns_and_is_deterministic():
     assert np.mean(np.argmin(((F[:, None] - means) ** 2).sum(-1), 1) == y) > 0.9
     with pytest.raises(ValidationError, match=r"trained on \(12, 12\)"):
         enc.transform(images[:, :10, :10])
+    from hashlearn.io.persist import dumps, loads
+
+    back = loads(dumps(enc))  # persistence round trip: same features, same parameters
+    assert isinstance(back, ContrastiveEncoder) and back.get_params() == enc.get_params()
+    assert np.array_equal(back.transform(images), F)
     with pytest.raises(ValidationError, match="images must be an array"):
         ContrastiveEncoder().fit(images[0])

@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..errors import ValidationError
+from ..hashing.base import PersistableEstimatorMixin
+from ..io import persistable
 from ..params import check_int_param, check_real_param
 from ._common import check_fitted, require_torch, torch_local_state
 
@@ -184,7 +186,8 @@ def _augment(torch, x, gen, max_rot: float, max_shift: float, noise: float):
     return (out + noise * torch.randn(out.shape, generator=gen)).clamp(0, 1)
 
 
-class ContrastiveEncoder(BaseEstimator):
+@persistable
+class ContrastiveEncoder(PersistableEstimatorMixin, BaseEstimator):
     """A SimCLR-style MLP image encoder trained without labels (NT-Xent loss on two augmented views).
 
     Each step draws ``batch_size`` images, makes two views of each (random rotation up to ``max_rot``
@@ -192,6 +195,7 @@ class ContrastiveEncoder(BaseEstimator):
     through an MLP encoder (d → hidden → dim) and a projection head (dim → proj), and minimises the
     normalised-temperature cross-entropy that picks each view's partner among the 2·batch_size − 1 others.
     :meth:`transform` returns the encoder output (before the projection head), as SimCLR does.
+    Saveable with :func:`hashlearn.io.save` / :func:`hashlearn.io.load`.
 
     Parameters
     ----------
@@ -301,8 +305,9 @@ class ContrastiveEncoder(BaseEstimator):
         """Representations float32 (n, dim) of images float (n, h, w) in [0, 1]."""
         check_fitted(self, "state_")
         X = self._check_images(images)
-        if tuple(X.shape[1:]) != self.image_shape_:
-            raise ValidationError(f"images are {X.shape[1:]} but the encoder was trained on {self.image_shape_}")
+        if tuple(X.shape[1:]) != tuple(self.image_shape_):
+            raise ValidationError(f"images are {X.shape[1:]} but the encoder was trained on "
+                                  f"{tuple(self.image_shape_)}")
         torch = require_torch("ContrastiveEncoder")
         enc, _ = _mlp(torch, X.shape[1] * X.shape[2], int(self.hidden), int(self.dim), int(self.proj))
         enc.load_state_dict({k: torch.from_numpy(v) for k, v in self.state_.items()})
