@@ -133,3 +133,17 @@ def test_contrastive_encoder_learns_and_is_deterministic():
     assert np.array_equal(back.transform(images), F)
     with pytest.raises(ValidationError, match="images must be an array"):
         ContrastiveEncoder().fit(images[0])
+
+
+def test_global_scaling_makes_rotations_equivalent_and_bad_scaling_is_named():
+    X, y = _blobs(30, k=3, d=6)
+    Q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(6, 6)))
+    feats = {"x": (X, X), "rotated": (X @ Q, X @ Q)}
+    rows = label_efficiency(feats, y, y, n_labels=(6, 30), seeds=(0, 1))
+    for n in (6, 30):
+        for s in (0, 1):
+            a, b = (next(r["acc"] for r in rows if r["method"] == m and r["n_labels"] == n and r["seed"] == s)
+                    for m in feats)
+            assert abs(a - b) < 0.02  # an L2-penalised linear head does not see a rotation
+    with pytest.raises(ValidationError, match="scaling must be one of global, feature, got 'none'"):
+        label_efficiency(feats, y, y, n_labels=(6,), scaling="none")

@@ -99,24 +99,36 @@ def itq_bits(codes: np.ndarray, n_bits: int) -> np.ndarray:
     return bits[:, :n_bits].astype(np.float32)
 
 
-def _standardize(F_train, F_test):
-    mu, sd = F_train.mean(0), F_train.std(0)
-    sd[sd < 1e-8] = 1.0
+SCALINGS = ("global", "feature")
+
+
+def _scale(F_train, F_test, scaling: str):
+    """Centre on the training mean; divide by one overall sd (``global``) or by each feature's (``feature``)."""
+    mu = F_train.mean(0)
+    if scaling == "global":
+        sd = np.sqrt(np.mean((F_train - mu) ** 2)) or 1.0
+    else:
+        sd = F_train.std(0)
+        sd[sd < 1e-8] = 1.0
     return (F_train - mu) / sd, (F_test - mu) / sd
 
 
 def label_efficiency(features: dict, y_train, y_test, *, n_labels=DEFAULT_N_LABELS, seeds=(0, 1, 2),
-                     C: float = 1.0, max_iter: int = 300, dataset: str = "data", log=None) -> list[dict]:
+                     C: float = 1.0, max_iter: int = 300, scaling: str = "global", dataset: str = "data",
+                     log=None) -> list[dict]:
     """Test accuracy of a logistic-regression head vs the number of labels, per representation.
 
     Parameters
     ----------
     features : dict name → (F_train float (n, d), F_test float (m, d)) — fixed representations; each is
-        standardised with the mean and sd of its (unlabelled) training rows.
+        centred on the mean of its (unlabelled) training rows and scaled as ``scaling`` says.
     y_train : int (n,), y_test : int (m,)
     n_labels : iterable of int or None — labelled rows per fit (``None``: all n rows); each must be <= n
     seeds : the balanced subset of each (n_labels, seed) is shared by all representations
     C, max_iter : ``LogisticRegression`` parameters
+    scaling : ``global`` (default) divides by one overall sd, which keeps the geometry (an L2-penalised
+        linear head then gives the same answer on raw pixels and on any rotation of them); ``feature``
+        standardises each column, which whitens PCA components and amplifies near-constant pixels.
 
     Returns
     -------
@@ -126,6 +138,8 @@ def label_efficiency(features: dict, y_train, y_test, *, n_labels=DEFAULT_N_LABE
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
+    if scaling not in SCALINGS:
+        raise ValidationError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     n = y_train.size
     sizes = [n if k is None else check_int_param(k, "n_labels", min_val=1) for k in n_labels]
@@ -136,7 +150,7 @@ def label_efficiency(features: dict, y_train, y_test, *, n_labels=DEFAULT_N_LABE
         if Ftr.shape[0] != n or Fte.shape[0] != y_test.size:
             raise ValidationError(f"features {name!r}: {Ftr.shape[0]} train / {Fte.shape[0]} test rows, labels "
                                   f"{n} / {y_test.size}")
-    std = {name: _standardize(np.asarray(Ftr, np.float64), np.asarray(Fte, np.float64))
+    std = {name: _scale(np.asarray(Ftr, np.float64), np.asarray(Fte, np.float64), scaling)
            for name, (Ftr, Fte) in features.items()}
     rows = []
     for k in sizes:
@@ -156,7 +170,7 @@ def label_efficiency(features: dict, y_train, y_test, *, n_labels=DEFAULT_N_LABE
                         clf = LogisticRegression(C=C, max_iter=max_iter).fit(Ftr[idx], y_train[idx])
                     pred = clf.predict(Fte)
                 rows.append({"part": "labels", "dataset": dataset, "method": name, "n_labels": int(k),
-                             "acc": float(np.mean(pred == y_test)), "seed": int(seed),
+                             "acc": float(np.mean(pred == y_test)), "seed": int(seed), "scaling": scaling,
                              "fit_s": time.perf_counter() - t})
             if log is not None:
                 log(f"labels n={k} seed {seed}: " + ", ".join(f"{r['method']} {r['acc']:.3f}"
