@@ -86,6 +86,21 @@ def test_pointwise_deep_hashers_learn_the_classes(digits):
         assert got > base + 0.15, (name, got, base)
 
 
+@pytest.mark.parametrize("name,distance,epochs,min_map", [("dpsh", "inner", 40, 0.3), ("dsh", "euclidean", 20, 0.5),
+                                                         ("hashnet", "snr", 20, 0.5), ("dpsh", "snr", 20, 0.5)])
+def test_pairwise_hashers_do_not_collapse_on_the_cnn(name, distance, epochs, min_map, digits):
+    # regression: with a bank of stale detached codes, DPSH / DSH and HashNet's Euclidean / SNR scores
+    # collapsed to one code with the CNN trained from scratch (here: 1 distinct code, mAP 0.111 = chance;
+    # on MNIST mAP 0.10-0.16)
+    X, y, Xq, yq = digits
+    h = deep(name, distance=distance, input_shape=(1, 8, 8), epochs=epochs, lr=3e-3, validation_fraction=0.0).fit(X, y)
+    cb = h.transform(X)
+    D = codes_mod.hamming_distances(h.transform(Xq), cb, n_bits=16)
+    got = mean_average_precision(relevance_from_labels(yq, y, hamming_ranking(D)))
+    assert len(np.unique(cb)) >= 10, len(np.unique(cb))
+    assert got > min_map, got
+
+
 def test_cnn_on_flattened_images_and_shape_errors(digits):
     X, y, Xq, _ = digits
     h = deep("csq", input_shape=(1, 8, 8)).fit(X, y)

@@ -2,8 +2,8 @@
 
 Every class shares the network, training loop, early stopping and encoding of
 :class:`~hashlearn.hashing.deep.base.DeepHasher` and differs by its loss. The pairwise methods (DPSH,
-HashNet, DSH) compare each mini-batch with a bank of the latest codes of every training row (as the
-reference implementations do) and take the ``distance`` option (:func:`._nets.pair_scores`).
+HashNet, DSH) take every pair of a mini-batch, with gradients through both codes of a pair (the online
+pairs of the DSH paper), and the ``distance`` option (:func:`._nets.pair_scores`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _similarity(torch, Yb, Yt):
     return (Yb @ Yt.T > 0).to(Yb.dtype)
 
 
-class _PairwiseBank(DeepHasher):
+class _Pairwise(DeepHasher):
     """Pairwise methods: the pairs of a mini-batch with itself, gradients through both codes of a pair.
 
     An earlier version compared the batch with a bank of detached codes of every training row (as
@@ -73,17 +73,16 @@ def _balanced_mean(torch, loss, S):
 
 
 @register("dpsh")
-class DPSH(_PairwiseBank):
+class DPSH(_Pairwise):
     __doc__ = r"""Deep Pairwise-Supervised Hashing (DPSH): a logistic likelihood of the pairwise labels.
 
-    ``L = Σ_ij [log(1 + e^{Θ_ij}) - s_ij Θ_ij] + η Σ_i ||h_i - sgn(h_i)||²`` with ``Θ_ij`` the pair score
-    of the batch code ``h_i`` and the banked code ``u_j`` (``distance="inner"``: ``½ h_iᵀ u_j``, the paper's).
-
-    Known weakness: with the small CNN trained from scratch on MNIST (Adam, lr 1e-3) the codes collapse
-    to a constant (mAP 0.10–0.16 in bench/sections/hashing_supervised.md, with every distance, and also
-    when the codes are bounded by tanh or the pairs re-weighted); on feature vectors (MLP) it learns
-    (digits, 16 bits, 60 epochs: validation mAP 0.99 with ``distance="euclidean"``). The pointwise hashers (CSQ,
-    GreedyHash) and HashNet do not have this problem.
+    ``L = Σ_ij w_ij [log(1 + e^{Θ_ij}) - s_ij Θ_ij] + η Σ_i ||u_i - sgn(u_i)||²`` over the pairs of a
+    mini-batch, with ``u = tanh(h)`` and ``Θ_ij`` the pair score of ``u_i`` and ``u_j``
+    (``distance="inner"``: ``½ u_iᵀ u_j``, the paper's). Two departures from the paper, both needed to
+    train the small CNN from scratch (without them the codes collapsed to a nearly constant code,
+    MNIST mAP 0.13): the codes are bounded by ``tanh`` (the paper's ``u`` is unbounded; the bits, ``h > 0``,
+    are the same), and the weights ``w_ij`` make similar and dissimilar pairs weigh the same in total
+    (HashNet's weights; with 10 balanced classes only 10% of the pairs are similar).
 
     Parameters
     ----------""" + _COMMON_DOC + """
@@ -134,12 +133,13 @@ class DPSH(_PairwiseBank):
 
 
 @register("hashnet")
-class HashNetHasher(_PairwiseBank):
+class HashNetHasher(_Pairwise):
     __doc__ = r"""HashNet: weighted pairwise cross-entropy on ``tanh(β z)`` with continuation (β grows).
 
     ``h = tanh(β z)`` with ``β = √(1 + 0.005 t)`` at step ``t`` (the sign is reached by continuation);
-    the loss is the pairwise logistic loss with scores ``α · 2 Θ_ij`` (``Θ`` as in DPSH), each pair
-    weighted so that similar and dissimilar pairs weigh the same in total (the paper's imbalance weights).
+    the loss is the pairwise logistic loss over the pairs of a mini-batch with scores ``α · 2 Θ_ij``
+    (``Θ`` as in DPSH), each pair weighted so that similar and dissimilar pairs weigh the same in total
+    (the paper's imbalance weights).
 
     Parameters
     ----------""" + _COMMON_DOC + """
@@ -314,11 +314,11 @@ class GreedyHash(DeepHasher):
 
 
 @register("dsh")
-class DSH(_PairwiseBank):
+class DSH(_Pairwise):
     __doc__ = r"""Deep Supervised Hashing (DSH): a contrastive loss on relaxed codes with a margin.
 
     ``L = mean[½ s_ij D_ij + ½ (1 - s_ij) max(m - D_ij, 0)] + α mean(| |h| - 1 |)`` with ``m = 2 n_bits``
-    (the paper's margin) and ``D_ij`` the distance of the batch code and the banked code: the squared
+    (the paper's margin), over the pairs of a mini-batch (the paper's online pairs), and ``D_ij`` the squared
     Euclidean distance (``distance="euclidean"``), or ``2r - 4 Θ_ij`` for the other scores of
     :func:`hashlearn.hashing.deep._nets.pair_scores` (the same scale on ±1 codes; ``"snr"``: the SNR distance).
 
@@ -327,10 +327,6 @@ class DSH(_PairwiseBank):
     distance : {"euclidean", "cosine", "snr", "inner"}, default "euclidean"
     reg_weight : float, default 0.01
         ``α``.
-
-    Known weakness: like :class:`DPSH`, it collapses to a nearly constant code with the small CNN trained
-    from scratch on MNIST (mAP 0.16); on digits feature vectors it learns slowly (validation mAP 0.76
-    after 60 epochs).
 
     References
     ----------
