@@ -76,13 +76,13 @@ def _balanced_mean(torch, loss, S):
 class DPSH(_Pairwise):
     __doc__ = r"""Deep Pairwise-Supervised Hashing (DPSH): a logistic likelihood of the pairwise labels.
 
-    ``L = Σ_ij w_ij [log(1 + e^{Θ_ij}) - s_ij Θ_ij] + η Σ_i ||u_i - sgn(u_i)||²`` over the pairs of a
-    mini-batch, with ``u = tanh(h)`` and ``Θ_ij`` the pair score of ``u_i`` and ``u_j``
-    (``distance="inner"``: ``½ u_iᵀ u_j``, the paper's). Two departures from the paper, both needed to
-    train the small CNN from scratch (without them the codes collapsed to a nearly constant code,
-    MNIST mAP 0.13): the codes are bounded by ``tanh`` (the paper's ``u`` is unbounded; the bits, ``h > 0``,
-    are the same), and the weights ``w_ij`` make similar and dissimilar pairs weigh the same in total
-    (HashNet's weights; with 10 balanced classes only 10% of the pairs are similar).
+    ``L = Σ_ij w_ij [log(1 + e^{Θ_ij}) - s_ij Θ_ij] + η Σ_i ||h_i - sgn(h_i)||²`` over the pairs of a
+    mini-batch (gradients through both codes of a pair), with ``Θ_ij`` the pair score of the network's
+    unbounded outputs ``h_i`` and ``h_j`` (``distance="inner"``: ``½ h_iᵀ h_j``, the paper's). One departure
+    from the paper: the weights ``w_ij`` make similar and dissimilar pairs weigh the same in total
+    (HashNet's weights; with 10 balanced classes only 10% of the pairs are similar). The outputs stay
+    unbounded as in the paper: bounded by ``tanh``, the Euclidean score saturated the units and collapsed
+    to one code on a small CNN.
 
     Parameters
     ----------""" + _COMMON_DOC + """
@@ -124,11 +124,10 @@ class DPSH(_Pairwise):
     def _loss(self, torch, h, idx, Yt, state, heads):
         from ._nets import pair_scores
 
-        u = torch.tanh(h)
-        U, S = self._batch_pairs(torch, u, idx, Yt)
-        theta = pair_scores(u, U, self.distance)  # softplus is stable: no clamp (it would stop the gradient)
+        U, S = self._batch_pairs(torch, h, idx, Yt)
+        theta = pair_scores(h, U, self.distance)  # softplus is stable: no clamp (it would stop the gradient)
         likelihood = _balanced_mean(torch, torch.nn.functional.softplus(theta) - S * theta, S)
-        quant = ((u - torch.sign(u).detach()) ** 2).mean()
+        quant = ((h - torch.sign(h).detach()) ** 2).mean()
         return likelihood + float(self.quant_weight) * quant
 
 
