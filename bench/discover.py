@@ -128,9 +128,11 @@ def _run(args):
 def _labels_protocol(rows) -> str:
     reprs = ", ".join(f"{m}: {r}" for m, r in dict.fromkeys((r["method"], r.get("repr", r["method"])) for r in rows))
     fit = {r["method"]: r.get("repr_fit_s", 0.0) for r in rows}
+    scale = ("each feature's training sd" if rows[0].get("scaling", "feature") == "feature" else
+             "one overall training sd per representation (no per-feature whitening)")
     return ("Every representation is fitted once (seed 0) on all 60,000 MNIST training images without their labels "
-            f"({reprs}; fitting took {', '.join(f'{m} {s:.0f} s' for m, s in fit.items())}); features standardised "
-            "with their training mean and sd; a scikit-learn LogisticRegression (C = 1, lbfgs, ≤ 300 iterations) is "
+            f"({reprs}; fitting took {', '.join(f'{m} {s:.0f} s' for m, s in fit.items())}); features centred on "
+            f"their training mean and divided by {scale}; a scikit-learn LogisticRegression (C = 1, lbfgs, ≤ 300 iterations) is "
             "fitted on a class-balanced labelled subset drawn per seed (the same subset for all representations) "
             "and scored on the 10,000 test images. With all labels the subset does not depend on the seed (one fit, "
             "sd 0). Raw pixels are the peer, measured in the same run.\n")
