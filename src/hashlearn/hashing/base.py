@@ -135,7 +135,7 @@ class BaseHasher(PersistableEstimatorMixin, FittedStateMixin, TransformerMixin, 
             X = validate_vectors(self, X, reset=True, min_samples=self._min_samples)
             rng = check_random_state(self.random_state)
             self.n_bits_ = int(self.n_bits)
-            self._fit(X, rng)
+            self._fit_with_target(X, y, rng)
         except BaseException:
             # A failed (re)fit must not leave an estimator that looks fitted.
             self._clear_fitted()
@@ -209,6 +209,10 @@ class BaseHasher(PersistableEstimatorMixin, FittedStateMixin, TransformerMixin, 
     # -- hooks -------------------------------------------------------------------------------------
     def _check_params(self) -> None:
         check_int_param(self.n_bits, "n_bits", min_val=1)
+
+    def _fit_with_target(self, X: np.ndarray, y, rng: np.random.Generator) -> None:
+        """Fit on validated ``X``; ``y`` is ignored here (:class:`~.supervised._labels.LabelledFitMixin` uses it)."""
+        self._fit(X, rng)
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         raise NotImplementedError

@@ -13,14 +13,24 @@ import numpy as np
 
 from ...codes import pack
 from ...errors import ValidationError
-from .._validation import check_int_param, check_real_param, validate_vectors
-from ..base import BaseHasher, check_random_state
-from ..supervised._labels import check_supervision
+from .._validation import check_int_param, check_real_param
+from ..base import BaseHasher
+from ..supervised._labels import LabelledFitMixin
 
-__all__ = ["DeepHasher"]
+__all__ = ["DeepHasher", "store_params"]
 
 _ROTATIONS = (None, "householder", "linear")
 _ENCODE_BATCH = 2048
+
+
+def store_params(estimator, params: dict) -> None:
+    """Set each constructor argument in ``params`` (the constructor's ``locals()``) as an attribute of the same name.
+
+    scikit-learn's convention: ``__init__`` stores its arguments unchanged and does nothing else.
+    """
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 def _import_torch():
@@ -41,7 +51,7 @@ def _threads(torch, n: int):
         torch.set_num_threads(old)
 
 
-class DeepHasher(BaseHasher):
+class DeepHasher(LabelledFitMixin, BaseHasher):
     """Deep supervised hasher: ``fit(X, y)`` trains a network end to end, ``transform`` packs ``h(x) > 0``.
 
     The network (:class:`._nets.HashNet`) is an MLP on feature vectors, or a small CNN (two 3×3
@@ -75,44 +85,13 @@ class DeepHasher(BaseHasher):
     classes_, multilabel_, n_bits_, n_features_in_
     """
 
-    _FIT_CALL = "fit(X, y)"
     _min_samples = 2
     _pairwise = False  # whether the method takes the distance option
 
     # -- estimator contract ---------------------------------------------------------------------------
-    def fit(self, X, y=None):
-        """Train the network on labelled vectors (or flattened images).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Feature vectors, or images of ``input_shape`` flattened in C order (``n_features = C·H·W``).
-        y : array-like of shape (n_samples,) or (n_samples, n_classes)
-            Class labels or a 0/1 label matrix (at least one label per row); rows sharing a label are similar.
-
-        Returns
-        -------
-        self
-        """
-        self._clear_fitted()
-        try:
-            self._check_params()
-            X = validate_vectors(self, X, reset=True, min_samples=self._min_samples)
-            Y, classes, multilabel = check_supervision(y, X.shape[0], who=type(self).__name__)
-            self._check_shape(X.shape[1])
-            rng = check_random_state(self.random_state)
-            self.n_bits_ = int(self.n_bits)
-            self.classes_ = classes
-            self.multilabel_ = bool(multilabel)
-            self._train(X, Y, rng)
-        except BaseException:
-            self._clear_fitted()
-            raise
-        return self
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """``fit(X, y)`` then ``transform(X)``."""
-        return self.fit(X, y).transform(X)
+    def _fit_labelled(self, X, Y, rng) -> None:
+        self._check_shape(X.shape[1])
+        self._train(X, Y, rng)
 
     def embed(self, X) -> np.ndarray:
         """Continuous codes ``h(x)`` (n_samples, n_bits_) float32 before the sign; bits are ``h > 0``.
@@ -132,7 +111,6 @@ class DeepHasher(BaseHasher):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
         tags.non_deterministic = False
         return tags
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._validation import check_real_param
 from ..registry import register
-from .base import DeepHasher
+from .base import DeepHasher, store_params
 
 __all__ = ["DPSH", "HashNetHasher", "CSQ", "GreedyHash", "DSH"]
 
@@ -100,22 +100,7 @@ class DPSH(_Pairwise):
     def __init__(self, n_bits=64, *, input_shape=None, hidden=256, epochs=30, batch_size=128, lr=1e-3,
                  weight_decay=1e-5, rotation=None, csce=False, validation_fraction=0.1, patience=10, n_threads=2,
                  verbose=False, distance="inner", quant_weight=0.1, random_state=None):
-        self.n_bits = n_bits
-        self.input_shape = input_shape
-        self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.rotation = rotation
-        self.csce = csce
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.distance = distance
-        self.quant_weight = quant_weight
-        self.random_state = random_state
+        store_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -154,22 +139,7 @@ class HashNetHasher(_Pairwise):
     def __init__(self, n_bits=64, *, input_shape=None, hidden=256, epochs=30, batch_size=128, lr=1e-3,
                  weight_decay=1e-5, rotation=None, csce=False, validation_fraction=0.1, patience=10, n_threads=2,
                  verbose=False, distance="inner", alpha=0.1, random_state=None):
-        self.n_bits = n_bits
-        self.input_shape = input_shape
-        self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.rotation = rotation
-        self.csce = csce
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.distance = distance
-        self.alpha = alpha
-        self.random_state = random_state
+        store_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -222,21 +192,7 @@ class CSQ(DeepHasher):
     def __init__(self, n_bits=64, *, input_shape=None, hidden=256, epochs=30, batch_size=128, lr=1e-3,
                  weight_decay=1e-5, rotation=None, csce=False, validation_fraction=0.1, patience=10, n_threads=2,
                  verbose=False, quant_weight=1e-4, random_state=None):
-        self.n_bits = n_bits
-        self.input_shape = input_shape
-        self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.rotation = rotation
-        self.csce = csce
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.quant_weight = quant_weight
-        self.random_state = random_state
+        store_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -278,21 +234,7 @@ class GreedyHash(DeepHasher):
     def __init__(self, n_bits=64, *, input_shape=None, hidden=256, epochs=30, batch_size=128, lr=1e-3,
                  weight_decay=1e-5, rotation=None, csce=False, validation_fraction=0.1, patience=10, n_threads=2,
                  verbose=False, penalty_weight=0.1, random_state=None):
-        self.n_bits = n_bits
-        self.input_shape = input_shape
-        self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.rotation = rotation
-        self.csce = csce
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.penalty_weight = penalty_weight
-        self.random_state = random_state
+        store_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -335,22 +277,7 @@ class DSH(_Pairwise):
     def __init__(self, n_bits=64, *, input_shape=None, hidden=256, epochs=30, batch_size=128, lr=1e-3,
                  weight_decay=1e-5, rotation=None, csce=False, validation_fraction=0.1, patience=10, n_threads=2,
                  verbose=False, distance="euclidean", reg_weight=0.01, random_state=None):
-        self.n_bits = n_bits
-        self.input_shape = input_shape
-        self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.rotation = rotation
-        self.csce = csce
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.distance = distance
-        self.reg_weight = reg_weight
-        self.random_state = random_state
+        store_params(self, locals())
 
     def _check_params(self):
         super()._check_params()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...errors import ValidationError
 
-__all__ = ["check_supervision", "PairwiseLabels"]
+__all__ = ["check_supervision", "PairwiseLabels", "LabelledFitMixin"]
 
 _BLOCK = 2048  # rows per block of the dense multi-label similarity
 
@@ -155,3 +155,46 @@ class PairwiseLabels:
         """``(2 S - 1) V``: the ±1 similarity of KSH and COSDISH times ``V``."""
         V = np.asarray(V, dtype=np.float64)
         return 2.0 * self.matvec(V) - V.sum(axis=0, keepdims=V.ndim == 2)
+
+
+class LabelledFitMixin:
+    """``fit(X, y)`` with required labels for a :class:`~hashlearn.hashing.base.BaseHasher` subclass.
+
+    Put it before ``BaseHasher`` in the bases. ``fit`` validates ``X`` as every hasher does, then ``y``
+    (:func:`check_supervision`), sets ``classes_`` and ``multilabel_`` and calls
+    ``_fit_labelled(X, Y, rng)`` with ``Y`` the (n_samples, n_classes) 0/1 label matrix, float64.
+    """
+
+    _FIT_CALL = "fit(X, y)"
+
+    def fit(self, X, y=None):
+        """Learn the hash functions from labelled training vectors.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Dense, finite, real-valued training vectors (converted to float32); images of a deep hasher's
+            ``input_shape`` flattened in C order.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Class labels, or a 0/1 label matrix with at least one label per row. Two rows are
+            similar when they share a label.
+
+        Returns
+        -------
+        self
+        """
+        return super().fit(X, y)
+
+    def _fit_with_target(self, X, y, rng) -> None:
+        Y, classes, multilabel = check_supervision(y, X.shape[0], who=type(self).__name__)
+        self.classes_ = classes
+        self.multilabel_ = bool(multilabel)
+        self._fit_labelled(X, Y, rng)
+
+    def _fit_labelled(self, X, Y, rng) -> None:
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags

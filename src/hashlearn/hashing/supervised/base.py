@@ -13,9 +13,9 @@ import numpy as np
 from sklearn.metrics.pairwise import euclidean_distances
 
 from ...errors import ValidationError
-from .._validation import check_int_param, validate_vectors, warn_data_limit
-from ..base import BaseHasher, check_random_state
-from ._labels import check_supervision
+from .._validation import check_int_param, warn_data_limit
+from ..base import BaseHasher
+from ._labels import LabelledFitMixin
 
 __all__ = ["SupervisedHasher", "rbf_anchor_features"]
 
@@ -33,7 +33,7 @@ def rbf_anchor_features(X: np.ndarray, anchors: np.ndarray, sigma: float, mean=N
     return out
 
 
-class SupervisedHasher(BaseHasher):
+class SupervisedHasher(LabelledFitMixin, BaseHasher):
     """Base of the supervised hashers: labels in, packed codes out; shared RBF anchor features.
 
     ``fit(X, y)`` validates ``X`` (as every hasher) and ``y`` (:func:`._labels.check_supervision`:
@@ -56,48 +56,10 @@ class SupervisedHasher(BaseHasher):
         ``min(n_anchors, n_samples)``.
     """
 
-    _FIT_CALL = "fit(X, y)"
     _min_samples = 2
 
-    def fit(self, X, y=None):
-        """Learn the hash functions from labelled training vectors.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Dense, finite, real-valued training vectors (converted to float32).
-        y : array-like of shape (n_samples,) or (n_samples, n_classes)
-            Class labels, or a 0/1 label matrix with at least one label per row. Two rows are
-            similar when they share a label.
-
-        Returns
-        -------
-        self
-        """
-        self._clear_fitted()
-        try:
-            self._check_params()
-            X = validate_vectors(self, X, reset=True, min_samples=self._min_samples)
-            Y, classes, multilabel = check_supervision(y, X.shape[0], who=type(self).__name__)
-            rng = check_random_state(self.random_state)
-            self.n_bits_ = int(self.n_bits)
-            self.classes_ = classes
-            self.multilabel_ = bool(multilabel)
-            Phi = self._fit_features(X, rng)
-            self._fit_supervised(Phi, Y, rng)
-        except BaseException:
-            self._clear_fitted()
-            raise
-        return self
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """``fit(X, y)`` then ``transform(X)``: packed uint64 codes of shape (n_samples, ceil(n_bits_ / 64))."""
-        return self.fit(X, y).transform(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
+    def _fit_labelled(self, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator) -> None:
+        self._fit_supervised(self._fit_features(X, rng), Y, rng)
 
     # -- shared pieces -----------------------------------------------------------------------------
     def _check_params(self) -> None:
