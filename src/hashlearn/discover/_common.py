@@ -10,7 +10,7 @@ from ..errors import NotFittedError, ValidationError
 from ..io.readers.validation import check_vectors
 
 __all__ = ["check_features", "check_partial_labels", "torch_local_state", "require_torch", "check_fitted",
-           "UNLABELLED"]
+           "optimise", "forward_in_batches", "UNLABELLED"]
 
 #: Label of an unlabelled row in ``fit(X, y)`` (scikit-learn's semi-supervised convention).
 UNLABELLED = -1
@@ -91,3 +91,40 @@ def torch_local_state(torch, seed: int, n_threads: int):
 def check_fitted(est, attr: str) -> None:
     if not hasattr(est, attr):
         raise NotFittedError(f"this {type(est).__name__} is not fitted yet: call fit first")
+
+
+def optimise(torch, opt, sched, steps: int, step_loss, *, desc: str, progress: bool) -> np.ndarray:
+    """Run ``steps`` optimiser steps on ``step_loss()`` (a scalar tensor); the losses as float64 (steps,).
+
+    Each step: zero the gradients, back-propagate, step the optimiser then the scheduler. ``progress``
+    shows a tqdm bar with the mean of the last 50 losses.
+    """
+    losses = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc=desc)
+    try:
+        for _ in range(steps):
+            loss = step_loss()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return np.asarray(losses, dtype=np.float64)
+
+
+def forward_in_batches(torch, net, X: np.ndarray, batch_size: int, reshape) -> np.ndarray:
+    """``net(reshape(batch))`` over row blocks of ``X`` without gradients, as one float32 array."""
+    net.eval()
+    with torch.no_grad():
+        return np.concatenate([net(reshape(torch.from_numpy(X[i:i + batch_size]))).numpy()
+                               for i in range(0, X.shape[0], batch_size)]).astype(np.float32)

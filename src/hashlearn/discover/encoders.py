@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator
 
 from ..errors import ValidationError
 from ..params import check_int_param, check_real_param
-from ._common import check_fitted, require_torch, torch_local_state
+from ._common import check_fitted, forward_in_batches, optimise, require_torch, torch_local_state
 from .fewshot import sample_episode
 
 __all__ = ["ProtoNetEncoder"]
@@ -96,38 +96,22 @@ class ProtoNetEncoder(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         rng = np.random.default_rng(seed)
         sample_episode(y, way, shot, n_query, rng)  # validates the episode shape against the data up front
-        losses = []
         with torch_local_state(torch, seed, check_int_param(self.n_threads, "n_threads", min_val=1)):
             net = _conv_net(torch, channels, n_blocks)
             opt = torch.optim.Adam(net.parameters(), lr=lr)
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, episodes // 4), gamma=0.5)
             Xt = torch.from_numpy(X)
-            bar = None
-            if progress:
-                from tqdm import tqdm
+            target = torch.from_numpy(np.repeat(np.arange(way), n_query))
 
-                bar = tqdm(total=episodes, desc="protonet")
-            net.train()
-            for _ in range(episodes):
+            def episode_loss():
                 s, q = sample_episode(y, way, shot, n_query, rng)
-                batch = Xt[np.concatenate([s.ravel(), q.ravel()])][:, None]
-                f = net(batch)
+                f = net(Xt[np.concatenate([s.ravel(), q.ravel()])][:, None])
                 fs, fq = f[: s.size].reshape(way, shot, -1).mean(1), f[s.size:]
-                logits = -torch.cdist(fq, fs) ** 2
-                target = torch.from_numpy(np.repeat(np.arange(way), n_query))
-                loss = torch.nn.functional.cross_entropy(logits, target)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-            if bar is not None:
-                bar.close()
+                return torch.nn.functional.cross_entropy(-torch.cdist(fq, fs) ** 2, target)
+
+            net.train()
+            self.loss_ = optimise(torch, opt, sched, episodes, episode_loss, desc="protonet", progress=progress)
             self.state_ = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-        self.loss_ = np.asarray(losses)
         self.image_shape_ = tuple(X.shape[1:])
         return self
 
@@ -140,7 +124,4 @@ class ProtoNetEncoder(BaseEstimator):
         torch = require_torch("ProtoNetEncoder")
         net = _conv_net(torch, int(self.channels), int(self.n_blocks))
         net.load_state_dict({k: torch.from_numpy(v) for k, v in self.state_.items()})
-        net.eval()
-        with torch.no_grad():
-            return np.concatenate([net(torch.from_numpy(X[i:i + batch_size])[:, None]).numpy()
-                                   for i in range(0, X.shape[0], batch_size)]).astype(np.float32)
+        return forward_in_batches(torch, net, X, batch_size, lambda b: b[:, None])

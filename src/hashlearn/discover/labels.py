@@ -22,7 +22,7 @@ from ..errors import ValidationError
 from ..hashing.base import PersistableEstimatorMixin
 from ..io import persistable
 from ..params import check_int_param, check_real_param
-from ._common import check_fitted, require_torch, torch_local_state
+from ._common import check_fitted, forward_in_batches, optimise, require_torch, torch_local_state
 
 __all__ = ["balanced_label_indices", "fit_label_curve", "label_curve", "label_efficiency", "ContrastiveEncoder",
            "itq_bits", "DEFAULT_N_LABELS"]
@@ -278,40 +278,24 @@ class ContrastiveEncoder(PersistableEstimatorMixin, BaseEstimator):
         torch = require_torch("ContrastiveEncoder")
         F = torch.nn.functional
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        losses = []
         with torch_local_state(torch, seed, check_int_param(self.n_threads, "n_threads", min_val=1)):
             gen = torch.Generator().manual_seed(seed)
             enc, head = _mlp(torch, X.shape[1] * X.shape[2], hidden, dim, proj)
-            params = list(enc.parameters()) + list(head.parameters())
-            opt = torch.optim.Adam(params, lr=lr)
+            opt = torch.optim.Adam(list(enc.parameters()) + list(head.parameters()), lr=lr)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
             Xt = torch.from_numpy(X)
             target = torch.cat([torch.arange(bs, 2 * bs), torch.arange(bs)])
             mask = torch.eye(2 * bs, dtype=torch.bool)
-            bar = None
-            if progress:
-                from tqdm import tqdm
 
-                bar = tqdm(total=steps, desc="simclr")
-            for _ in range(steps):
+            def nt_xent_loss():
                 batch = Xt[torch.randperm(X.shape[0], generator=gen)[:bs]]
                 views = torch.cat([_augment(torch, batch, gen, self.max_rot, self.max_shift, self.noise)
                                    for _ in range(2)])
                 z = F.normalize(head(enc(views.flatten(1))), dim=1)
-                logits = (z @ z.T / tau).masked_fill(mask, float("-inf"))
-                loss = F.cross_entropy(logits, target)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-            if bar is not None:
-                bar.close()
+                return F.cross_entropy((z @ z.T / tau).masked_fill(mask, float("-inf")), target)
+
+            self.loss_ = optimise(torch, opt, sched, steps, nt_xent_loss, desc="simclr", progress=progress)
             self.state_ = {k: v.detach().numpy().copy() for k, v in enc.state_dict().items()}
-        self.loss_ = np.asarray(losses)
         self.image_shape_ = tuple(X.shape[1:])
         return self
 
@@ -325,7 +309,4 @@ class ContrastiveEncoder(PersistableEstimatorMixin, BaseEstimator):
         torch = require_torch("ContrastiveEncoder")
         enc, _ = _mlp(torch, X.shape[1] * X.shape[2], int(self.hidden), int(self.dim), int(self.proj))
         enc.load_state_dict({k: torch.from_numpy(v) for k, v in self.state_.items()})
-        enc.eval()
-        with torch.no_grad():
-            return np.concatenate([enc(torch.from_numpy(X[i:i + batch_size]).flatten(1)).numpy()
-                                   for i in range(0, X.shape[0], batch_size)]).astype(np.float32)
+        return forward_in_batches(torch, enc, X, batch_size, lambda b: b.flatten(1))
