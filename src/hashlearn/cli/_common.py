@@ -149,6 +149,50 @@ def _write_json(path: Optional[Path], payload) -> None:
     write_outputs([(path, lambda fh: fh.write(data))])
 
 
+# -- benchmark commands: one shape for `hashlearn bench <room> --part ...` -------------------------------
+def check_choice(value: str, choices, option: str) -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming the option and the choices."""
+    if value not in choices:
+        raise CLIError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_folder(folder: Optional[Path], what: str) -> Path:
+    """``folder`` must exist as a directory (``what`` says what it should hold)."""
+    if folder is None or not Path(folder).is_dir():
+        raise CLIError(f"--data-dir: {folder} is not a folder ({what})")
+    return Path(folder)
+
+
+def mean_sd_cell(summary: dict, metric: str, fmt: str = ".3f") -> str:
+    """``"mean ± sd"`` of ``metric`` in a summary row, ``"-"`` where the row lacks it."""
+    if metric not in summary:
+        return "-"
+    return f"{summary[metric]:{fmt}} ± {summary[metric + '_sd']:{fmt}}"
+
+
+def bench_table(title: str, columns, rows, left=("method",)):
+    """A rich table: ``columns`` (names), ``rows`` (lists of cell strings); ``left`` columns left-aligned."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="left" if c in left else "right")
+    for cells in rows:
+        table.add_row(*cells)
+    return table
+
+
+def finish_bench(table, *, quiet: bool, plots: Optional[Path], make_plots, json_out: Optional[Path],
+                 payload) -> None:
+    """Print ``table`` (unless quiet), write ``make_plots(plots)``'s PNGs and the JSON payload."""
+    if not quiet and table is not None:
+        console.print(table)
+    if plots is not None:
+        for path in make_plots(plots):
+            report_written(path)
+    _write_json(json_out, payload)
+
+
 def _json_default(obj):
     if isinstance(obj, np.generic):
         return obj.item()

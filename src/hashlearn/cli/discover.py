@@ -39,16 +39,11 @@ def register(app, bench_app) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
     ):
         """Category-discovery benchmarks: TabularNCD, GMMDiscovery vs k-means (takes minutes)."""
-        from rich.table import Table
-
-        from ._common import CLIError, _check_output, _write_json, console, report_written
+        from ._common import _check_output, bench_table, check_choice, check_folder, finish_bench, mean_sd_cell
 
         _check_output(json_out)
-        if part not in PARTS:
-            raise CLIError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
-        folder = data_dir if data_dir is not None else _DEFAULT_DIRS[part]
-        if not folder.is_dir():
-            raise CLIError(f"--data-dir: {folder} is not a folder")
+        check_choice(part, PARTS, "--part")
+        folder = check_folder(data_dir if data_dir is not None else _DEFAULT_DIRS[part], f"the data of part {part}")
         from hashlearn.discover import bench
 
         rows = bench.run(part, folder, seeds=tuple(range(seed, seed + repeats)), progress=not quiet,
@@ -56,18 +51,17 @@ def register(app, bench_app) -> None:
         summary = bench.summarize(rows)
         metrics = [m for m in ("acc", "ci95", "nmi", "ari", "all", "old", "new", "k_estimated")
                    if any(m in s for s in summary)]
-        table = Table(title=f"discover bench, part {part}, seeds {seed}..{seed + repeats - 1}")
-        for c in ("dataset", "method", *metrics):
-            table.add_column(c, justify="left" if c in ("dataset", "method") else "right")
-        for s in summary:
-            label = s["method"] if "encoder" not in s else f"{s['encoder']} {s['ways']}w{s['shots']}s {s['method']}"
-            if "n_labels" in s:
-                label = f"{s['method']} n={s['n_labels']}"
-            table.add_row(s["dataset"], label,
-                          *[f"{s[m]:.3f} ± {s[m + '_sd']:.3f}" if m in s else "-" for m in metrics])
-        if not quiet:
-            console.print(table)
-        if plots is not None:
-            for path in bench.plot(rows, plots):
-                report_written(path)
-        _write_json(json_out, {"part": part, "rows": rows, "summary": summary})
+        table = bench_table(f"discover bench, part {part}, seeds {seed}..{seed + repeats - 1}",
+                            ("dataset", "method", *metrics),
+                            [[s["dataset"], _row_label(s), *[mean_sd_cell(s, m) for m in metrics]] for s in summary],
+                            left=("dataset", "method"))
+        finish_bench(table, quiet=quiet, plots=plots, make_plots=lambda folder: bench.plot(rows, folder),
+                     json_out=json_out, payload={"part": part, "rows": rows, "summary": summary})
+
+
+def _row_label(s: dict) -> str:
+    if "n_labels" in s:
+        return f"{s['method']} n={s['n_labels']}"
+    if "encoder" in s:
+        return f"{s['encoder']} {s['ways']}w{s['shots']}s {s['method']}"
+    return s["method"]

@@ -29,15 +29,11 @@ def register(app, bench_app) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ):
         """Recommender benchmarks: compressed ID tables, semantic IDs, SDIM (takes minutes to hours)."""
-        from rich.table import Table
-
-        from ._common import CLIError, _check_output, _write_json, console, report_written
+        from ._common import _check_output, bench_table, check_choice, check_folder, finish_bench, mean_sd_cell
 
         _check_output(json_out)
-        if part not in PARTS:
-            raise CLIError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
-        if not data_dir.is_dir():
-            raise CLIError(f"--data-dir: {data_dir} is not a folder (a MovieLens download, e.g. ml-100k)")
+        check_choice(part, PARTS, "--part")
+        check_folder(data_dir, "a MovieLens download, e.g. ml-100k")
         from hashlearn.recsys import bench
 
         cache = cache_dir or Path.home() / ".cache" / "hashlearn" / "recsys"
@@ -45,16 +41,9 @@ def register(app, bench_app) -> None:
                          progress=not quiet)
         summary = bench.summarize(rows)
         metrics = list(dict.fromkeys(k[:-3] for s in summary for k in s if k.endswith("_sd")))
-        table = Table(title=f"recsys bench, part {part}, seeds {seed}..{seed + repeats - 1}")
-        for c in ("method", "budget", "cold", *metrics):
-            table.add_column(c, justify="left" if c == "method" else "right")
-        for s in summary:
-            cells = [f"{s[m]:.4f} ± {s[m + '_sd']:.4f}" if m in s else "-" for m in metrics]
-            budget = "-" if s.get("budget") is None else f"{float(s['budget']):g}"
-            table.add_row(s["method"], budget, "yes" if s["cold"] else "no", *cells)
-        if not quiet:
-            console.print(table)
-        if plots is not None:
-            for path in bench.plot(rows, plots):
-                report_written(path)
-        _write_json(json_out, {"part": part, "rows": rows, "summary": summary})
+        cells = [[s["method"], "-" if s.get("budget") is None else f"{float(s['budget']):g}",
+                  "yes" if s["cold"] else "no", *[mean_sd_cell(s, m, ".4f") for m in metrics]] for s in summary]
+        table = bench_table(f"recsys bench, part {part}, seeds {seed}..{seed + repeats - 1}",
+                            ("method", "budget", "cold", *metrics), cells)
+        finish_bench(table, quiet=quiet, plots=plots, make_plots=lambda folder: bench.plot(rows, folder),
+                     json_out=json_out, payload={"part": part, "rows": rows, "summary": summary})
