@@ -59,3 +59,30 @@ def test_bench_moe_missing_data_raises(tmp_path):
 
     with pytest.raises(DataFileError, match="input.txt"):
         load_chars(tmp_path)
+
+
+def test_bench_attention_option_not_for_part(capsys):
+    assert main(["bench", "attention", "--part", "speed", "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--steps does not apply to part speed" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_attention_real_missing_data(tmp_path, capsys):
+    assert main(["bench", "attention", "--part", "real", "--data-dir", str(tmp_path)]) == 2
+    assert "part real cannot run" in capsys.readouterr().err
+
+
+def test_bench_attention_lm_tiny_text(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "input.txt").write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 20)
+    out = tmp_path / "lm.json"
+    assert main(["bench", "attention", "--part", "lm", "--data-dir", str(data), "--steps", "2", "--context", "32",
+                 "--block-size", "8", "--sample-size", "8", "--min-seq-len", "16", "--json", str(out),
+                 "--plots", str(tmp_path)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["layers"] for r in rows] == ["none", "half", "all", "all"]
+    assert all(r["n"] == 32 and r["steps"] == 2 and r["perplexity"] > 1 for r in rows)
+    assert rows[1]["block_size"] == 8 and rows[1]["min_seq_len"] == 16
+    assert (tmp_path / "nn_lm.png").stat().st_size > 0
+    assert "perplexity" in capsys.readouterr().out

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ._common import SEED_HELP
 
-PARTS = ("speed", "moe", "ssm")  # hashlearn.nn.bench.PARTS (not imported here: it needs torch)
+PARTS = ("speed", "real", "lm", "ssm", "moe")  # hashlearn.nn.bench.PARTS (not imported here: it needs torch)
 
 
 def register(app, bench_app) -> None:
@@ -17,11 +17,26 @@ def register(app, bench_app) -> None:
     @bench_app.command("attention")
     def bench_attention_cmd(
         part: str = typer.Option("speed", "--part", help=f"What to measure: {', '.join(PARTS)} (speed: "
-                                 "HyperAttention vs exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not; moe: a tiny char "
+                                 "HyperAttention vs exact SDPA, n = 1k..32k, d = 64, 1 and 8 heads, causal and not; real: "
+                                 "all-MiniLM-L6-v2 on SciFact, attention error per layer and nDCG@10 with HyperAttention in the "
+                                 "last 0..6 layers; lm: a char transformer trained with exact attention, held-out perplexity "
+                                 "with HyperAttention in none/half/all layers, and one trained with EcoFormer; moe: a tiny char "
                                  "LM with LSH-MoE vs plain MoE, loss and all-to-all bytes per step; ssm: MQAR recall vs length, "
                                  "SSM alone / + hashed attention / + full attention)."),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Part moe: the Tiny Shakespeare folder "
-                                                "(input.txt)."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Parts moe and lm: the Tiny Shakespeare "
+                                                "folder (input.txt); part real: the BEIR SciFact folder."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Part lm: training steps of each model "
+                                            "(default 1200, one window per step)."),
+        context: Optional[int] = typer.Option(None, "--context", min=8, help="Part lm: context length in "
+                                              "characters (default 2048)."),
+        max_docs: Optional[int] = typer.Option(None, "--max-docs", min=0, help="Part real: SciFact passages "
+                                               "encoded, the judged ones first (default 1000; 0: all 5,183)."),
+        block_size: Optional[int] = typer.Option(None, "--block-size", min=1, help="HyperAttention keys per "
+                                                 "sortLSH block (defaults: speed 256, lm 256, real 32)."),
+        sample_size: Optional[int] = typer.Option(None, "--sample-size", min=0, help="HyperAttention sampled "
+                                                  "residual columns (defaults: speed 256, lm 256, real 32)."),
+        min_seq_len: Optional[int] = typer.Option(None, "--min-seq-len", min=1, help="HyperAttention computes "
+                                                  "exactly below this length (defaults: speed 1024, lm 512, real 64)."),
         seed: int = typer.Option(0, "--seed", help=SEED_HELP),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and the machine load as JSON."),
         plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNG plots."),
@@ -39,10 +54,25 @@ def register(app, bench_app) -> None:
             from hashlearn.nn import bench
         except ImportError as exc:
             raise CLIError("bench attention needs torch: pip install 'hashlearn[deep]'") from exc
-        if part == "moe" and (data_dir is None or not (data_dir / "input.txt").is_file()):
-            raise CLIError(f"--data-dir: part moe needs a folder with Tiny Shakespeare's input.txt, got {data_dir}")
-        result = bench.run(part, data_dir=data_dir, seed=seed, progress=not quiet)
+        if part in ("moe", "lm") and (data_dir is None or not (data_dir / "input.txt").is_file()):
+            raise CLIError(f"--data-dir: part {part} needs a folder with Tiny Shakespeare's input.txt, got {data_dir}")
+        kw = _part_options(part, steps=steps, context=context, max_docs=max_docs, block_size=block_size,
+                           sample_size=sample_size, min_seq_len=min_seq_len)
+        if part == "real":
+            from hashlearn.nn.real_bench import real_unavailable
+
+            reason = real_unavailable(data_dir)
+            if reason is not None:
+                raise CLIError(f"--data-dir: part real cannot run: {reason}")
+        result = bench.run(part, data_dir=data_dir, seed=seed, progress=not quiet, **kw)
         rows = result["rows"]
+        if part in ("lm", "real"):
+            if not quiet:
+                console.print(_lm_table(rows) if part == "lm" else _real_table(rows))
+            for path in (bench.plot(rows, plots) if plots is not None else []):
+                report_written(path)
+            _write_json(json_out, result)
+            return
         if part == "ssm":
             table = Table(title="attention bench, part ssm (MQAR recall)")
             for c in ("method", "n", "recall", "pair_fraction", "ms"):
@@ -79,3 +109,47 @@ def register(app, bench_app) -> None:
             for path in bench.plot(rows, plots):
                 report_written(path)
         _write_json(json_out, result)
+
+
+def _part_options(part: str, **opts) -> dict:
+    """Keyword arguments of the part's row function from the CLI options; an option the part ignores is an error."""
+    from ._common import CLIError
+
+    hyper = {k: opts.pop(k) for k in ("block_size", "sample_size", "min_seq_len") if opts.get(k) is not None}
+    for k in ("block_size", "sample_size", "min_seq_len"):
+        opts.pop(k, None)
+    allowed = {"lm": {"steps", "context"}, "real": {"max_docs"}}.get(part, set())
+    given = {k: v for k, v in opts.items() if v is not None}
+    bad = sorted(set(given) - allowed)
+    if bad:
+        raise CLIError(f"--{bad[0].replace('_', '-')} does not apply to part {part}")
+    if hyper and part not in ("speed", "lm", "real"):
+        raise CLIError(f"--{next(iter(hyper)).replace('_', '-')} does not apply to part {part}")
+    if part == "speed":
+        return {"hyper_kw": hyper} if hyper else {}
+    return {**given, **hyper}
+
+
+def _lm_table(rows):
+    from rich.table import Table
+
+    table = Table(title="attention bench, part lm (held-out perplexity)")
+    for c in ("method", "layers", "n", "perplexity", "loss", "ms"):
+        table.add_column(c, justify="left" if c in ("method", "layers") else "right")
+    for r in rows:
+        table.add_row(r["method"], r["layers"], str(r["n"]), f"{r['perplexity']:.3f}", f"{r['loss']:.4f}",
+                      f"{r['ms']:.1f}")
+    return table
+
+
+def _real_table(rows):
+    from rich.table import Table
+
+    table = Table(title="attention bench, part real (MiniLM on SciFact)")
+    for c in ("method", "layers replaced", "ndcg@10", "rel_error", "ms"):
+        table.add_column(c, justify="left" if c == "method" else "right")
+    for r in rows:
+        if r["kind"] == "retrieval":
+            table.add_row(r["method"], str(r["replaced_layers"]), f"{r['ndcg@10']:.4f}", f"{r['rel_error']:.4f}",
+                          f"{r['ms']:.0f}")
+    return table

@@ -24,7 +24,7 @@ from .attention import hyper_attention
 
 __all__ = ["PARTS", "SPEED_GRID", "run", "speed_rows", "concentrated_qkv", "plot"]
 
-PARTS = ("speed", "moe", "ssm")
+PARTS = ("speed", "real", "lm", "ssm", "moe")
 #: (n, heads, causal) measured by the speed part: d = 64, batch 1; 8 heads up to n = 8,192 (the exact
 #: side costs 8 x 5 s per call at n = 32,768 on one core).
 SPEED_GRID = tuple((n, h, c) for c in (False, True) for n in (1024, 2048, 4096, 8192, 16384, 32768)
@@ -102,13 +102,18 @@ def speed_rows(grid=None, *, d: int = 64, repeat: int = 3, seed: int = 0, n_thre
 def run(part: str, *, data_dir=None, seed: int = 0, n_threads: int = 1, progress: bool = True, **kw) -> dict:
     """Run one part; returns ``{"part", "rows", "load_start", "load_end", "threads"}``.
 
-    ``speed`` and ``ssm`` (:func:`hashlearn.nn.ssm_bench.mqar_rows`) need no data; ``moe`` reads Tiny Shakespeare's ``input.txt`` from ``data_dir``
-    (:func:`hashlearn.nn.moe_bench.moe_rows`).
+    ``speed`` and ``ssm`` (:func:`hashlearn.nn.ssm_bench.mqar_rows`) need no data; ``moe`` and ``lm`` read
+    Tiny Shakespeare's ``input.txt`` from ``data_dir`` (:func:`hashlearn.nn.moe_bench.moe_rows`,
+    :func:`hashlearn.nn.lm.lm_rows`); ``real`` reads BEIR SciFact from ``data_dir`` and needs the
+    all-MiniLM-L6-v2 weights (:func:`hashlearn.nn.real_bench.real_rows`). Extra keyword arguments go to
+    the part's row function.
     """
     if part not in PARTS:
         raise ValidationError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
-    if part == "moe" and data_dir is None:
-        raise ValidationError("part moe needs data_dir: a folder with Tiny Shakespeare's input.txt")
+    if part in ("moe", "lm") and data_dir is None:
+        raise ValidationError(f"part {part} needs data_dir: a folder with Tiny Shakespeare's input.txt")
+    if part == "real" and data_dir is None:
+        raise ValidationError("part real needs data_dir: the BEIR SciFact folder (corpus.jsonl, queries.jsonl, qrels/)")
     load_start = list(os.getloadavg())
     old = torch.get_num_threads()
     if part == "speed":
@@ -121,6 +126,14 @@ def run(part: str, *, data_dir=None, seed: int = 0, n_threads: int = 1, progress
         try:
             if part == "moe":
                 rows = moe_rows(data_dir, seed=seed, progress=progress, **kw)
+            elif part == "lm":
+                from .lm import lm_rows
+
+                rows = lm_rows(data_dir, seed=seed, progress=progress, **kw)
+            elif part == "real":
+                from .real_bench import real_rows
+
+                rows = real_rows(data_dir, seed=seed, progress=progress, **kw)
             else:
                 rows = mqar_rows(seed=seed, progress=progress, **kw)
         finally:
@@ -130,7 +143,8 @@ def run(part: str, *, data_dir=None, seed: int = 0, n_threads: int = 1, progress
 
 
 def plot(rows: list[dict], out_dir) -> list[Path]:
-    """PNG plots: speed rows (time vs n, log-log, per heads and causal) or moe rows (loss and bytes per step)."""
+    """PNG plots: speed rows (time vs n, log-log, per heads and causal), moe rows (loss and bytes per step),
+    lm rows (held-out perplexity per model) or real rows (nDCG@10 vs layers replaced, error per layer)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,6 +152,8 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if rows and rows[0]["part"] in ("lm", "real"):
+        return [_plot_lm(rows, out_dir, plt) if rows[0]["part"] == "lm" else _plot_real(rows, out_dir, plt)]
     if rows and rows[0]["part"] == "moe":
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for method in dict.fromkeys(r["method"] for r in rows):
@@ -177,3 +193,40 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [path]
+
+
+def _plot_lm(rows, out_dir: Path, plt) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = [f"{r['method']}\n{r['layers']}" for r in rows]
+    ax.bar(labels, [r["perplexity"] for r in rows], color=["0.5" if r["method"] == "sdpa" else "C0" for r in rows])
+    ax.axhline(rows[0]["perplexity"] * 1.10, ls="--", color="C3", label="1.10 × exact (target, half)")
+    ax.set_ylabel("held-out perplexity (chars)")
+    ax.set_title(f"char LM, context {rows[0]['n']:,}, {rows[0]['n_layers']} layers, d = {rows[0]['d_model']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "nn_lm.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _plot_real(rows, out_dir: Path, plt) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    nd = sorted((r["replaced_layers"], r["ndcg@10"]) for r in rows if r.get("kind") == "retrieval")
+    axes[0].plot(*zip(*nd), marker="o")
+    axes[0].axhline(nd[0][1] - 0.01, ls="--", color="C3", label="exact − 0.01 (target at 3 layers)")
+    axes[0].set_xlabel("last layers with HyperAttention")
+    axes[0].set_ylabel("SciFact nDCG@10")
+    axes[0].legend(fontsize=8)
+    err = sorted((r["layer"], r["rel_error"]) for r in rows if r.get("kind") == "layer_error")
+    axes[1].bar(*zip(*err))
+    axes[1].set_xlabel("layer")
+    axes[1].set_ylabel("attention output rel. error")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("all-MiniLM-L6-v2 on SciFact, HyperAttention in the last layers", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "nn_real.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
