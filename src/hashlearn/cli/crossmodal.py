@@ -34,7 +34,8 @@ def register(app, bench_app) -> None:
         paired: str = typer.Option("0.1,0.3,0.5,0.7,1.0", "--paired",
                                    help="Fractions of training items keeping both views, comma-separated."),
         methods: str = typer.Option("cca-itq,cmfh,imh,rreh", "--method", "-m",
-                                    help="Cross-modal registry methods, comma-separated."),
+                                    help="Cross-modal registry methods, comma-separated. Supervised methods (their "
+                                         "class declares requires_labels) also get the training labels."),
         views: str = typer.Option("0,1", "--views", help="mfeat: the two views (0 pix, 1 fou, 2 fac, 3 zer, 4 kar, 5 mor)."),
         n_queries: int = typer.Option(500, "--n-queries", help="mfeat / mnist / planted: held-out query items."),
         param: Optional[List[str]] = typer.Option(None, "--param", "-p", help=PARAM_HELP_MULTI),
@@ -48,7 +49,8 @@ def register(app, bench_app) -> None:
         """Cross-modal retrieval under semi-paired training: mAP of both directions per method, bits, ratio.
 
         Queries are held-out items (Wiki: the 693 test pairs); the database is every training item of the
-        other modality; relevant = same label. Paired-only baselines fit on the paired part of the split.
+        other modality; relevant = same label. Paired-only baselines fit on the paired part of the split;
+        supervised methods (requires_labels) are also given the labels of the training rows.
         """
         from rich.table import Table
 
@@ -87,7 +89,8 @@ def register(app, bench_app) -> None:
         a, b = data.view_names
 
         def progress(row):
-            console.print(f"{row['method']:>8} {row['bits']:>4} bits, paired {row['paired']:.2f}: "
+            tag = " (labels)" if row.get("supervised") else ""
+            console.print(f"{row['method']:>8}{tag} {row['bits']:>4} bits, paired {row['paired']:.2f}: "
                           f"{a}→{b} {row['map_q0_db1']:.4f}  {b}→{a} {row['map_q1_db0']:.4f}  "
                           f"fit {row['fit_s']:.2f}s", highlight=False)
 

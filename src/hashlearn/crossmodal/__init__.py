@@ -1,7 +1,11 @@
 """Cross-modal and multi-view hashing: one Hamming space for several modalities (``hashlearn.crossmodal``).
 
 Importing this package registers the methods (``cca-itq``, ``cmfh``, ``rreh``, ``imh``, ``mvh``,
-``deep-xm``) with :func:`hashlearn.make_hasher`; torch is imported only inside ``deep-xm``'s ``fit``.
+``deep-xm``, and the supervised ``dmveh``, ``prompthash``, ``dlch``) with :func:`hashlearn.make_hasher`;
+torch is imported only inside the deep methods' ``fit`` (and DMVEH's encoders).
+
+Supervised methods say so with the class flag ``requires_labels`` (:class:`SupervisedCrossModalMixin`)
+and take ``fit(views, y, pairs=None)``.
 """
 
 from .base import BaseCrossModalHasher, FeatureMap, check_pairs, check_views, semi_paired_split
@@ -10,6 +14,7 @@ from .cmfh import CMFH
 from .imh import IMH
 from .mvh import MultiViewHashing
 from .deep import DeepCrossModalHashing
+from .dmveh import DeepMultiViewEnhancementHashing, SupervisedCrossModalMixin, check_view_labels
 from .rreh import RREH, reconstruction_weights
 
 __all__ = [
@@ -23,6 +28,9 @@ __all__ = [
     "IMH",
     "MultiViewHashing",
     "DeepCrossModalHashing",
+    "DeepMultiViewEnhancementHashing",
+    "SupervisedCrossModalMixin",
+    "check_view_labels",
     "RREH",
     "reconstruction_weights",
 ]

@@ -1,5 +1,14 @@
 """DMVEH: supervised deep multi-view hashing with view-stability weights and fusion in Hamming space.
 
+Also the contract of the *supervised* cross-modal hashers (``dmveh``, ``prompthash``, ``dlch``):
+
+* :class:`SupervisedCrossModalMixin` — the class flag ``requires_labels = True`` (read by the
+  cross-modal benchmark, :func:`hashlearn.crossmodal.evaluate.run_protocol`, to pass labels only to the
+  methods that declare it) and scikit-learn's ``target_tags.required`` (read by
+  :func:`hashlearn.hashing.is_supervised`);
+* :func:`check_view_labels` — labels of every view's rows: one array for aligned views, or one array
+  per view (semi-paired data).
+
 torch is imported inside ``fit`` and the encoders only (extra ``[deep]``).
 """
 
@@ -10,18 +19,86 @@ import numbers
 import numpy as np
 
 from ..codes import pack
+from sklearn.base import BaseEstimator
+
 from ..errors import ValidationError
 from ..hashing._validation import check_int_param, check_real_param
 from ..hashing.base import FittedStateMixin, PersistableEstimatorMixin, check_random_state
+from ..hashing.registry import register
 from ..hashing.supervised._labels import check_supervision
-from ..io.persist import persistable
-from .base import check_views
+from .base import check_pairs, check_views
 
-__all__ = ["DeepMultiViewEnhancementHashing"]
+__all__ = ["DeepMultiViewEnhancementHashing", "SupervisedCrossModalMixin", "check_view_labels"]
 
 
-@persistable
-class DeepMultiViewEnhancementHashing(PersistableEstimatorMixin, FittedStateMixin):
+class SupervisedCrossModalMixin:
+    """Marks a cross-modal hasher whose ``fit(views, y, pairs=None)`` needs labels ``y``.
+
+    ``requires_labels`` is the flag the benchmark reads (no list of supervised methods is kept by
+    hand); ``__sklearn_tags__`` sets ``target_tags.required`` so that
+    :func:`hashlearn.hashing.is_supervised` says the same.
+    """
+
+    requires_labels = True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+def _is_per_view(y, n_views: int) -> bool:
+    return (isinstance(y, (list, tuple)) and len(y) == n_views
+            and all(not isinstance(e, (str, bytes)) and np.ndim(e) >= 1 for e in y))
+
+
+def check_view_labels(y, n_rows, *, who: str):
+    """Labels of the rows of every view, as 0/1 label matrices over one set of classes.
+
+    Parameters
+    ----------
+    y : array-like of shape (n,) or (n, n_classes), or a list with one such array per view
+        One array: the views are aligned (every view has ``n`` rows, row ``i`` the same item). A list
+        of ``len(n_rows)`` arrays: ``y[v]`` labels the rows of view ``v`` (semi-paired data, where
+        views have different rows). Class labels or 0/1 label matrices (multi-label).
+    n_rows : sequence of int
+        Rows of each view.
+    who : str
+        Estimator name for the messages.
+
+    Returns
+    -------
+    Y : list of float32 arrays, ``Y[v]`` of shape (n_rows[v], n_classes)
+    classes : ndarray (n_classes,)
+    multilabel : bool
+    """
+    n_rows = [int(n) for n in n_rows]
+    if y is None:
+        raise ValidationError(f"{who} is supervised: fit(views, y) needs labels y (one array of {n_rows[0]} labels "
+                              f"for aligned views, or one array per view)")
+    if _is_per_view(y, len(n_rows)):
+        parts = [np.asarray(e) for e in y]
+        for v, (e, n) in enumerate(zip(parts, n_rows)):
+            if e.shape[0] != n:
+                raise ValidationError(f"y[{v}] has {e.shape[0]} labels but view {v} has {n} rows")
+        if len({e.ndim if not (e.ndim == 2 and e.shape[1] == 1) else 1 for e in parts}) != 1 or (
+                parts[0].ndim == 2 and len({e.shape[1] for e in parts}) != 1):
+            raise ValidationError(f"y[0] and y[1] must be the same kind of labels, got shapes "
+                                  f"{[e.shape for e in parts]}")
+        Y, classes, multi = check_supervision(np.concatenate(parts), sum(n_rows), who=who)
+        return np.split(Y, np.cumsum(n_rows)[:-1]), classes, multi
+    if len(set(n_rows)) != 1:
+        raise ValidationError(f"views have different rows {n_rows}: give the labels as a list of one array per view")
+    arr = np.asarray(y)
+    if arr.ndim >= 1 and arr.shape[0] != n_rows[0]:
+        raise ValidationError(f"y has {arr.shape[0]} labels but the views have {n_rows[0]} rows")
+    Y, classes, multi = check_supervision(arr, n_rows[0], who=who)
+    return [Y] * len(n_rows), classes, multi
+
+
+@register("dmveh", kind="crossmodal")
+class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEstimatorMixin, FittedStateMixin,
+                                      BaseEstimator):
     r"""Deep Multi-View Enhancement Hashing (DMVEH, after Yan et al. 2020): one code per item from all its views.
 
     Every view ``v`` has an MLP ``h_v(x) = tanh(W_3 relu(W_2 relu(W_1 x)))`` into the same ``r``-bit
@@ -74,7 +151,7 @@ class DeepMultiViewEnhancementHashing(PersistableEstimatorMixin, FittedStateMixi
     """
 
     _FIT_CALL = "fit(views, y)"
-    input_kind = "multiview"
+    _n_views = None  # two or more aligned views
 
     def __init__(self, n_bits=64, *, hidden=256, epochs=60, batch_size=128, lr=1e-3, tau=0.1, quant_weight=1e-3,
                  n_threads=2, random_state=None):
@@ -88,10 +165,6 @@ class DeepMultiViewEnhancementHashing(PersistableEstimatorMixin, FittedStateMixi
         self.n_threads = n_threads
         self.random_state = random_state
 
-    def get_params(self, deep=True):
-        return {k: getattr(self, k) for k in ("n_bits", "hidden", "epochs", "batch_size", "lr", "tau", "quant_weight",
-                                              "n_threads", "random_state")}
-
     def _check_params(self):
         for name in ("n_bits", "hidden", "epochs", "batch_size", "n_threads"):
             check_int_param(getattr(self, name), name, min_val=1)
@@ -99,15 +172,18 @@ class DeepMultiViewEnhancementHashing(PersistableEstimatorMixin, FittedStateMixi
             check_real_param(getattr(self, name), name, min_val=0, include_boundaries="neither")
         check_real_param(self.quant_weight, "quant_weight", min_val=0)
 
-    def fit(self, views, y=None):
+    def fit(self, views, y=None, pairs=None):
         """Train one encoder per view on aligned views with labels.
 
         Parameters
         ----------
         views : list of array-like, view ``v`` of shape (n, d_v)
             At least two views, row ``i`` of every view the same item.
-        y : array-like of shape (n,) or (n, n_classes)
-            Class labels or a 0/1 label matrix.
+        y : array-like of shape (n,) or (n, n_classes), or a list of one array per view
+            Class labels or a 0/1 label matrix (per view: see :func:`check_view_labels`).
+        pairs : None or (n_pairs, 2) int array / bool mask (two views only)
+            Semi-paired data: only the paired rows are used (DMVEH fuses the views of an item, so it
+            needs items with every view); their labels are those of view 0's rows.
 
         Returns
         -------
@@ -119,12 +195,18 @@ class DeepMultiViewEnhancementHashing(PersistableEstimatorMixin, FittedStateMixi
         self._clear_fitted()
         self._check_params()
         views = check_views(views, n_views=None)
-        n = {v.shape[0] for v in views}
-        if len(n) != 1:
-            raise ValidationError(f"DMVEH needs aligned views (the same rows in every view), got rows "
-                                  f"{[v.shape[0] for v in views]}")
-        n = n.pop()
-        Y, classes, _ = check_supervision(y, n, who="DeepMultiViewEnhancementHashing")
+        rows = [v.shape[0] for v in views]
+        if pairs is not None:
+            if len(views) != 2:
+                raise ValidationError(f"pairs are for two views; DMVEH with {len(views)} views needs aligned views")
+            p = check_pairs(pairs, rows)
+            Ys, classes, _ = check_view_labels(y, rows, who="DeepMultiViewEnhancementHashing")
+            views = [views[0][p[:, 0]], views[1][p[:, 1]]]
+            Y = np.ascontiguousarray(Ys[0][p[:, 0]])
+        else:
+            if len(set(rows)) != 1:
+                raise ValidationError(f"DMVEH needs aligned views (the same rows in every view), got rows {rows}")
+            Y, classes, _ = check_supervision(y, rows[0], who="DeepMultiViewEnhancementHashing")
         rng = check_random_state(self.random_state)
         torch = _import_torch()
         try:

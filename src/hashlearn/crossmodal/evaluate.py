@@ -20,7 +20,8 @@ from ..errors import ValidationError
 from ..metrics import hamming_ranking, mean_average_precision, relevance_from_labels
 from .base import semi_paired_split
 
-__all__ = ["CrossModalData", "cross_modal_map", "run_protocol", "mean_rows", "load_crossmodal_dataset"]
+__all__ = ["CrossModalData", "cross_modal_map", "run_protocol", "mean_rows", "load_crossmodal_dataset",
+           "fit_method", "uses_labels"]
 
 
 @dataclass
@@ -81,6 +82,20 @@ def load_crossmodal_dataset(name: str, data_file=None, views=(0, 1), n_queries: 
     raise ValidationError(f"unknown dataset {name!r}: expected wiki, mfeat, mnist or planted")
 
 
+def uses_labels(model) -> bool:
+    """Whether ``model`` (an estimator or its class) declares that its ``fit`` takes labels."""
+    cls = model if isinstance(model, type) else type(model)
+    return bool(getattr(cls, "requires_labels", False))
+
+
+def fit_method(model, views, pairs, labels):
+    """``model.fit(views, pairs=pairs)``, plus ``y=labels`` (one label array per view) only for a model that
+    declares ``requires_labels``."""
+    if uses_labels(model):
+        return model.fit(views, y=labels, pairs=pairs)
+    return model.fit(views, pairs)
+
+
 def run_protocol(data: CrossModalData, methods, bits, ratios, *, seed: int = 0, params=None, on_row=None):
     """Fit every (method, bits, ratio) on the same semi-paired split of ``data`` and measure mAP.
 
@@ -94,7 +109,7 @@ def run_protocol(data: CrossModalData, methods, bits, ratios, *, seed: int = 0, 
     Returns
     -------
     list of dict rows: dataset, method, bits, paired, n_pairs, n_only0, n_only1, map_q0_db1, map_q1_db0,
-    fit_s.
+    fit_s, supervised (whether the method was given the training labels).
     """
     from ..hashing import make_hasher
 
@@ -104,11 +119,12 @@ def run_protocol(data: CrossModalData, methods, bits, ratios, *, seed: int = 0, 
     for ratio in ratios:
         r0, r1, pairs = semi_paired_split(n, ratio, random_state=seed)
         fit_views = [data.train[0][r0], data.train[1][r1]]
+        fit_labels = [data.y_train[r0], data.y_train[r1]]
         for nb in bits:
             for name in methods:
                 model = make_hasher(name, n_bits=nb, random_state=seed, **params.get(name, {}))
                 t0 = time.perf_counter()
-                model.fit(fit_views, pairs)
+                fit_method(model, fit_views, pairs, fit_labels)
                 fit_s = time.perf_counter() - t0
                 db = [model.transform(data.train[v], view=v) for v in range(2)]
                 q = [model.transform(data.test[v], view=v) for v in range(2)]
@@ -118,7 +134,7 @@ def run_protocol(data: CrossModalData, methods, bits, ratios, *, seed: int = 0, 
                     "n_only1": int(len(r1) - len(pairs)),
                     "map_q0_db1": cross_modal_map(q[0], db[1], data.y_test, data.y_train, nb),
                     "map_q1_db0": cross_modal_map(q[1], db[0], data.y_test, data.y_train, nb),
-                    "fit_s": fit_s,
+                    "fit_s": fit_s, "supervised": uses_labels(model),
                 }
                 rows.append(row)
                 if on_row is not None:
