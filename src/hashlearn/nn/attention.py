@@ -86,7 +86,9 @@ def check_qkv(query, key, value, *, causal: bool = False, key_padding_mask=None,
         raise ValidationError(f"{name}: causal attention needs as many queries as keys, got query {_shape(query)} "
                               f"and key {_shape(key)}")
     for label, t in (("query", query), ("key", key), ("value", value)):
-        if not bool(torch.isfinite(t).all()):
+        # one read-only pass: a NaN or infinity makes the sum non-finite; an overflowing sum of finite
+        # values is rechecked element by element
+        if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
             raise ValidationError(f"{name}: {label} of shape {_shape(t)} contains NaN or infinity")
     if key_padding_mask is not None:
         want = (key.shape[0], key.shape[2])
@@ -127,6 +129,15 @@ def _exact_math(query, key, value, causal, scale, key_bias):
         future = torch.ones(nq, nk, dtype=torch.bool, device=query.device).triu(1 + nk - nq)
         scores = scores.masked_fill(future, float("-inf"))
     return _softmax_attend(scores, value)
+
+
+def _plain_attention(q, k, v, scale):
+    """(out, lse) of softmax(q k^T * scale) v for 4-d tensors, no mask (torch's fused kernel where usable)."""
+    op = _flash_op(q, v)
+    if op is None:
+        return _softmax_attend((q @ k.transpose(-1, -2)) * scale, v)
+    out, lse = op(q, k, v, 0.0, False, scale=scale)
+    return out, lse.to(q.dtype)
 
 
 def _biased_attention(q, k, v, bias, scale):
@@ -183,9 +194,46 @@ def _merge(o1, l1, o2, l2):
     return o1 * w1.to(o1.dtype) + o2 * w2.to(o2.dtype), lse
 
 
+def _flat_rows(idx, n: int):
+    """Row numbers of ``idx`` (B, H, M) into the (B * H * n)-row view of a (B, H, n, D) tensor, shape (B*H*M,)."""
+    B, H, M = idx.shape
+    base = torch.arange(0, B * H * n, n, device=idx.device).view(B, H, 1)
+    return (idx + base).reshape(-1)
+
+
+def _row_view(x):
+    """``(rows, first_row, stride_b, stride_h)`` addressing each (D,) row of x (B, H, N, D) in its storage, or None.
+
+    Slices along the length axis of a contiguous tensor (the halves of the causal recursion) keep
+    whole rows contiguous; their rows are picked from the underlying storage without a copy.
+    """
+    D = x.shape[-1]
+    st = x.stride()
+    if (x.requires_grad and torch.is_grad_enabled()) or st[3] != 1 or st[2] != D or st[0] % D or st[1] % D or x.storage_offset() % D:
+        return None
+    n_rows = x.untyped_storage().nbytes() // (x.element_size() * D)
+    rows = x.as_strided((n_rows, D), (D, 1), 0)
+    return rows, x.storage_offset() // D, st[0] // D, st[1] // D
+
+
 def _gather_rows(x, idx):
-    """x (B, H, N, D), idx (B, H, M) -> (B, H, M, D)."""
-    return torch.gather(x, 2, idx.unsqueeze(-1).expand(*idx.shape, x.shape[-1]))
+    """x (B, H, N, D), idx (B, H, M) -> (B, H, M, D) (whole-row copies: faster than ``torch.gather``)."""
+    B, H, N, D = x.shape
+    view = _row_view(x)
+    if view is None:
+        return x.reshape(B * H * N, D).index_select(0, _flat_rows(idx, N)).view(B, H, idx.shape[2], D)
+    rows, first, sb, sh = view
+    base = (first + torch.arange(B, device=idx.device).view(B, 1, 1) * sb
+            + torch.arange(H, device=idx.device).view(1, H, 1) * sh)
+    return rows.index_select(0, (idx + base).reshape(-1)).view(B, H, idx.shape[2], D)
+
+
+def _scatter_rows(x, idx, n: int):
+    """Inverse of :func:`_gather_rows` for a permutation ``idx`` (B, H, n): out[b, h, idx[b, h, i]] = x[b, h, i]."""
+    B, H, _, D = x.shape
+    out = torch.empty(B * H * n, D, dtype=x.dtype, device=x.device)
+    out.index_copy_(0, _flat_rows(idx, n), x.reshape(B * H * n, D))
+    return out.view(B, H, n, D)
 
 
 def _pad_rows(x, n, value=0.0):
@@ -209,30 +257,38 @@ def _hyper_noncausal(q, k, v, kbias, scale, cfg: _Config):
     qi = torch.argsort(angular_buckets(q, cfg.projections), dim=2, stable=True)
     ki = torch.argsort(angular_buckets(k, cfg.projections), dim=2, stable=True)
     qs, ks, vs = _gather_rows(q, qi), _gather_rows(k, ki), _gather_rows(v, ki)
-    kb = torch.zeros(B, H, nk, dtype=q.dtype, device=q.device) if kbias is None else torch.gather(kbias, 2, ki)
+    dv = v.shape[-1]
+    kb = None if kbias is None else torch.gather(kbias, 2, ki)
     # pad the sorted rows to whole blocks; padded keys are masked out with -inf
-    qb = _pad_rows(qs, n_blocks * bq).view(B, H, n_blocks, bq, d)
-    kblk = _pad_rows(ks, n_blocks * bs).view(B, H, n_blocks, bs, d)
-    vblk = _pad_rows(vs, n_blocks * bs).view(B, H, n_blocks, bs, v.shape[-1])
-    bblk = _pad_rows(kb, n_blocks * bs, float("-inf")).view(B, H, n_blocks, 1, bs)
+    qf = _pad_rows(qs, n_blocks * bq).view(B, H * n_blocks, bq, d)
+    kf = _pad_rows(ks, n_blocks * bs).view(B, H * n_blocks, bs, d)
+    vf = _pad_rows(vs, n_blocks * bs).view(B, H * n_blocks, bs, dv)
+    if kb is None and n_blocks * bs == nk:  # nothing to mask: the plain fused kernel
+        out, lse = _plain_attention(qf, kf, vf, scale)
+    else:
+        kbz = torch.zeros(B, H, nk, dtype=q.dtype, device=q.device) if kb is None else kb
+        bblk = _pad_rows(kbz, n_blocks * bs, float("-inf")).view(B, H * n_blocks, 1, bs)
+        out, lse = _biased_attention(qf, kf, vf, bblk, scale)
     m = cfg.sample_size
     if m > 0 and n_blocks > 1:
+        # the sampled residual columns: a second attention of every query block against the same m keys,
+        # weighted nk / m (bias log(nk / m)) and masked where a sample lies in the query's own block;
+        # merged with the block part by the log-sum-exps (= one softmax over block keys and samples)
         cols = torch.randint(nk, (B, H, m), generator=cfg.generator, device=q.device)
         ksmp, vsmp = _gather_rows(ks, cols), _gather_rows(vs, cols)
         same_block = (cols // bs).unsqueeze(2) == torch.arange(n_blocks, device=q.device).view(1, 1, -1, 1)
-        bsmp = torch.gather(kb, 2, cols).unsqueeze(2) + math.log(nk / m)
-        bsmp = bsmp.masked_fill(same_block, float("-inf")).unsqueeze(-2)  # (B, H, blocks, 1, m)
-        kblk = torch.cat([kblk, ksmp.unsqueeze(2).expand(B, H, n_blocks, m, d)], dim=3)
-        vblk = torch.cat([vblk, vsmp.unsqueeze(2).expand(B, H, n_blocks, m, v.shape[-1])], dim=3)
-        bblk = torch.cat([bblk, bsmp], dim=-1)
-    width = kblk.shape[3]
-    out, lse = _biased_attention(qb.reshape(B, H * n_blocks, bq, d), kblk.reshape(B, H * n_blocks, width, d),
-                                 vblk.reshape(B, H * n_blocks, width, v.shape[-1]),
-                                 bblk.reshape(B, H * n_blocks, 1, width), scale)
+        bsmp = torch.full((B, H, 1, m), math.log(nk / m), dtype=q.dtype, device=q.device)
+        if kb is not None:
+            bsmp = bsmp + torch.gather(kb, 2, cols).unsqueeze(2)
+        bsmp = bsmp.masked_fill(same_block, float("-inf")).reshape(B, H * n_blocks, 1, m)
+        ksmp = ksmp.unsqueeze(2).expand(B, H, n_blocks, m, d).reshape(B, H * n_blocks, m, d)
+        vsmp = vsmp.unsqueeze(2).expand(B, H, n_blocks, m, dv).reshape(B, H * n_blocks, m, dv)
+        o_s, l_s = _biased_attention(qf, ksmp, vsmp, bsmp, scale)
+        out, lse = _merge(out, lse, o_s, l_s)
     out = out.reshape(B, H, n_blocks * bq, -1)[:, :, :nq]
     lse = lse.reshape(B, H, n_blocks * bq)[:, :, :nq]
-    inv = torch.argsort(qi, dim=2)
-    return _gather_rows(out, inv), torch.gather(lse, 2, inv)
+    lse_out = torch.empty_like(lse).scatter_(2, qi, lse)
+    return _scatter_rows(out, qi, nq), lse_out
 
 
 # -- causal -------------------------------------------------------------------------------------------
@@ -256,9 +312,12 @@ def _hyper_causal(q, k, v, kbias, scale, cfg: _Config):
     o_off, l_off = _hyper_noncausal(q[:, :, half:], k[:, :, :half], v[:, :, :half],
                                     None if kbias is None else kbias[:, :, :half], scale, cfg)
     o_dn, l_dn = _merge(o_bd[:, :, half:], l_bd[:, :, half:], o_off, l_off)
-    out = torch.cat([o_bd[:, :, :half], o_dn], dim=2)[:, :, :n]
-    lse = torch.cat([l_bd[:, :, :half], l_dn], dim=2)[:, :, :n]
-    return out, lse
+    if torch.is_grad_enabled() and (o_bd.requires_grad or o_dn.requires_grad):  # autograd needs o_bd intact
+        return (torch.cat([o_bd[:, :, :half], o_dn], dim=2)[:, :, :n],
+                torch.cat([l_bd[:, :, :half], l_dn], dim=2)[:, :, :n])
+    o_bd[:, :, half:] = o_dn  # o_bd and l_bd are fresh tensors of this call: written in place, no copy of the rest
+    l_bd[:, :, half:] = l_dn
+    return o_bd[:, :, :n], l_bd[:, :, :n]
 
 
 # -- public API ---------------------------------------------------------------------------------------
