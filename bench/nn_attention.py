@@ -161,10 +161,13 @@ def real_section(result, command: str, info: dict, plots: list[str]) -> str:
     ret_table = [{"method": r["method"], "last layers replaced": r["replaced_layers"], "nDCG@10": r["ndcg@10"],
                   "Δ vs exact": r["ndcg@10"] - base["ndcg@10"], "passage-embedding rel_error": r["rel_error"],
                   "encode s": r["ms"] / 1e3} for r in ret]
+    def _err(layer, method, key):
+        return next(x[key] for x in err if x["layer"] == layer and x["method"] == method)
+
     err_table = [{"layer": r["layer"], "sdpa ms / passage": r["ms"],
-                  "hyper ms / passage": next(x["ms"] for x in err if x["layer"] == r["layer"] and x["method"] == "hyper"),
-                  "attention rel_error": next(x["rel_error"] for x in err
-                                              if x["layer"] == r["layer"] and x["method"] == "hyper")}
+                  "hyper ms / passage": _err(r["layer"], "hyper", "ms"),
+                  "hyper rel_error": _err(r["layer"], "hyper", "rel_error"),
+                  "hyper+cls rel_error": _err(r["layer"], "hyper+cls", "rel_error")}
                  for r in err if r["method"] == "sdpa"]
     lines = ["### Part `real`", ""] + _header(result, command, info) + [
         f"all-MiniLM-L6-v2 (6 layers, 12 heads of 32 dims, passages cut at 256 tokens; mean passage length "
@@ -177,17 +180,21 @@ def real_section(result, command: str, info: dict, plots: list[str]) -> str:
         f"{hyp.get('n_projections')} hyperplanes: at the library defaults (min_seq_len 1,024) every MiniLM input "
         "(≤ 256 tokens) would fall back to exact attention and the nDCG would equal the exact one by construction, "
         "so the bench scales the blocks to the length to exercise the approximation. Short queries (claims, "
-        "< min_seq_len tokens) are attended exactly.", "",
+        "< min_seq_len tokens) are attended exactly. `hyper+cls`: the same HyperAttention on every key but "
+        "[CLS], and [CLS] (MiniLM's attention sink: about a third of each row's mass) attended exactly by every "
+        "query, the two merged by their log-sum-exps.", "",
         markdown_table(ret_table, list(ret_table[0])), "",
         f"Attention output error per layer: Q/K/V captured from the exact model on the {err[0]['passages']} "
         "longest passages (one at a time, no padding), each layer's output recomputed with HyperAttention; "
         "`rel_error` = ‖hyper − exact‖_F / ‖exact‖_F over those passages.", "",
         markdown_table(err_table, list(err_table[0])), ""]
-    three = next((r for r in ret if r["replaced_layers"] == 3), None)
-    if three is not None:
-        d = three["ndcg@10"] - base["ndcg@10"]
-        lines.append(f"- Target nDCG@10 within 0.01 of exact with the last 3 layers replaced: {three['ndcg@10']:.4f} vs "
-                     f"{base['ndcg@10']:.4f} ({d:+.4f}) — {'met' if abs(d) <= 0.01 or d > 0 else '**not met**'}.")
+    for method in ("hyper", "hyper+cls"):
+        three = next((r for r in ret if r["replaced_layers"] == 3 and r["method"] == method), None)
+        if three is not None:
+            d = three["ndcg@10"] - base["ndcg@10"]
+            lines.append(f"- Target nDCG@10 within 0.01 of exact with the last 3 layers replaced, `{method}`: "
+                         f"{three['ndcg@10']:.4f} vs {base['ndcg@10']:.4f} ({d:+.4f}) — "
+                         f"{'met' if d >= -0.01 else '**not met**'}.")
     lines.append("")
     lines += [f"![{Path(p).stem}]({p})" for p in plots]
     return "\n".join(lines) + "\n"

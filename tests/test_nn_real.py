@@ -87,13 +87,35 @@ def test_real_rows_on_scifact_subset():
     reason = real_unavailable(SCIFACT)
     if reason is not None:
         pytest.skip(reason)
-    rows = real_rows(SCIFACT, max_docs=30, max_queries=4, layers=(6,), error_passages=2, progress=False)
+    rows = real_rows(SCIFACT, max_docs=30, max_queries=4, layers=(6,), cls_layers=(6,), error_passages=2,
+                     progress=False)
     err = [r for r in rows if r["kind"] == "layer_error"]
     ret = [r for r in rows if r["kind"] == "retrieval"]
-    assert len(err) == 12 and {r["layer"] for r in err} == set(range(6))
+    assert len(err) == 18 and {r["layer"] for r in err} == set(range(6))
     assert all(r["rel_error"] == 0 for r in err if r["method"] == "sdpa")
-    assert all(0 < r["rel_error"] < 2 for r in err if r["method"] == "hyper")
-    assert [r["replaced_layers"] for r in ret] == [0, 6] and ret[0]["rel_error"] == 0
+    assert all(0 < r["rel_error"] < 2 for r in err if r["method"] != "sdpa")
+    assert [(r["method"], r["replaced_layers"]) for r in ret] == [("sdpa", 0), ("hyper", 6), ("hyper+cls", 6)]
+    assert ret[0]["rel_error"] == 0
     for r in ret:
         assert {"part", "method", "n", "causal", "ms", "rel_error", "ndcg@10"} <= set(r)
         assert 0 <= r["ndcg@10"] <= 1 and r["docs"] == 30
+
+
+def test_global_cls_variant_is_exact_when_hyper_is_exact_and_keeps_cls_mass():
+    model, ids, mask = _tiny_bert()
+    keep = mask.bool()
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        with swap_bert_attention(model, [0, 1], _hyper_fn({"min_seq_len": 1000}, 0, n_global=1)):
+            out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(out[keep], ref[keep], atol=1e-5)  # exact on the rest + exact on [CLS] = exact
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 2, 128, 8, generator=g) for _ in range(3))
+    c = 2 * torch.randn(8, generator=g)
+    q = q + c  # a shared component: every query scores key 0 high, a sink
+    k[:, :, 0] = 2 * c
+    exact = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, -1) @ v
+    kw = {"block_size": 16, "sample_size": 8, "min_seq_len": 32}
+    plain = _hyper_fn(kw, 0)(q, k, v, None, 8 ** -0.5)
+    sink = _hyper_fn(kw, 0, n_global=1)(q, k, v, None, 8 ** -0.5)
+    assert float((sink - exact).norm()) < 0.5 * float((plain - exact).norm())

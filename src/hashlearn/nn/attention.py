@@ -202,7 +202,7 @@ def _flat_rows(idx, n: int):
 
 
 def _row_view(x):
-    """``(rows, first_row, stride_b, stride_h)`` addressing each (D,) row of x (B, H, N, D) in its storage, or None.
+    """``(rows, first_row, stride_b, stride_h)``: the (D,) rows of x (B, H, N, D) in its storage, or None.
 
     Slices along the length axis of a contiguous tensor (the halves of the causal recursion) keep
     whole rows contiguous; their rows are picked from the underlying storage without a copy.

@@ -212,14 +212,20 @@ def _plot_lm(rows, out_dir: Path, plt) -> Path:
 
 def _plot_real(rows, out_dir: Path, plt) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    nd = sorted((r["replaced_layers"], r["ndcg@10"]) for r in rows if r.get("kind") == "retrieval")
-    axes[0].plot(*zip(*nd), marker="o")
-    axes[0].axhline(nd[0][1] - 0.01, ls="--", color="C3", label="exact − 0.01 (target at 3 layers)")
+    ret = [r for r in rows if r.get("kind") == "retrieval"]
+    exact = next(r["ndcg@10"] for r in ret if r["replaced_layers"] == 0)
+    for method in ("hyper", "hyper+cls"):
+        nd = sorted([(0, exact)] + [(r["replaced_layers"], r["ndcg@10"]) for r in ret if r["method"] == method])
+        axes[0].plot(*zip(*nd), marker="o", label=method)
+    axes[0].axhline(exact - 0.01, ls="--", color="C3", label="exact − 0.01 (target at 3 layers)")
     axes[0].set_xlabel("last layers with HyperAttention")
     axes[0].set_ylabel("SciFact nDCG@10")
     axes[0].legend(fontsize=8)
-    err = sorted((r["layer"], r["rel_error"]) for r in rows if r.get("kind") == "layer_error")
-    axes[1].bar(*zip(*err))
+    for j, method in enumerate(("hyper", "hyper+cls")):
+        err = sorted((r["layer"], r["rel_error"]) for r in rows if r.get("kind") == "layer_error"
+                     and r["method"] == method)
+        axes[1].bar([e[0] + 0.4 * j - 0.2 for e in err], [e[1] for e in err], width=0.4, label=method)
+    axes[1].legend(fontsize=8)
     axes[1].set_xlabel("layer")
     axes[1].set_ylabel("attention output rel. error")
     for ax in axes:

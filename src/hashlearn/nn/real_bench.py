@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import DataFileError, ValidationError
-from .attention import exact_attention, hyper_attention
+from .attention import _merge, exact_attention, hyper_attention
 
 __all__ = ["swap_bert_attention", "capture_qkv", "key_padding_from_mask", "real_rows", "real_unavailable"]
 
@@ -111,12 +111,29 @@ def capture_qkv(bert):
         yield store
 
 
-def _hyper_fn(hyper_kw: dict, seed: int):
+def _hyper_fn(hyper_kw: dict, seed: int, n_global: int = 0):
+    """HyperAttention as ``attention_fn`` of :func:`swap_bert_attention`.
+
+    With ``n_global > 0`` the first ``n_global`` keys (BERT's [CLS], an attention sink that takes a third
+    of the attention mass in MiniLM's layers) are attended exactly by every query, HyperAttention covers
+    the other keys, and the two parts are merged by their log-sum-exps (one softmax over all keys).
+    """
     gen = torch.Generator().manual_seed(int(seed) + 1)
 
     def fn(q, k, v, kpm, scale):
-        return hyper_attention(q, k, v, False, scale=scale, key_padding_mask=kpm, seed=seed, generator=gen,
-                               **hyper_kw)
+        if n_global <= 0:
+            return hyper_attention(q, k, v, False, scale=scale, key_padding_mask=kpm, seed=seed, generator=gen,
+                                   **hyper_kw)
+        B, H, N, _ = q.shape
+        g = min(int(n_global), N)
+        keep = torch.ones(B, N, dtype=torch.bool, device=q.device) if kpm is None else kpm
+        rest = keep.clone()
+        rest[:, :g] = False
+        o1, l1 = hyper_attention(q, k, v, False, scale=scale, key_padding_mask=rest, seed=seed, generator=gen,
+                                 return_lse=True, **hyper_kw)
+        bias = torch.zeros(B, H, g, dtype=q.dtype, device=q.device).masked_fill(~keep[:, None, :g], float("-inf"))
+        o2, l2 = exact_attention(q, k[:, :, :g], v[:, :, :g], scale=scale, key_bias=bias)
+        return _merge(o1, l1, o2, l2)[0]
     return fn
 
 
@@ -157,33 +174,38 @@ def _layer_error_rows(st, bert, texts, hyper_kw, seed, n_texts: int) -> list[dic
     with capture_qkv(bert) as store, torch.no_grad():
         st.encode(picked, batch_size=1, show_progress_bar=False)  # batch 1: no padding in the captures
     rows = []
-    fn = _hyper_fn(hyper_kw, seed)
+    fns = {"hyper": _hyper_fn(hyper_kw, seed), "hyper+cls": _hyper_fn(hyper_kw, seed, n_global=1)}
     for layer, caps in store.items():
-        num = den = 0.0
-        t_exact = t_hyper = 0.0
+        num = dict.fromkeys(fns, 0.0)
+        secs = dict.fromkeys(("sdpa", *fns), 0.0)
+        den = 0.0
         for q, k, v, kpm, scale in caps:
             t = time.perf_counter()
             ex = exact_attention(q, k, v, scale=scale)[0]
-            t_exact += time.perf_counter() - t
-            t = time.perf_counter()
-            hy = fn(q, k, v, kpm, scale)
-            t_hyper += time.perf_counter() - t
-            num += float((hy.double() - ex.double()).square().sum())
+            secs["sdpa"] += time.perf_counter() - t
             den += float(ex.double().square().sum())
+            for name, fn in fns.items():
+                t = time.perf_counter()
+                hy = fn(q, k, v, kpm, scale)
+                secs[name] += time.perf_counter() - t
+                num[name] += float((hy.double() - ex.double()).square().sum())
         n_mean = float(np.mean([c[0].shape[2] for c in caps]))
-        for method, ms, err in (("sdpa", t_exact, 0.0), ("hyper", t_hyper, (num / den) ** 0.5)):
+        for method, ms in secs.items():
+            err = 0.0 if method == "sdpa" else (num[method] / den) ** 0.5
             rows.append({"part": "real", "kind": "layer_error", "method": method, "layer": layer, "n": n_mean,
                          "causal": False, "ms": 1e3 * ms / len(caps), "rel_error": err, "passages": len(caps)})
     return rows
 
 
-def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), block_size: int = 32,
+def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), cls_layers=(3, 6), block_size: int = 32,
               sample_size: int = 32, min_seq_len: int = 64, n_projections: int = 7, error_passages: int = 64,
               batch_size: int = 32, max_queries: int | None = None, seed: int = 0,
               progress: bool = True) -> list[dict]:
-    """Rows of part ``real`` (module docstring): ``kind`` ``layer_error`` (one sdpa and one hyper row per
-    layer) and ``retrieval`` (one row per number of replaced last layers, ``ndcg@10``, ``rel_error`` of the
-    passage embeddings against the exact model's, ``ms`` = time to encode queries and passages).
+    """Rows of part ``real`` (module docstring): ``kind`` ``layer_error`` (one sdpa, one hyper and one
+    hyper+cls row per layer) and ``retrieval`` (one row per number of replaced last layers in ``layers``,
+    method ``hyper``, and per number in ``cls_layers``, method ``hyper+cls`` — HyperAttention with the
+    [CLS] key attended exactly, see :func:`_hyper_fn`; ``ndcg@10``, ``rel_error`` of the passage
+    embeddings against the exact model's, ``ms`` = time to encode queries and passages).
 
     ``max_docs``: passages encoded (every passage judged relevant for a test query, then random others;
     0 = the whole corpus of 5,183). ``max_queries``: only the first judged test queries (all 300 by default).
@@ -215,14 +237,17 @@ def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), b
     tok = st.tokenizer
     n_mean = float(np.mean([min(len(tok(t)["input_ids"]), st.max_seq_length) for t in texts]))
     exact_docs = None
-    it = layers
+    variants = [("sdpa" if L == 0 else "hyper", L) for L in layers]
+    variants += [("hyper+cls", int(L)) for L in cls_layers if 0 < L <= n_layers]
+    it = variants
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(layers, desc="MiniLM SciFact", unit="variant")
-    for L in it:
+        it = tqdm(variants, desc="MiniLM SciFact", unit="variant")
+    for method, L in it:
         replaced = list(range(n_layers - L, n_layers))
-        with swap_bert_attention(bert, replaced, _hyper_fn(hyper_kw, seed)), torch.no_grad():
+        fn = _hyper_fn(hyper_kw, seed, n_global=1 if method == "hyper+cls" else 0)
+        with swap_bert_attention(bert, replaced, fn), torch.no_grad():
             t = time.perf_counter()
             dq = st.encode(qtexts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
             dd = st.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
@@ -232,7 +257,7 @@ def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), b
         ranking = np.argsort(-(dq @ dd.T), axis=1, kind="stable")[:, :10]
         m = beir_metrics(ranking, qids, doc_ids, data.qrels, k_values=(10,))
         err = float(np.linalg.norm(dd - exact_docs) / np.linalg.norm(exact_docs))
-        rows.append({"part": "real", "kind": "retrieval", "method": "sdpa" if L == 0 else "hyper",
+        rows.append({"part": "real", "kind": "retrieval", "method": method,
                      "replaced_layers": L, "replaced": replaced, "n": n_mean, "causal": False, "ms": ms,
                      "ndcg@10": m["ndcg@10"], "rel_error": err, "docs": len(texts), "queries": len(qids),
                      **({} if L == 0 else hyper_kw)})
