@@ -209,3 +209,18 @@ def test_bad_mask_nan_and_short_sequence():
         hyper_attention(q, k, v, min_seq_len=32)
     with pytest.raises(HashlearnError, match="block_size"):
         hyper_attention(q, k, v, block_size=0)
+
+
+def test_row_gather_and_scatter_on_views_match_torch_gather():
+    from hashlearn.nn.attention import _gather_rows, _scatter_rows
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(2, 3, 40, 8, generator=g)
+    views = [base, base[:, :, 20:], base[:, :, :20], base.reshape(2, 6, 20, 8)[:, :, 5:15],
+             base[:, :1].expand(2, 3, 40, 8), base.transpose(2, 3).contiguous().transpose(2, 3)]
+    for x in views:
+        idx = torch.stack([torch.randperm(x.shape[2], generator=g) for _ in range(x.shape[0] * x.shape[1])])
+        idx = idx.view(x.shape[0], x.shape[1], -1)
+        ref = torch.gather(x, 2, idx.unsqueeze(-1).expand(*idx.shape, x.shape[-1]))
+        assert torch.equal(_gather_rows(x, idx), ref)
+        assert torch.equal(_scatter_rows(ref, idx, x.shape[2]), x)

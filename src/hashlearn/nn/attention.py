@@ -209,7 +209,9 @@ def _row_view(x):
     """
     D = x.shape[-1]
     st = x.stride()
-    if (x.requires_grad and torch.is_grad_enabled()) or st[3] != 1 or st[2] != D or st[0] % D or st[1] % D or x.storage_offset() % D:
+    if x.requires_grad and torch.is_grad_enabled():
+        return None
+    if st[3] != 1 or st[2] != D or st[0] % D or st[1] % D or x.storage_offset() % D:
         return None
     n_rows = x.untyped_storage().nbytes() // (x.element_size() * D)
     rows = x.as_strided((n_rows, D), (D, 1), 0)
