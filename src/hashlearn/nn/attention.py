@@ -12,9 +12,10 @@ Non-causal (Han et al. 2023, Algorithm 3 with the sortLSH mask of Algorithm 1):
    that are *not* in its own block, each with weight ``Nk / sample_size`` (the unbiased estimate of the
    residual ``A - A_block`` of the softmax numerator and of its row sums);
 3. normalise: output = (block numerator + weighted sample numerator) / (block row sum + weighted
-   sample row sum). This is done as one softmax over the block's keys and the samples with an additive
-   bias ``log(Nk / sample_size)`` (``-inf`` for samples inside the block), which is the same number as
-   the paper's combination of the two partial attentions by their log-sum-exps.
+   sample row sum). This is the paper's combination of two partial attentions by their log-sum-exps:
+   the block part (torch's fused kernel, no mask unless there is padding) and the sample part (the
+   same kernel with an additive bias ``log(Nk / sample_size)``, ``-inf`` for samples inside the
+   query's block).
 
 Causal (the paper's Algorithm 4): split the sequence into halves; the two diagonal blocks are causal
 attentions of half the length (computed together, recursively, by folding the halves into the head
