@@ -10,7 +10,8 @@ linear layer (DPSH), CSCE-Net's context gate + dynamic thresholds on and off (CS
 
 Every fit runs on one thread (torch and BLAS); each row is appended to the JSON as it finishes, and
 ``--resume`` skips rows already there. Writes bench/sections/hashing_supervised.md and
-bench/plots/hashing_supervised_{map,pr32}.png. ``--dmveh`` adds DMVEH on mfeat's six views (64 bits).
+bench/plots/hashing_supervised_{map,pr32}.png. ``--dmveh`` adds DMVEH on mfeat's six views (64 bits). ``--section`` / ``--title`` / ``--json`` write a
+separate section (plots named after it), e.g. for a few new rows run with ``--only``.
 
     /work/notes/heavy python bench/hashing_supervised.py --data-dir ../shared/data/mnist \\
         --json bench/out/hashing_supervised.json
@@ -56,8 +57,18 @@ ROWS = [
     ("csq rotation=householder", "csq", {"rotation": "householder"}, "ablation: rotation"),
     ("csq rotation=linear", "csq", {"rotation": "linear"}, "ablation: rotation"),
     ("csq csce=True", "csq", {"csce": True}, "ablation: CSCE"),
+    ("dtsh", "dtsh", {}, "deep (CNN, raw pixels)"),
+    ("dtsh distance=euclidean", "dtsh", {"distance": "euclidean"}, "ablation: distance (triplet loss)"),
+    ("dtsh distance=snr", "dtsh", {"distance": "snr"}, "ablation: distance (triplet loss)"),
 ]
-DEEP = {"dpsh", "hashnet", "csq", "greedyhash", "dsh"}
+
+
+def _deep_methods() -> set:
+    from hashlearn import list_methods
+    from hashlearn.hashing import get_hasher_class
+    from hashlearn.hashing.deep import DeepHasher
+
+    return {n for n in list_methods("vector") if issubclass(get_hasher_class(n), DeepHasher)}
 
 
 def run(args) -> dict:
@@ -69,19 +80,20 @@ def run(args) -> dict:
     data = json.loads(out.read_text()) if args.resume and out.exists() else {"rows": []}
     done = {r["label"] for r in data["rows"]}
     data.update({"command": " ".join(sys.argv), "machine": machine_info(), "n_labels": args.labels,
-                 "bits": args.bits, "deep_epochs": args.epochs})
+                 "bits": args.bits, "deep_epochs": args.epochs, "title": args.title})
     data.setdefault("started", now_iso())
     data.setdefault("load_start", load_average())
     split = load_supervised_split("mnist", n_labels=args.labels, data_dir=args.data_dir, random_state=args.seed)
     data["split"] = split.describe()
     old = torch.get_num_threads()
     torch.set_num_threads(1)
+    deep_methods = _deep_methods()
     try:
         for label, method, params, group in ROWS:
             if label in done or (args.only and label not in args.only.split(",")):
                 continue
             extra = dict(params)
-            if method in DEEP:
+            if method in deep_methods:
                 extra.update({"epochs": args.epochs, "n_threads": 1, "verbose": True})
             t0 = time.perf_counter()
             row = evaluate_supervised_method(method, args.bits, split, random_state=args.seed, **extra).as_dict()
@@ -143,7 +155,7 @@ def run_dmveh(args) -> dict:
     return data
 
 
-def plots(data: dict, folder: Path) -> list[Path]:
+def plots(data: dict, folder: Path, prefix: str = "hashing_supervised") -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -162,7 +174,7 @@ def plots(data: dict, folder: Path) -> list[Path]:
     ax.set_xlabel(f"mAP over the whole database ({data['bits']} bits)")
     ax.set_title(data["split"], fontsize=8)
     fig.tight_layout()
-    path = folder / "hashing_supervised_map.png"
+    path = folder / f"{prefix}_map.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     written.append(path)
@@ -177,7 +189,7 @@ def plots(data: dict, folder: Path) -> list[Path]:
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    path = folder / f"hashing_supervised_pr{data['bits']}.png"
+    path = folder / f"{prefix}_pr{data['bits']}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     written.append(path)
@@ -201,7 +213,7 @@ def section(data: dict, written) -> str:
                    "pr2": r["precision_radius2"], "fit": r["fit_seconds"], "enc": r["encode_per_s"]} for r in rows]
     cols = [("label", "method"), ("group", "group"), ("labels", "labels"), ("map", "mAP"), ("p100", "P@100"),
             ("p1000", "P@1000"), ("pr2", "P(r≤2)"), ("fit", "fit s (1 thread)"), ("enc", "encode vec/s")]
-    lines = [f"## Supervised and deep hashing on MNIST ({data['bits']} bits, {data['n_labels']:,} labels)", "",
+    lines = [f"## {data.get('title', 'Supervised and deep hashing on MNIST')} ({data['bits']} bits, {data['n_labels']:,} labels)", "",
              f"Command: `{data['command']}` (through `/work/notes/heavy`, one thread). Run {data['started']} → "
              f"{data.get('finished')}; load average at start {data['load_start']}, at end {data.get('load_end')}.",
              "", machine_summary(data["machine"]), "",
@@ -242,7 +254,9 @@ def section(data: dict, written) -> str:
                        ("dpsh rotation=householder", "dpsh rotation=linear", "Householder vs linear rotation (DPSH)"),
                        ("csq rotation=householder", "csq rotation=linear", "Householder vs linear rotation (CSQ)"),
                        ("csq rotation=householder", "csq", "Householder rotation vs none (CSQ)"),
-                       ("csq csce=True", "csq", "CSCE context + dynamic thresholds vs none (CSQ)")):
+                       ("csq csce=True", "csq", "CSCE context + dynamic thresholds vs none (CSQ)"),
+                       ("dtsh distance=snr", "dtsh distance=euclidean", "SNR vs Euclidean (DTSH, triplet loss)"),
+                       ("dtsh distance=snr", "dtsh", "SNR vs inner product (DTSH, its default)")):
         if a in by and b in by:
             checks.append(f"- {what}: {by[a]['map']:.3f} vs {by[b]['map']:.3f} ({_compare(by[a]['map'], by[b]['map'])}).")
     if all(k in by for k in ("itq", "faiss-lsh", "lsh (simhash)")):
@@ -283,12 +297,13 @@ def main(argv=None):
     ap.add_argument("--mfeat-dir", default=str(HERE.parent.parent / "shared" / "data" / "mfeat"))
     ap.add_argument("--json", default=str(HERE / "out" / "hashing_supervised.json"))
     ap.add_argument("--section", default=str(HERE / "sections" / "hashing_supervised.md"))
+    ap.add_argument("--title", default="Supervised and deep hashing on MNIST", help="heading of the section")
     args = ap.parse_args(argv)
     if args.dmveh:
         data = run_dmveh(args)
     else:
         data = json.loads(Path(args.json).read_text()) if args.render_only else run(args)
-    written = plots(data, HERE / "plots")
+    written = plots(data, HERE / "plots", prefix=Path(args.section).stem)
     Path(args.section).write_text(section(data, written))
     print(f"wrote {args.section}")
 

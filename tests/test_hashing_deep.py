@@ -1,4 +1,4 @@
-"""Deep supervised hashers (dpsh, hashnet, csq, greedyhash, dsh): contract, determinism, options, bad input.
+"""Deep supervised hashers (dpsh, hashnet, csq, greedyhash, dsh, dtsh): contract, determinism, options, bad input.
 
 Tiny data (scikit-learn's digits, a few epochs) so the whole file runs in seconds on one core.
 """
@@ -17,7 +17,7 @@ from hashlearn.hashing import make_hasher  # noqa: E402
 from hashlearn.hashing.deep._nets import HouseholderRotation, pair_scores  # noqa: E402
 from hashlearn.metrics import hamming_ranking, mean_average_precision, relevance_from_labels  # noqa: E402
 
-DEEP = ("dpsh", "hashnet", "csq", "greedyhash", "dsh")
+DEEP = ("dpsh", "hashnet", "csq", "greedyhash", "dsh", "dtsh")
 FAST = {"epochs": 4, "batch_size": 64, "hidden": 64, "n_threads": 1}
 
 
@@ -88,7 +88,8 @@ def test_pointwise_deep_hashers_learn_the_classes(digits):
 
 @pytest.mark.parametrize("name,distance,epochs,min_map", [("dpsh", "inner", 40, 0.3), ("dpsh", "euclidean", 20, 0.3),
                                                          ("dsh", "euclidean", 20, 0.5),
-                                                         ("hashnet", "snr", 20, 0.5), ("dpsh", "snr", 20, 0.5)])
+                                                         ("hashnet", "snr", 20, 0.5), ("dpsh", "snr", 20, 0.5),
+                                                         ("dtsh", "inner", 20, 0.5), ("dtsh", "snr", 20, 0.5)])
 def test_pairwise_hashers_do_not_collapse_on_the_cnn(name, distance, epochs, min_map, digits):
     # regression: with a bank of stale detached codes, DPSH / DSH and HashNet's Euclidean / SNR scores
     # collapsed to one code with the CNN trained from scratch (here: 1 distinct code, mAP 0.111 = chance;
@@ -100,6 +101,22 @@ def test_pairwise_hashers_do_not_collapse_on_the_cnn(name, distance, epochs, min
     got = mean_average_precision(relevance_from_labels(yq, y, hamming_ranking(D)))
     assert len(np.unique(cb)) >= 10, len(np.unique(cb))
     assert got > min_map, got
+
+
+@pytest.mark.parametrize("distance", ["inner", "snr"])
+def test_dtsh_loss_equals_the_triplet_loop(distance):
+    # the vectorised in-batch loss against an explicit loop over (anchor, similar, dissimilar) triplets
+    gen = torch.Generator().manual_seed(1)
+    h = torch.randn(7, 6, generator=gen)
+    y = np.array([0, 0, 1, 1, 1, 2, 0])
+    Yt = torch.from_numpy(np.eye(3)[y].astype(np.float32))
+    est = make_hasher("dtsh", n_bits=6, distance=distance, margin=1.5, quant_weight=0.25)
+    got = est._loss(torch, h, np.arange(7), Yt, {"step": 0}, None)
+    theta = pair_scores(h, h, distance)
+    terms = [torch.nn.functional.softplus(-(theta[i, j] - theta[i, k] - 1.5))
+             for i in range(7) for j in range(7) for k in range(7) if j != i and y[j] == y[i] and y[k] != y[i]]
+    want = torch.stack(terms).mean() + 0.25 * ((h - torch.sign(h)) ** 2).mean()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_cnn_on_flattened_images_and_shape_errors(digits):

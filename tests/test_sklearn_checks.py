@@ -78,7 +78,7 @@ def test_tags_say_what_the_estimator_is(name):
 
 
 def test_the_supervised_hashers_are_those_of_issue_15():
-    assert DEEP == {"dpsh", "hashnet", "csq", "greedyhash", "dsh"}
+    assert DEEP == {"dpsh", "hashnet", "csq", "greedyhash", "dsh", "dtsh"}
     assert SUPERVISED == {"ksh", "sdh", "cosdish", "lfh"} | (DEEP if HAVE_TORCH else set())
     with pytest.raises(ValidationError, match="requires y to be passed, but the target y is None"):
         make_hasher("sdh", n_bits=8, n_anchors=10, random_state=0).fit(np.zeros((20, 3)))

@@ -1,8 +1,8 @@
-"""DPSH, HashNet, CSQ, GreedyHash and DSH: the losses of five deep supervised hashers.
+"""DPSH, HashNet, CSQ, GreedyHash, DSH and DTSH: the losses of six deep supervised hashers.
 
 Every class shares the network, training loop, early stopping and encoding of
 :class:`~hashlearn.hashing.deep.base.DeepHasher` and differs by its loss. The pairwise methods (DPSH,
-HashNet, DSH) take every pair of a mini-batch, with gradients through both codes of a pair (the online
+HashNet, DSH) take every pair of a mini-batch, DTSH every triplet of it, with gradients through both codes of a pair (the online
 pairs of the DSH paper), and the ``distance`` option (:func:`._nets.pair_scores`).
 """
 
@@ -14,7 +14,7 @@ from .._validation import check_real_param
 from ..registry import register
 from .base import DeepHasher, store_params
 
-__all__ = ["DPSH", "HashNetHasher", "CSQ", "GreedyHash", "DSH"]
+__all__ = ["DPSH", "HashNetHasher", "CSQ", "GreedyHash", "DSH", "DTSH"]
 
 _COMMON_DOC = """
     n_bits : int, default 64
@@ -292,3 +292,53 @@ class DSH(_Pairwise):
         m = 2.0 * r
         contrast = (0.5 * S * D + 0.5 * (1 - S) * torch.relu(m - D)).mean()
         return contrast + float(self.reg_weight) * (h.abs() - 1).abs().mean()
+
+
+@register("dtsh")
+class DTSH(_Pairwise):
+    __doc__ = r"""Deep Supervised Hashing with Triplet Labels (DTSH): a logistic likelihood of triplet orderings.
+
+    For every triplet of a mini-batch with an anchor ``i``, a similar item ``j`` and a dissimilar item
+    ``k`` (``s_ij = 1``, ``s_ik = 0``, ``j ≠ i``): ``L = mean log(1 + e^{-(Θ_ij - Θ_ik - α)})
+    + λ mean ||h - sgn(h)||²``, with ``Θ`` the pair score of :func:`hashlearn.hashing.deep._nets.pair_scores`
+    (``distance="inner"``: ``½ h_iᵀ h_j``, the paper's; ``"snr"``: the SNR distance in a triplet loss, as in
+    Yuan et al. 2019). All in-batch triplets are used (``batch_size³`` scores at most: 2M for 128).
+
+    Parameters
+    ----------""" + _COMMON_DOC + """
+    distance : {"inner", "euclidean", "cosine", "snr"}, default "inner"
+    margin : float or None, default None
+        ``α``: how much higher ``Θ_ij`` must be than ``Θ_ik``; None: ``n_bits / 8`` (scores lie in
+        ``[-n_bits/2, n_bits/2]`` on ±1 codes, so the margin scales with them). 5 (DeepHash-pytorch's
+        value) and ``λ = 1`` collapsed the small CNN to 1–2 codes on digits at 16 bits.
+    quant_weight : float, default 0.1
+        ``λ``.
+
+    References
+    ----------
+    X. Wang, Y. Shi and K. M. Kitani, "Deep Supervised Hashing with Triplet Labels", ACCV 2016.
+    """
+
+    def __init__(self, n_bits=64, *, input_shape=None, hidden=256, epochs=30, batch_size=128, lr=1e-3,
+                 weight_decay=1e-5, rotation=None, csce=False, validation_fraction=0.1, patience=10, n_threads=2,
+                 verbose=False, distance="inner", margin=None, quant_weight=0.1, random_state=None):
+        store_params(self, locals())
+
+    def _check_params(self):
+        super()._check_params()
+        if self.margin is not None:
+            check_real_param(self.margin, "margin", min_val=0)
+        check_real_param(self.quant_weight, "quant_weight", min_val=0)
+
+    def _loss(self, torch, h, idx, Yt, state, heads):
+        from ._nets import pair_scores
+
+        U, S = self._batch_pairs(torch, h, idx, Yt)
+        theta = pair_scores(h, U, self.distance)
+        positive = S * (1.0 - torch.eye(S.shape[0], dtype=S.dtype))
+        valid = positive[:, :, None] * (1.0 - S)[:, None, :]  # (anchor, similar, dissimilar)
+        alpha = h.shape[1] / 8.0 if self.margin is None else float(self.margin)
+        margin = theta[:, :, None] - theta[:, None, :] - alpha
+        triplet = (torch.nn.functional.softplus(-margin) * valid).sum() / valid.sum().clamp_min(1.0)
+        quant = ((h - torch.sign(h).detach()) ** 2).mean()
+        return triplet + float(self.quant_weight) * quant
