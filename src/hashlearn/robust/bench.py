@@ -99,6 +99,8 @@ def _attack_rows(f, hasher_name, X, y, Xq, yq, targets, eps, size, seed, log):
     t = time.perf_counter()
     gan = ProSGAN(eps, epochs=size["gan_epochs"], random_state=seed).fit(f, X, y, db, y)
     fit_s = time.perf_counter() - t
+    log(f"ProS-GAN fitted in {fit_s:.0f} s: prototype mAP {gan.prototype_map_:.3f}, losses per epoch "
+        + "; ".join(", ".join(f"{k} {v:.3f}" for k, v in e.items()) for e in gan.loss_history_))
     t = time.perf_counter()
     Xa = gan.perturb(Xq, targets)
     add("prosgan", Xa, time.perf_counter() - t, fit_s=fit_s, prototype_map=gan.prototype_map_,
@@ -137,7 +139,7 @@ def _run_attack(mnist_dir, size, seed, eps, log, plots):
                 np.clip(0.5 + (adv["p2p"][sel] - Xq[sel]) / (2 * eps), 0, 1), adv["p2p"][sel]]
         titles = ["clean query", "ProS-GAN δ (0.5 + δ/2ε)", "ProS-GAN x+δ", "P2P δ (0.5 + δ/2ε)", "P2P x+δ"]
         cols = [f"{a}→{b}" for a, b in zip(yq[sel], targets[sel])]
-        out_path = plot_grid(grid, titles, cols, (28, 28), Path(plots) / "attack_perturbations.png",
+        out_path = plot_grid(grid, titles, cols, (28, 28), Path(plots) / f"attack_eps{eps:.3f}.png",
                              f"targeted attacks on DPSH 32 bits, ε = {eps:g} (label→target)")
         out[0]["plot"] = str(out_path)
     return out

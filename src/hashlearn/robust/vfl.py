@@ -210,7 +210,7 @@ def train_vfl(parties, y, parties_test, y_test, *, hashed: bool, n_bits: int = 3
     VFLResult — ``acc``, ``messages`` (what the top received for every test row, per party),
     ``bytes_forward``, ``bits_per_row``, ``train_s``.
     """
-    torch = import_torch()
+    import_torch()  # a clear error when torch is missing
     import torch.multiprocessing as mp
 
     from ..params import check_int_param

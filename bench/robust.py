@@ -1,0 +1,177 @@
+"""Thin driver of hashlearn.robust.bench: run a part to JSON, or write bench/sections/robust.md from JSONs.
+
+    python bench/robust.py run --part attack --data-dir ../shared/data/mnist --json bench/out/robust_attack.json
+    python bench/robust.py run --part vfl --data-dir ../shared/data/mnist --tabular-dir ../shared/data/tabularncd \
+        --json bench/out/robust_vfl.json
+    python bench/robust.py run --part unlearnable --data-dir ../shared/data/mnist --json bench/out/robust_uc.json
+    python bench/robust.py section bench/out/robust_*.json --out bench/sections/robust.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from hashlearn.robust import bench
+
+PLOTS = Path("bench/plots/robust")
+
+
+def _run(args):
+    t0 = datetime.datetime.now(datetime.timezone.utc)
+    rows = bench.run(args.part, args.data_dir, tabular_dir=args.tabular_dir, seed=args.seed,
+                     eps=None if not args.eps else (args.eps[0] if args.part == "attack" else tuple(args.eps)),
+                     n_bits=args.vfl_bits, plots=PLOTS, progress=True)
+    payload = {"part": args.part, "rows": rows, "command": "python " + " ".join(sys.argv),
+               "start": t0.strftime("%Y-%m-%d %H:%M UTC"),
+               "end": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other "
+                          "agents' jobs, no GPU, 1 torch thread (through /work/notes/heavy)"}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(payload, indent=1, default=float))
+
+
+def _find(rows, **kw):
+    return next((r for r in rows if all(r.get(k) == v for k, v in kw.items())), None)
+
+
+def _met(ok) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def _attack_findings(rows) -> list[str]:
+    out = []
+    eps = rows[0]["eps"]
+    b = {m: _find(rows, model="dpsh", method=m) for m in ("none", "noise", "p2p", "dhta", "prosgan")}
+    a = {m: _find(rows, model="dpsh+advtrain", method=m) for m in ("none", "noise", "p2p", "dhta", "prosgan")}
+    pg, p2p, dh = b["prosgan"], b["p2p"], b["dhta"]
+    out.append(f"- Budget ε = {eps:g} in [0, 1] pixel units (L∞; measured max |δ| per method in the `linf` column). "
+               f"P2P and DHTA: {p2p.get('n_iter')} sign-gradient (PGD) steps of 2.5 ε / {p2p.get('n_iter')} from δ = 0; "
+               f"ProS-GAN: one generator pass per query after {pg.get('fit_s', 0):.0f} s of training "
+               f"(prototype network, then the generator; losses per epoch in the JSON).")
+    out.append(f"- t-mAP ≥ 0.7: ProS-GAN {pg['t_map']:.3f} → {_met(pg['t_map'] >= 0.7)}.")
+    out.append(f"- ProS-GAN above P2P ({p2p['t_map']:.3f}) and DHTA ({dh['t_map']:.3f}) at the same ε → "
+               f"{_met(pg['t_map'] > max(p2p['t_map'], dh['t_map']))}.")
+    speed = min(p2p["ms_per_query"], dh["ms_per_query"]) / max(pg["ms_per_query"], 1e-9)
+    out.append(f"- Time per query: ProS-GAN {pg['ms_per_query']:.3f} ms vs P2P {p2p['ms_per_query']:.2f} ms, DHTA "
+               f"{dh['ms_per_query']:.2f} ms (batch of {pg['n_queries']} queries, 1 thread, same process) → "
+               f"{speed:.0f}× faster → {_met(speed >= 10)} (≥ 10×).")
+    if a["prosgan"] is not None:
+        ratio = a["prosgan"]["t_map"] / max(pg["t_map"], 1e-9)
+        lost = 100 * (b["none"]["clean_map"] - a["none"]["clean_map"])
+        out.append(f"- Adversarial training: ProS-GAN t-mAP {pg['t_map']:.3f} → {a['prosgan']['t_map']:.3f} "
+                   f"(generator retrained against the defended hasher; ×{ratio:.2f}), clean mAP "
+                   f"{b['none']['clean_map']:.3f} → {a['none']['clean_map']:.3f} ({lost:+.1f} points lost) → halves "
+                   f"t-mAP: {_met(ratio <= 0.5)}; ≤ 2 points of clean mAP lost: {_met(lost <= 2)}. "
+                   f"P2P / DHTA on the defended hasher: {a['p2p']['t_map']:.3f} / {a['dhta']['t_map']:.3f}.")
+    out.append(f"- Reference: no attack t-mAP {b['none']['t_map']:.3f} (the share of the target class, ≈ 0.1), "
+               f"uniform noise at ε {b['noise']['t_map']:.3f}.")
+    return out
+
+
+def _vfl_findings(rows) -> list[str]:
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        p, h = _find(rows, dataset=ds, method="plain"), _find(rows, dataset=ds, method="hashed")
+        ratio = h["recon_mse"] / max(p["recon_mse"], 1e-12)
+        lost = 100 * (p["acc"] - h["acc"])
+        ssim = (f"; SSIM {p['recon_ssim']:.3f} → {h['recon_ssim']:.3f}" if "recon_ssim" in p else "")
+        out.append(f"- {ds}: reconstruction MSE plain {p['recon_mse']:.4f} vs hashed {h['recon_mse']:.4f} "
+                   f"(×{ratio:.2f}; predicting the auxiliary mean gives {p['mean_mse']:.4f}){ssim}; task accuracy "
+                   f"{p['acc']:.4f} → {h['acc']:.4f} ({lost:+.2f} points lost). MSE ≥ 3× plain: {_met(ratio >= 3)}; "
+                   f"≤ 1 point of accuracy lost: {_met(lost <= 1)}.")
+        out.append(f"  Label inference from party 0's messages (logistic regression on {p['n_aux']} rows with known "
+                   f"labels): plain {p['label_acc']:.3f}, hashed {h['label_acc']:.3f}; chance (majority class) "
+                   f"{p['chance']:.3f} → hashed within chance + 5 points: {_met(h['label_acc'] <= p['chance'] + 0.05)}. "
+                   f"Bits per row sent by a party: plain {p['bits_per_row']} (float32), hashed {h['bits_per_row']} "
+                   f"(bytes sent while training: {p['bytes_forward']:,} vs {h['bytes_forward']:,}).")
+    return out
+
+
+def _uc_findings(rows) -> list[str]:
+    clean = _find(rows, method="clean")
+    out = [f"- Clean: test accuracy {clean['test_acc']:.4f} (≥ 0.98: {_met(clean['test_acc'] >= 0.98)}), "
+           f"DPSH mAP {clean['map']:.3f}."]
+    for r in rows:
+        if r["method"] == "perturbed":
+            out.append(f"- ε = {r['eps']:.4f} ({255 * r['eps']:.0f}/255): test accuracy of the CNN trained on the "
+                       f"perturbed set {r['test_acc']:.4f} (its training accuracy {r['train_acc']:.3f}) → ≤ 50 %: "
+                       f"{_met(r['test_acc'] <= 0.5)}; DPSH trained on it, used on clean images: mAP {r['map']:.3f} "
+                       f"({r['map'] - clean['map']:+.3f}); k-means cluster purity (labels used only to report it) "
+                       f"{r['cluster_purity']:.3f}.")
+    return out
+
+
+_INTRO = {
+    "attack": ("DPSH (32 bits, the small CNN of `hashlearn.hashing.deep`, inner-product scores) trained on 10,000 "
+               "MNIST training images (the database and the attacker's training images); 500 test images as "
+               "queries, each with a target label drawn uniformly among the other nine (seeded). t-mAP = mAP of the "
+               "attacked query's Hamming ranking over the whole database, relevant = has the target label; clean "
+               "mAP = the unattacked queries against their own label. All attacks use the same relaxed Hamming loss "
+               "(softplus of the disagreement, scaled by the median |h|). Defence: the hasher fine-tuned "
+               "2 epochs on clean + ProS-GAN examples (true labels), then the prototype network and generator are "
+               "retrained against it and every attack is rerun.\n"),
+    "vfl": ("Two parties (MNIST: left / right 14 columns of each image, 10,000 training rows; Pendigits: the first / "
+            "last 8 of its 16 standardised columns) and a top that holds the labels, each a separate process "
+            "(torch.distributed, gloo, point-to-point send/recv per mini-batch). Bottom models: MLP (128 hidden) → "
+            "r-dimensional output with batch normalisation (HashVFL's bit balance); `hashed` sends sign codes as "
+            "packed bits and back-propagates through the clipped straight-through sign. Attacker = the top: an MLP "
+            "decoder from party 0's messages to its raw features, trained on an auxiliary set of test rows whose "
+            "inputs it knows, evaluated on the remaining test rows; label inference = a logistic regression from "
+            "the messages with those rows' labels.\n"),
+    "unlearnable": ("10,000 MNIST training images clustered by k-means (10 clusters) on PCA-50 features of the "
+                    "pixels (no labels); one universal perturbation per cluster, optimised 200 Adam steps so that the "
+                    "PCA features of the perturbed cluster match the next cluster's centre (KL of softmaxed "
+                    "features, the paper's loss); a small CNN (5 epochs, Adam) trained on the perturbed set and "
+                    "tested on 5,000 clean test images; DPSH 32 bits trained on the perturbed set and evaluated on "
+                    "clean images (500 test queries against the clean training images).\n"),
+}
+
+
+def _section(args):
+    parts = [json.loads(Path(p).read_text()) for p in args.jsons]
+    out = ["## Robustness and privacy of hashing (`hashlearn.robust`)\n",
+           "Seeds: \"Prototype-supervised Adversarial Network for Targeted Attack of Deep Hashing\" (ProS-GAN, "
+           "CVPR 2021); \"All You Need Is Hashing: Defending Against Data Reconstruction Attack in Vertical "
+           "Federated Learning\" (HashVFL, 2022); \"Unlearnable Clusters: Towards Label-agnostic Unlearnable "
+           "Examples\" (CVPR 2023). One seed per part (no spread); every baseline measured in the same run.\n"]
+    for p in parts:
+        rows = p["rows"]
+        loads = (min(r["load_start"] for r in rows), max(r["load_end"] for r in rows))
+        out.append(f"### part `{p['part']}`\n")
+        out.append(f"Command: `{p['command']}` (equivalently `hashlearn bench robust --part {p['part']} ...`); run "
+                   f"{p['start']} → {p['end']} on {p['machine']}; load average {loads[0]:.2f} at start, "
+                   f"{loads[1]:.2f} at end. " + _INTRO[p["part"]])
+        out.append(bench.markdown(rows))
+        out.extend({"attack": _attack_findings, "vfl": _vfl_findings, "unlearnable": _uc_findings}[p["part"]](rows))
+        out.append("")
+        for path in dict.fromkeys(r["plot"] for r in rows if "plot" in r):
+            out.append(f"![{p['part']}](../plots/robust/{Path(path).name})\n")
+    Path(args.out).write_text("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--part", required=True, choices=bench.PARTS)
+    r.add_argument("--data-dir", required=True)
+    r.add_argument("--tabular-dir", default=None)
+    r.add_argument("--eps", type=float, action="append")
+    r.add_argument("--vfl-bits", type=int, default=32)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--json", required=True)
+    s = sub.add_parser("section")
+    s.add_argument("jsons", nargs="+")
+    s.add_argument("--out", default="bench/sections/robust.md")
+    args = ap.parse_args()
+    _run(args) if args.cmd == "run" else _section(args)
+
+
+if __name__ == "__main__":
+    main()
