@@ -87,14 +87,15 @@ def test_real_rows_on_scifact_subset():
     reason = real_unavailable(SCIFACT)
     if reason is not None:
         pytest.skip(reason)
-    rows = real_rows(SCIFACT, max_docs=30, max_queries=4, layers=(6,), cls_layers=(6,), error_passages=2,
-                     progress=False)
+    rows = real_rows(SCIFACT, max_docs=30, max_queries=4, layers=(6,), cls_layers=(6,), more_sizes=((128, 64),),
+                     more_layers=6, error_passages=2, progress=False)
     err = [r for r in rows if r["kind"] == "layer_error"]
     ret = [r for r in rows if r["kind"] == "retrieval"]
-    assert len(err) == 18 and {r["layer"] for r in err} == set(range(6))
+    assert len(err) == 6 * 5 and {r["layer"] for r in err} == set(range(6))
     assert all(r["rel_error"] == 0 for r in err if r["method"] == "sdpa")
     assert all(0 < r["rel_error"] < 2 for r in err if r["method"] != "sdpa")
-    assert [(r["method"], r["replaced_layers"]) for r in ret] == [("sdpa", 0), ("hyper", 6), ("hyper+cls", 6)]
+    assert [(r["method"], r["replaced_layers"], r.get("block_size")) for r in ret] == [
+        ("sdpa", 0, None), ("hyper", 6, 32), ("hyper+cls", 6, 32), ("hyper", 6, 128), ("hyper+cls", 6, 128)]
     assert ret[0]["rel_error"] == 0
     for r in ret:
         assert {"part", "method", "n", "causal", "ms", "rel_error", "ndcg@10"} <= set(r)

@@ -117,20 +117,23 @@ def _hyper_fn(hyper_kw: dict, seed: int, n_global: int = 0):
     With ``n_global > 0`` the first ``n_global`` keys (BERT's [CLS], an attention sink that takes a third
     of the attention mass in MiniLM's layers) are attended exactly by every query, HyperAttention covers
     the other keys, and the two parts are merged by their log-sum-exps (one softmax over all keys).
+    Sequences shorter than one block are attended exactly.
     """
     gen = torch.Generator().manual_seed(int(seed) + 1)
+    block = hyper_kw.get("block_size", 256)
 
     def fn(q, k, v, kpm, scale):
+        kw = hyper_kw if k.shape[2] >= block else {**hyper_kw, "min_seq_len": k.shape[2] + 1}  # < 1 block: exact
         if n_global <= 0:
             return hyper_attention(q, k, v, False, scale=scale, key_padding_mask=kpm, seed=seed, generator=gen,
-                                   **hyper_kw)
+                                   **kw)
         B, H, N, _ = q.shape
         g = min(int(n_global), N)
         keep = torch.ones(B, N, dtype=torch.bool, device=q.device) if kpm is None else kpm
         rest = keep.clone()
         rest[:, :g] = False
         o1, l1 = hyper_attention(q, k, v, False, scale=scale, key_padding_mask=rest, seed=seed, generator=gen,
-                                 return_lse=True, **hyper_kw)
+                                 return_lse=True, **kw)
         bias = torch.zeros(B, H, g, dtype=q.dtype, device=q.device).masked_fill(~keep[:, None, :g], float("-inf"))
         o2, l2 = exact_attention(q, k[:, :, :g], v[:, :, :g], scale=scale, key_bias=bias)
         return _merge(o1, l1, o2, l2)[0]
@@ -167,12 +170,19 @@ def _subset(data, qids, max_docs: int, seed: int):
     return np.sort(np.concatenate([keep, extra]))
 
 
-def _layer_error_rows(st, bert, texts, hyper_kw, seed, n_texts: int) -> list[dict]:
+def _layer_error_rows(st, bert, texts, configs: list[dict], seed, n_texts: int) -> list[dict]:
     tok = st.tokenizer
     lengths = np.array([len(tok(t, truncation=True, max_length=st.max_seq_length)["input_ids"]) for t in texts])
     picked = [texts[i] for i in np.argsort(-lengths, kind="stable")[:n_texts]]
     with capture_qkv(bert) as store, torch.no_grad():
         st.encode(picked, batch_size=1, show_progress_bar=False)  # batch 1: no padding in the captures
+    rows = []
+    for ci, hyper_kw in enumerate(configs):
+        rows += _config_layer_errors(store, hyper_kw, seed, with_sdpa=ci == 0)
+    return rows
+
+
+def _config_layer_errors(store, hyper_kw, seed, with_sdpa: bool) -> list[dict]:
     rows = []
     fns = {"hyper": _hyper_fn(hyper_kw, seed), "hyper+cls": _hyper_fn(hyper_kw, seed, n_global=1)}
     for layer, caps in store.items():
@@ -191,14 +201,18 @@ def _layer_error_rows(st, bert, texts, hyper_kw, seed, n_texts: int) -> list[dic
                 num[name] += float((hy.double() - ex.double()).square().sum())
         n_mean = float(np.mean([c[0].shape[2] for c in caps]))
         for method, ms in secs.items():
+            if method == "sdpa" and not with_sdpa:
+                continue
             err = 0.0 if method == "sdpa" else (num[method] / den) ** 0.5
             rows.append({"part": "real", "kind": "layer_error", "method": method, "layer": layer, "n": n_mean,
-                         "causal": False, "ms": 1e3 * ms / len(caps), "rel_error": err, "passages": len(caps)})
+                         "causal": False, "ms": 1e3 * ms / len(caps), "rel_error": err, "passages": len(caps),
+                         **({} if method == "sdpa" else hyper_kw)})
     return rows
 
 
-def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), cls_layers=(3, 6), block_size: int = 32,
-              sample_size: int = 32, min_seq_len: int = 64, n_projections: int = 7, error_passages: int = 64,
+def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), cls_layers=(3, 6),
+              block_size: int = 32, sample_size: int = 32, min_seq_len: int = 64, n_projections: int = 7,
+              more_sizes=((64, 64), (128, 128)), more_layers: int = 3, error_passages: int = 64,
               batch_size: int = 32, max_queries: int | None = None, seed: int = 0,
               progress: bool = True) -> list[dict]:
     """Rows of part ``real`` (module docstring): ``kind`` ``layer_error`` (one sdpa, one hyper and one
@@ -209,6 +223,8 @@ def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), c
 
     ``max_docs``: passages encoded (every passage judged relevant for a test query, then random others;
     0 = the whole corpus of 5,183). ``max_queries``: only the first judged test queries (all 300 by default).
+    ``more_sizes``: further (block_size, sample_size) pairs, measured (both methods) with the last
+    ``more_layers`` layers replaced and in the per-layer errors.
     """
     reason = real_unavailable(data_dir)
     if reason is not None:
@@ -233,20 +249,23 @@ def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), c
     layers = sorted(set(int(L) for L in layers) | {0})  # the exact model first: the baseline of the same run
     hyper_kw = {"block_size": block_size, "sample_size": sample_size, "min_seq_len": min_seq_len,
                 "n_projections": n_projections}
-    rows = _layer_error_rows(st, bert, texts, hyper_kw, seed, error_passages)
+    configs = [hyper_kw] + [{**hyper_kw, "block_size": int(b), "sample_size": int(m)} for b, m in more_sizes]
+    rows = _layer_error_rows(st, bert, texts, configs, seed, error_passages)
     tok = st.tokenizer
     n_mean = float(np.mean([min(len(tok(t)["input_ids"]), st.max_seq_length) for t in texts]))
     exact_docs = None
-    variants = [("sdpa" if L == 0 else "hyper", L) for L in layers]
-    variants += [("hyper+cls", int(L)) for L in cls_layers if 0 < L <= n_layers]
+    variants = [("sdpa" if L == 0 else "hyper", L, hyper_kw) for L in layers]
+    variants += [("hyper+cls", int(L), hyper_kw) for L in cls_layers if 0 < L <= n_layers]
+    if 0 < more_layers <= n_layers:
+        variants += [(meth, int(more_layers), kw) for kw in configs[1:] for meth in ("hyper", "hyper+cls")]
     it = variants
     if progress:
         from tqdm import tqdm
 
         it = tqdm(variants, desc="MiniLM SciFact", unit="variant")
-    for method, L in it:
+    for method, L, kw in it:
         replaced = list(range(n_layers - L, n_layers))
-        fn = _hyper_fn(hyper_kw, seed, n_global=1 if method == "hyper+cls" else 0)
+        fn = _hyper_fn(kw, seed, n_global=1 if method == "hyper+cls" else 0)
         with swap_bert_attention(bert, replaced, fn), torch.no_grad():
             t = time.perf_counter()
             dq = st.encode(qtexts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
@@ -260,5 +279,5 @@ def real_rows(data_dir, *, max_docs: int = 1000, layers=(0, 1, 2, 3, 4, 5, 6), c
         rows.append({"part": "real", "kind": "retrieval", "method": method,
                      "replaced_layers": L, "replaced": replaced, "n": n_mean, "causal": False, "ms": ms,
                      "ndcg@10": m["ndcg@10"], "rel_error": err, "docs": len(texts), "queries": len(qids),
-                     **({} if L == 0 else hyper_kw)})
+                     **({} if L == 0 else kw)})
     return rows
