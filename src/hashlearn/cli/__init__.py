@@ -37,9 +37,9 @@ def _root(
 ) -> None:
     """Compact similarity search with hashing and clustering: learn codes, index, search, evaluate."""
 
-from . import apps, core, crossmodal, discover, funchash, nn, quantize, recsys, robust, selection, service, text, textbench  # noqa: E402,F401  (core registers on import)
+from . import apps, core, crossmodal, discover, funchash, nn, quantize, recsys, represent, robust, selection, service, text, textbench  # noqa: E402,F401  (core registers on import)
 
-for _group in (crossmodal, service, text, apps, funchash, selection, recsys, quantize, textbench, discover, nn, robust):
+for _group in (crossmodal, service, text, apps, funchash, selection, recsys, quantize, textbench, discover, nn, robust, represent):
     _group.register(app, bench_app)
 
 
