@@ -9,6 +9,11 @@
   real processes (torch.distributed, gloo) and count the bytes.
 * :class:`DiagonalSSM`, :class:`HashedSparseAttention` (context-dependent LSH buckets), :func:`mqar_batch`.
 * Hash families on tensors: :func:`angular_buckets` (SimHash, Gray-ordered), :func:`cross_polytope_buckets`.
+
+Benchmark modules (``hashlearn bench attention``, imported on demand): :mod:`hashlearn.nn.bench` (parts and
+plots), :mod:`hashlearn.nn.lm` (a causal character transformer with exact, HyperAttention or EcoFormer
+attention), :mod:`hashlearn.nn.real_bench` (HyperAttention inside all-MiniLM-L6-v2 on SciFact),
+:mod:`hashlearn.nn.moe_bench`, :mod:`hashlearn.nn.ssm_bench`.
 """
 
 from .attention import HyperAttention, exact_attention, hyper_attention
