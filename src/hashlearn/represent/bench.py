@@ -385,11 +385,12 @@ def _plot_climb(rows, folder) -> list[Path]:
         W = np.asarray([h[1] for h in hist])
         rounds = np.asarray([h[0] for h in hist])
         k = W.shape[1]
-        fig, axes = plt.subplots(1, int(rounds.max()) + 2, figsize=(3 * (rounds.max() + 2), 3), sharey=True)
+        fig, axes = plt.subplots(1, int(rounds.max()) + 2, figsize=(3 * (rounds.max() + 2), 3))
         for r, ax in enumerate(axes[:-1]):
             ax.imshow(W[rounds == r], aspect="auto", cmap="viridis", vmin=0, vmax=max(0.3, W.max()))
             ax.set_title(f"round {r + 1}: {int((rounds == r).sum())} mixtures", fontsize=8)
             ax.set_xlabel("cluster")
+            ax.set_ylabel("mixture (colour = weight)", fontsize=7)
         names = [g[0].split(".")[-1][:6] for g in last[0]["cluster_groups"]]
         ws = {m: next(r["weights"] for r in rows if r["method"] == m and r["seed"] == last[0]["seed"])
               for m in ("natural", "climb")}
