@@ -10,6 +10,13 @@ Parts (run one or several: ``python bench/crossmodal.py PART [PART ...]``):
 * ``mvh`` — multi-view fusion on the 6 UCI mfeat views vs single-view and concatenated ITQ;
 * ``markdown`` — render bench/sections/crossmodal.md from the JSON files.
 
+Supervised cross-modal methods (issue 15; results in bench/sections/crossmodal_supervised.md, rendered by
+``supervised-markdown``):
+
+* ``dmveh-mfeat`` — DMVEH on the 6 mfeat views (64 bits) vs ``mvh`` and the best single view, same run;
+* ``supervised-wiki`` — prompthash, dmveh vs deep-xm, rreh, cmfh on Wiki through the CLI;
+* ``lifelong-deep`` — ``dlch`` in class increments (4 + 2 + 2 + 2) vs a full retrain.
+
 Data: ``--data-dir`` (default /work/shared/data) holding wiki/wiki_data.mat and mfeat/handwritten.mat.
 Threads: set OMP_NUM_THREADS=1 (the machine is shared; small BLAS calls are slower with threads there).
 """
@@ -53,7 +60,7 @@ def part_protocol(name, data_dir, bits, paired, methods=METHODS, repeats=3):
     target = OUT / f"{name}.json"
     merge = methods != METHODS and target.is_file()
     out = OUT / f"{name}.{methods.replace(',', '_')}.json" if merge else target
-    args = [*extra, "--bits", bits, "--paired", paired, "--methods", methods, "--repeats", str(repeats),
+    args = [*extra, "--bits", bits, "--paired", paired, "--method", methods, "--repeats", str(repeats),
             "--json", str(out), "--plots", str(OUT / "plots")]
     cmd, wall = _cli(args)
     res = json.loads(out.read_text())
@@ -487,6 +494,149 @@ def part_markdown():
     print(f"wrote {SECTION}")
 
 
+# -- supervised cross-modal methods (issue 15) ---------------------------------------------------------------
+SUPERVISED_SECTION = Path(__file__).resolve().parent / "sections" / "crossmodal_supervised.md"
+SUPERVISED_PLOTS = Path(__file__).resolve().parent / "plots" / "crossmodal_supervised"
+
+
+def _stamp(command):
+    from common import load_average
+
+    return {"command": command, "date": now_iso(), "machine": machine_summary(machine_info()),
+            "load": load_average()}
+
+
+def part_dmveh_mfeat(data_dir, nb=64):
+    """DMVEH (6 views, labels) vs mvh (unsupervised fusion, tau 1 and 0.2) and single views, same split as
+    ``mvh`` (500 random queries, seed 0; the other 1,500 digits are database and training set). Single
+    views: ITQ (unsupervised) and CSQ (supervised, one view's features), each view; DMVEH's own one-view
+    codes."""
+    import hashlearn
+    from hashlearn.crossmodal.data import MFEAT_VIEWS, load_mfeat
+
+    views, y = load_mfeat(data_dir / "mfeat" / "handwritten.mat")
+    perm = np.random.default_rng(0).permutation(len(y))
+    q, t = np.sort(perm[:500]), np.sort(perm[500:])
+    rows = []
+
+    def add(method, qc, dbc, fit_s=None, **extra):
+        rows.append({"method": method, "bits": nb, "map": _map(qc, dbc, y[q], y[t], nb), "fit_s": fit_s, **extra})
+        print(rows[-1], flush=True)
+
+    for seed in (0, 1, 2):
+        m = hashlearn.make_hasher("dmveh", n_bits=nb, random_state=seed, n_threads=1)
+        t0 = time.perf_counter(); m.fit([v[t] for v in views], y[t]); fit_s = time.perf_counter() - t0
+        add("dmveh (fused, 6 views)", m.transform_fused([v[q] for v in views]), m.transform_fused([v[t] for v in views]),
+            fit_s, seed=seed, weights=" ".join(f"{MFEAT_VIEWS[i]}:{w:.2f}" for i, w in enumerate(m.view_weights_)))
+        for i, v in enumerate(views):
+            add(f"dmveh, view {MFEAT_VIEWS[i]} alone", m.transform(v[q], i), m.transform(v[t], i), seed=seed)
+    for tau in (1.0, 0.2):
+        m = hashlearn.make_hasher("mvh", n_bits=nb, random_state=0, tau=tau)
+        t0 = time.perf_counter(); m.fit([v[t] for v in views]); fit_s = time.perf_counter() - t0
+        add(f"mvh tau={tau:g} (unsupervised)", m.transform_fused([v[q] for v in views]),
+            m.transform_fused([v[t] for v in views]), fit_s, seed=0)
+    for i, v in enumerate(views):
+        for name, kw in (("csq", {"n_threads": 1}), ("itq", {})):
+            if name == "itq" and v.shape[1] < nb:
+                continue
+            m = hashlearn.make_hasher(name, n_bits=nb, random_state=0, **kw)
+            t0 = time.perf_counter()
+            m.fit(v[t], y[t]) if name == "csq" else m.fit(v[t])
+            add(f"{name}, view {MFEAT_VIEWS[i]}", m.transform(v[q]), m.transform(v[t]), time.perf_counter() - t0, seed=0)
+    write_json(OUT / "dmveh_mfeat.json", {"rows": rows, **_stamp("OMP_NUM_THREADS=1 python bench/crossmodal.py dmveh-mfeat")})
+
+
+def part_supervised_wiki(data_dir):
+    """Wiki through the CLI, 32 bits, fully paired (the PromptHash target), 3 seeds."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / "supervised_wiki.json"
+    methods = "prompthash,dmveh,deep-xm,rreh,cmfh"
+    args = ["--dataset", "wiki", "--data-file", str(data_dir / "wiki" / "wiki_data.mat"), "--bits", "32",
+            "--paired", "1.0", "--method", methods, "--repeats", "3", "--param", "deep-xm.n_threads=1",
+            "--param", "prompthash.n_threads=1", "--param", "dmveh.n_threads=1", "--json", str(out)]
+    cmd, wall = _cli(args)
+    res = json.loads(out.read_text())
+    res.update(_stamp("OMP_NUM_THREADS=1 " + cmd), wall_s=wall)
+    write_json(out, res)
+
+
+def _class_sessions(y, sizes):
+    classes = np.unique(y)
+    bounds = np.cumsum([0, *sizes])
+    if bounds[-1] != len(classes):
+        raise SystemExit(f"session sizes {sizes} do not cover the {len(classes)} classes")
+    return [classes[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _lifelong_run(data, sessions, nb, seed, params, label):
+    """One lifelong run: fit on session 0, partial_fit on the others; database codes of earlier items kept."""
+    import hashlearn
+
+    X, y, Q, yq = data.train, data.y_train, data.test, data.y_test
+    model = hashlearn.make_hasher("dlch", n_bits=nb, random_state=seed, n_threads=1, **params)
+    db = [np.zeros((len(y), 1 if nb <= 64 else -(-nb // 64)), np.uint64) for _ in range(2)]
+    have = np.zeros(len(y), bool)
+    steps = []
+    for s, cls in enumerate(sessions):
+        rows = np.isin(y, cls)
+        t0 = time.perf_counter()
+        (model.fit if s == 0 else model.partial_fit)([X[0][rows], X[1][rows]], y[rows])
+        fit_s = time.perf_counter() - t0
+        for v in range(2):  # only the new items are encoded; the stored codes of earlier items stay
+            db[v][rows] = model.transform(X[v][rows], view=v)
+        have |= rows
+        seen = np.concatenate(sessions[: s + 1])
+        qc = [model.transform(Q[v], view=v) for v in range(2)]
+        step = {"session": s, "classes": [int(c) for c in cls], "fit_s": fit_s}
+        for tag, qmask in (("first", np.isin(yq, sessions[0])), ("new", np.isin(yq, seen) & ~np.isin(yq, sessions[0])),
+                           ("all", np.isin(yq, seen))):
+            if not qmask.any():
+                continue
+            step[f"{tag}_i2t"] = _map(qc[0][qmask], db[1][have], yq[qmask], y[have], nb)
+            step[f"{tag}_t2i"] = _map(qc[1][qmask], db[0][have], yq[qmask], y[have], nb)
+        steps.append(step)
+        print(label, seed, step, flush=True)
+    return steps
+
+
+def part_lifelong_deep(data_dir, nb=32, seeds=(0, 1, 2)):
+    """dlch in class increments on Wiki (10 classes: 4 + 2 + 2 + 2) and mfeat pix/fac (same split):
+    variants full method, exemplar-free, naive fine-tuning (no lifelong / distillation / replay); against a
+    full retrain on all classes (every code recomputed)."""
+    import hashlearn
+    from hashlearn.crossmodal.evaluate import load_crossmodal_dataset
+
+    variants = {"dlch": {}, "dlch exemplar-free": {"replay_per_class": 0},
+                "naive fine-tuning": {"replay_per_class": 0, "lifelong_weight": 0.0, "distill_weight": 0.0}}
+    rows = []
+    for ds in ("wiki", "mfeat"):
+        data = (load_crossmodal_dataset("wiki", data_dir / "wiki" / "wiki_data.mat") if ds == "wiki" else
+                load_crossmodal_dataset("mfeat", data_dir / "mfeat" / "handwritten.mat", views=(0, 2)))
+        sessions = _class_sessions(data.y_train, (4, 2, 2, 2))
+        later = np.concatenate(sessions[1:])
+        for seed in seeds:
+            for label, params in variants.items():
+                rows.append({"dataset": data.name, "variant": label, "seed": seed,
+                             "steps": _lifelong_run(data, sessions, nb, seed, params, label)})
+            full = hashlearn.make_hasher("dlch", n_bits=nb, random_state=seed, n_threads=1)
+            t0 = time.perf_counter(); full.fit(data.train, data.y_train); fit_s = time.perf_counter() - t0
+            db = [full.transform(data.train[v], view=v) for v in range(2)]
+            qc = [full.transform(data.test[v], view=v) for v in range(2)]
+            row = {"dataset": data.name, "variant": "full retrain", "seed": seed, "fit_s": fit_s}
+            yq, y = data.y_test, data.y_train
+            for tag, qmask in (("first", np.isin(yq, sessions[0])), ("new", np.isin(yq, later)), ("all", yq == yq)):
+                row[f"{tag}_i2t"] = _map(qc[0][qmask], db[1], yq[qmask], y, nb)
+                row[f"{tag}_t2i"] = _map(qc[1][qmask], db[0], yq[qmask], y, nb)
+            rows.append(row)
+            print(row, flush=True)
+            write_json(OUT / "lifelong_deep.json", {"rows": rows, "bits": nb, "sessions": "4+2+2+2",
+                                                    **_stamp("OMP_NUM_THREADS=1 python bench/crossmodal.py lifelong-deep")})
+
+
+SUPERVISED_PARTS = {"dmveh-mfeat": part_dmveh_mfeat, "supervised-wiki": part_supervised_wiki,
+                    "lifelong-deep": part_lifelong_deep}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("parts", nargs="+")
@@ -512,6 +662,8 @@ def main():
             part_markdown()
         elif part == "mvh":
             part_mvh(a.data_dir)
+        elif part in SUPERVISED_PARTS:
+            SUPERVISED_PARTS[part](a.data_dir)
         else:
             raise SystemExit(f"unknown part {part!r}")
 

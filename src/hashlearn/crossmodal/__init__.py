@@ -16,6 +16,8 @@ from .mvh import MultiViewHashing
 from .deep import DeepCrossModalHashing
 from .dmveh import DeepMultiViewEnhancementHashing, SupervisedCrossModalMixin, check_view_labels
 from .rreh import RREH, reconstruction_weights
+from .prompthash import PromptHash
+from .lifelong import DeepLifelongCrossModalHashing
 
 __all__ = [
     "BaseCrossModalHasher",
@@ -32,5 +34,7 @@ __all__ = [
     "SupervisedCrossModalMixin",
     "check_view_labels",
     "RREH",
+    "PromptHash",
+    "DeepLifelongCrossModalHashing",
     "reconstruction_weights",
 ]

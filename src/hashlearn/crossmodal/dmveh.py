@@ -14,6 +14,7 @@ torch is imported inside ``fit`` and the encoders only (extra ``[deep]``).
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..hashing.registry import register
 from ..hashing.supervised._labels import check_supervision
 from .base import check_pairs, check_views
 
-__all__ = ["DeepMultiViewEnhancementHashing", "SupervisedCrossModalMixin", "check_view_labels"]
+__all__ = ["DeepMultiViewEnhancementHashing", "SupervisedCrossModalMixin", "check_view_labels", "epoch_progress"]
 
 
 class SupervisedCrossModalMixin:
@@ -323,3 +324,19 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
     @property
     def code_bits(self) -> int:
         return int(self.n_bits)
+
+
+@contextlib.contextmanager
+def epoch_progress(verbose: bool, name: str, total: int):
+    """Inside: ``advance(epoch, loss)`` updating a progress bar on stderr (a no-op unless ``verbose``)."""
+    if not verbose:
+        yield lambda *a: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} epochs"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(name, total=int(total))
+        yield lambda epoch, loss: bar.update(task, completed=epoch, description=f"{name} loss {loss:.4f}")
