@@ -86,7 +86,7 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
     batch_size : int, default 128
     lr : float, default 1e-3
         Learning rate of :meth:`fit`; increments use ``increment_lr``.
-    increment_lr : float, default 3e-4
+    increment_lr : float, default 1e-3
     weight_decay : float, default 1e-4
     pair_weight : float, default 0.1
     quant_weight : float, default 0.1
@@ -126,7 +126,7 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
     _FIT_CALL = "fit(views, y)"
 
     def __init__(self, n_bits: int = 32, *, hidden: int = 512, epochs: int = 60, increment_epochs=None,
-                 batch_size: int = 128, lr: float = 1e-3, increment_lr: float = 3e-4, weight_decay: float = 1e-4,
+                 batch_size: int = 128, lr: float = 1e-3, increment_lr: float = 1e-3, weight_decay: float = 1e-4,
                  pair_weight: float = 0.1, quant_weight: float = 0.1, lifelong_weight: float = 0.1,
                  distill_weight: float = 1.0, code_memory: int = 50, replay_per_class: int = 20,
                  n_threads: int = 2, verbose: bool = False, random_state=None):
