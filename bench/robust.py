@@ -54,7 +54,8 @@ def _attack_findings(rows) -> list[str]:
                f"P2P and DHTA: {p2p.get('n_iter')} sign-gradient (PGD) steps of 2.5 ε / {p2p.get('n_iter')} from δ = 0; "
                f"ProS-GAN: one generator pass per query after {pg.get('fit_s', 0):.0f} s of training "
                f"(prototype network, then the generator; losses per epoch in the JSON).")
-    out.append(f"- t-mAP ≥ 0.7: ProS-GAN {pg['t_map']:.3f} → {_met(pg['t_map'] >= 0.7)}.")
+    beyond = "" if eps <= 0.1 + 1e-9 else " (at a budget beyond the target's ε ≤ 0.1: for the comparison only)"
+    out.append(f"- t-mAP ≥ 0.7: ProS-GAN {pg['t_map']:.3f} → {_met(pg['t_map'] >= 0.7 and eps <= 0.1 + 1e-9)}{beyond}.")
     out.append(f"- ProS-GAN above P2P ({p2p['t_map']:.3f}) and DHTA ({dh['t_map']:.3f}) at the same ε → "
                f"{_met(pg['t_map'] > max(p2p['t_map'], dh['t_map']))}.")
     speed = min(p2p["ms_per_query"], dh["ms_per_query"]) / max(pg["ms_per_query"], 1e-9)
@@ -68,7 +69,9 @@ def _attack_findings(rows) -> list[str]:
                    f"(generator retrained against the defended hasher; ×{ratio:.2f}), clean mAP "
                    f"{b['none']['clean_map']:.3f} → {a['none']['clean_map']:.3f} ({lost:+.1f} points lost) → halves "
                    f"t-mAP: {_met(ratio <= 0.5)}; ≤ 2 points of clean mAP lost: {_met(lost <= 2)}. "
-                   f"P2P / DHTA on the defended hasher: {a['p2p']['t_map']:.3f} / {a['dhta']['t_map']:.3f}.")
+                   f"P2P / DHTA on the defended hasher: {a['p2p']['t_map']:.3f} / {a['dhta']['t_map']:.3f}."
+                   + (" (ProS-GAN does not work at this budget before the defence — its t-mAP is at the no-attack "
+                      "level — so there is nothing to halve.)" if pg["t_map"] < b["none"]["t_map"] + 0.02 else ""))
     out.append(f"- Reference: no attack t-mAP {b['none']['t_map']:.3f} (the share of the target class, ≈ 0.1), "
                f"uniform noise at ε {b['noise']['t_map']:.3f}.")
     return out
@@ -83,7 +86,7 @@ def _vfl_findings(rows) -> list[str]:
         ssim = (f"; SSIM {p['recon_ssim']:.3f} → {h['recon_ssim']:.3f}" if "recon_ssim" in p else "")
         out.append(f"- {ds}: reconstruction MSE plain {p['recon_mse']:.4f} vs hashed {h['recon_mse']:.4f} "
                    f"(×{ratio:.2f}; predicting the auxiliary mean gives {p['mean_mse']:.4f}){ssim}; task accuracy "
-                   f"{p['acc']:.4f} → {h['acc']:.4f} ({lost:+.2f} points lost). MSE ≥ 3× plain: {_met(ratio >= 3)}; "
+                   f"{p['acc']:.4f} → {h['acc']:.4f} ({lost:.2f} points lost). MSE ≥ 3× plain: {_met(ratio >= 3)}; "
                    f"≤ 1 point of accuracy lost: {_met(lost <= 1)}.")
         out.append(f"  Label inference from party 0's messages (logistic regression on {p['n_aux']} rows with known "
                    f"labels): plain {p['label_acc']:.3f}, hashed {h['label_acc']:.3f}; chance (majority class) "
@@ -107,15 +110,39 @@ def _uc_findings(rows) -> list[str]:
     return out
 
 
+DEPARTURES = """### Departures from the papers, and what is weak
+
+- Attack loss: every attack (P2P, DHTA, ProS-GAN) minimises `mean softplus(-b_t ⊙ h / s)` (s = median |h| over
+  the database) instead of the papers' `½ (1 - <b_t, tanh(h)> / r)`: DPSH's outputs are unbounded and the
+  tanh relaxation gave no gradient on bits far on the wrong side.
+- ProS-GAN generator: an encoder–decoder fed the image and the prototype code (as an input map), plus a learned
+  per-target template added before `ε·tanh` (zero at the start); the clip to [0, 1] is straight-through in the
+  backward pass. Without the templates, and with the discriminator's loss in the generator's objective (weight
+  0.1 or 0.01), the generator did not move the codes at all within a few CPU epochs (t-mAP at the no-attack
+  level). The discriminator is trained, its loss recorded in the JSON, but its weight in the generator's loss is 0.
+- P2P / DHTA: 100 PGD steps from δ = 0 (the papers use more iterations and Adam); more steps would make them
+  slower still and perhaps stronger.
+- Unlearnable clusters: the surrogate is PCA of the pixels (label-free) instead of a pretrained network, and the
+  per-cluster perturbation is optimised directly (`ε·tanh(w_k)`) instead of through a generator fed fixed noise.
+  k-means on these features is only ≈ 58 % pure, so each cluster's pattern is a poor shortcut to the label.
+- Label inference (VFL): the attacker (the top, or anyone who sees a party's messages) fits a logistic regression
+  on the messages of 2,000 (MNIST) / ≈ 1,750 (Pendigits) rows whose labels it knows; a strong attacker. The
+  messages carry the task's information by design, so hashing cannot bring this near chance.
+- One seed per part; no confidence intervals.
+"""
+
 _INTRO = {
     "attack": ("DPSH (32 bits, the small CNN of `hashlearn.hashing.deep`, inner-product scores) trained on 10,000 "
                "MNIST training images (the database and the attacker's training images); 500 test images as "
                "queries, each with a target label drawn uniformly among the other nine (seeded). t-mAP = mAP of the "
                "attacked query's Hamming ranking over the whole database, relevant = has the target label; clean "
                "mAP = the unattacked queries against their own label. All attacks use the same relaxed Hamming loss "
-               "(softplus of the disagreement, scaled by the median |h|). Defence: the hasher fine-tuned "
-               "2 epochs on clean + ProS-GAN examples (true labels), then the prototype network and generator are "
-               "retrained against it and every attack is rerun.\n"),
+               "(softplus of the disagreement, scaled by the median |h|). ProS-GAN: prototype network 300 Adam steps on "
+               "the database codes; generator 3 epochs (batch 32, Adam 1e-2, per-target templates 0.05), "
+               "reconstruction weight 1, adversarial weight 0 (the discriminator is trained but left out of the "
+               "generator's loss, see the departures below). Defence: the hasher fine-tuned 2 epochs (Adam 1e-4) on "
+               "clean + ProS-GAN examples (true labels), then the prototype network and generator are retrained "
+               "against it and every attack is rerun.\n"),
     "vfl": ("Two parties (MNIST: left / right 14 columns of each image, 10,000 training rows; Pendigits: the first / "
             "last 8 of its 16 standardised columns) and a top that holds the labels, each a separate process "
             "(torch.distributed, gloo, point-to-point send/recv per mini-batch). Bottom models: MLP (128 hidden) → "
@@ -127,7 +154,7 @@ _INTRO = {
     "unlearnable": ("10,000 MNIST training images clustered by k-means (10 clusters) on PCA-50 features of the "
                     "pixels (no labels); one universal perturbation per cluster, optimised 200 Adam steps so that the "
                     "PCA features of the perturbed cluster match the next cluster's centre (KL of softmaxed "
-                    "features, the paper's loss); a small CNN (5 epochs, Adam) trained on the perturbed set and "
+                    "features, the paper's loss); a small CNN (12 epochs, Adam) trained on the perturbed set and "
                     "tested on 5,000 clean test images; DPSH 32 bits trained on the perturbed set and evaluated on "
                     "clean images (500 test queries against the clean training images).\n"),
 }
@@ -143,7 +170,9 @@ def _section(args):
     for p in parts:
         rows = p["rows"]
         loads = (min(r["load_start"] for r in rows), max(r["load_end"] for r in rows))
-        out.append(f"### part `{p['part']}`\n")
+        detail = {"attack": lambda: f", ε = {rows[0]['eps']:g}", "vfl": lambda: f", r = {rows[0]['n_bits']} per party",
+                  "unlearnable": lambda: ""}[p["part"]]()
+        out.append(f"### part `{p['part']}`{detail}\n")
         out.append(f"Command: `{p['command']}` (equivalently `hashlearn bench robust --part {p['part']} ...`); run "
                    f"{p['start']} → {p['end']} on {p['machine']}; load average {loads[0]:.2f} at start, "
                    f"{loads[1]:.2f} at end. " + _INTRO[p["part"]])
@@ -152,6 +181,7 @@ def _section(args):
         out.append("")
         for path in dict.fromkeys(r["plot"] for r in rows if "plot" in r):
             out.append(f"![{p['part']}](../plots/robust/{Path(path).name})\n")
+    out.append(DEPARTURES)
     Path(args.out).write_text("\n".join(out) + "\n")
 
 

@@ -73,4 +73,4 @@ def test_tiny_run_writes_rows_and_plots(tiny_mnist, tmp_path, part):
     else:
         assert {r["method"] for r in rows} == {"clean", "perturbed"}
         assert all("test_acc" in r for r in rows)
-        assert len(list(plots.glob("unlearnable_eps*.png"))) == 2
+        assert len(list(plots.glob("unlearnable_eps*.png"))) == 3

@@ -61,3 +61,11 @@ def test_classifier_learns_tiny_images():
     X, y = _images(150)
     model = train_classifier(X, y, input_shape=(1, 8, 8), epochs=15, batch_size=16, random_state=0)
     assert classifier_accuracy(model, X, y) > 0.9
+
+
+def test_given_clusters_replace_kmeans():
+    X, y = _images()
+    uc = UnlearnableClusters(3, eps=0.1, n_components=5, steps=5, random_state=0).fit(X, clusters=y)
+    assert np.array_equal(uc.labels_, y) and uc.perturbations_.shape == (3, 64)
+    with pytest.raises(ValidationError, match=r"clusters must be 90 integers in \[0, 3\)"):
+        UnlearnableClusters(3, eps=0.1, steps=2).fit(X, clusters=y + 1)

@@ -31,7 +31,7 @@ PARTS = ("attack", "vfl", "unlearnable")
 SIZES = {
     "full": {"n_train": 10000, "n_queries": 500, "n_test": 5000, "hasher_epochs": 15, "gan_epochs": 3,
              "pgd_iter": 100, "ft_epochs": 2, "vfl_epochs": 5, "vfl_test": 3000, "vfl_aux": 2000,
-             "clf_epochs": 5, "uc_steps": 200},
+             "clf_epochs": 12, "uc_steps": 200},
     "tiny": {"n_train": 300, "n_queries": 20, "n_test": 200, "hasher_epochs": 2, "gan_epochs": 1,
              "pgd_iter": 5, "ft_epochs": 1, "vfl_epochs": 1, "vfl_test": 100, "vfl_aux": 60,
              "clf_epochs": 1, "uc_steps": 5},
@@ -205,7 +205,7 @@ def _run_vfl(mnist_dir, tabular_dir, size, seed, n_bits, log, plots):
         grid = [left[sel], recs["plain"][: len(sel)], recs["hashed"][: len(sel)]]
         path = plot_grid(grid, ["party 0's input (left half)", f"reconstructed from {n_bits} floats",
                                 f"reconstructed from {n_bits} bits"], [str(v) for v in yte[sel]], (28, 14),
-                         Path(plots) / "vfl_reconstructions.png", "VFL: the top's reconstruction of party 0's input")
+                         Path(plots) / f"vfl_reconstructions_{n_bits}.png", "VFL: the top's reconstruction of party 0's input")
         rows[0]["plot"] = str(path)
     if tabular_dir is not None and (Path(tabular_dir) / "Pendigits").is_dir():
         from ..discover.data import load_tabular_ncd
@@ -257,27 +257,32 @@ def _run_unlearnable(mnist_dir, size, seed, eps_list, log, plots):
              "train_s": time.perf_counter() - t, "map": _hasher_map(X, y, Xq, yq, size, seed)}
     rows.append(clean)
     log(f"unlearnable clean: test acc {clean['test_acc']:.4f}, DPSH mAP {clean['map']:.3f}")
-    for eps in eps_list:
+    runs = [(eps, "kmeans") for eps in eps_list] + [(max(eps_list), "labels")]
+    for eps, grouping in runs:
         t = time.perf_counter()
         uc = UnlearnableClusters(10, eps=eps, steps=size["uc_steps"], random_state=seed)
-        Xp = uc.fit_transform(X)
+        # "labels": a control, not label-agnostic — the same method with the classes as clusters (purity 1)
+        uc.fit(X, clusters=None if grouping == "kmeans" else np.searchsorted(np.unique(y), y))
+        Xp = uc.transform(X, uc.labels_)
         uc_s = time.perf_counter() - t
         clf = train_classifier(Xp, y, epochs=size["clf_epochs"], random_state=seed)
-        row = {**base, "method": "perturbed", "eps": float(eps), "test_acc": classifier_accuracy(clf, Xte, yte),
+        row = {**base, "method": "perturbed", "clusters": grouping, "eps": float(eps), "test_acc": classifier_accuracy(clf, Xte, yte),
                "train_acc": classifier_accuracy(clf, Xp, y), "uc_fit_s": uc_s,
                "cluster_purity": _purity(uc.labels_, y), "linf": float(np.abs(Xp - X).max()),
                # the hasher trained on the perturbed images, used on clean images (queries and database)
                "map": _hasher_map(Xp, y, Xq, yq, size, seed, X_db=X)}
         rows.append(row)
-        log(f"unlearnable ε={eps:.3f}: test acc {row['test_acc']:.4f} (train {row['train_acc']:.3f}), DPSH mAP "
+        log(f"unlearnable ε={eps:.3f} ({grouping}): test acc {row['test_acc']:.4f} (train {row['train_acc']:.3f}), DPSH mAP "
             f"{row['map']:.3f}, cluster purity {row['cluster_purity']:.3f}")
         if plots is not None:
             sel = [int(np.flatnonzero(uc.labels_ == c)[0]) for c in range(10)]
             grid = [np.clip(0.5 + uc.perturbations_ / (2 * eps), 0, 1), X[sel], Xp[sel]]
             path = plot_grid(grid, ["δ_k (0.5 + δ/2ε)", "clean image of cluster k", "perturbed"],
                              [f"k={c}" for c in range(10)], (28, 28),
-                             Path(plots) / f"unlearnable_eps{eps:.3f}.png",
-                             f"unlearnable clusters, ε = {eps:.3f} (k-means on PCA features, no labels)")
+                             Path(plots) / f"unlearnable_eps{eps:.3f}_{grouping}.png",
+                             f"unlearnable clusters, ε = {eps:.3f} ("
+                             + ("k-means on PCA features, no labels)" if grouping == "kmeans" else
+                                "control: the classes as clusters)"))
             row["plot"] = str(path)
     return rows
 
@@ -358,7 +363,7 @@ COLUMNS = {
     "attack": ("model", "method", "eps", "t_map", "clean_map", "ms_per_query", "linf"),
     "vfl": ("dataset", "method", "acc", "recon_mse", "recon_ssim", "mean_mse", "label_acc", "chance",
             "bits_per_row", "train_s"),
-    "unlearnable": ("method", "eps", "test_acc", "train_acc", "map", "cluster_purity", "linf"),
+    "unlearnable": ("method", "clusters", "eps", "test_acc", "train_acc", "map", "cluster_purity", "linf"),
 }
 
 

@@ -73,10 +73,13 @@ class UnlearnableClusters:
         self.n_threads = n_threads
         self.random_state = random_state
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, clusters=None):
         """Cluster ``X`` (n, d) in [0, 1] on surrogate features and optimise one perturbation per cluster.
 
         ``y`` is ignored (the method is label-agnostic); it is accepted for the scikit-learn signature.
+        ``clusters`` (n,) ints in ``[0, n_clusters)`` replaces k-means by given groups (e.g. the class labels,
+        as a control that shows what perfectly label-aligned clusters would do); centres are then the
+        groups' mean features.
         """
         from sklearn.cluster import KMeans
         from sklearn.decomposition import PCA
@@ -94,11 +97,18 @@ class UnlearnableClusters:
         rng = check_random_state(self.random_state)
         pca = PCA(nc, random_state=int(rng.integers(2**31))).fit(X)
         F = pca.transform(X).astype(np.float32)
-        km = KMeans(k, n_init=4, random_state=int(rng.integers(2**31))).fit(F)
+        if clusters is None:
+            km = KMeans(k, n_init=4, random_state=int(rng.integers(2**31))).fit(F)
+            centers, labels = km.cluster_centers_, km.labels_
+        else:
+            labels = np.asarray(clusters, dtype=np.int64)
+            if labels.shape != (X.shape[0],) or labels.min() < 0 or labels.max() >= k:
+                raise ValidationError(f"clusters must be {X.shape[0]} integers in [0, {k}), got shape {labels.shape}")
+            centers = np.stack([F[labels == c].mean(0) if np.any(labels == c) else np.zeros(nc) for c in range(k)])
         self.mean_ = pca.mean_.astype(np.float32)
         self.components_ = pca.components_.astype(np.float32)
-        self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
-        self.labels_ = km.labels_.astype(np.int64)
+        self.cluster_centers_ = np.asarray(centers, dtype=np.float32)
+        self.labels_ = np.asarray(labels, dtype=np.int64)
         self.perturbations_, self.kl_history_ = self._optimise(X, eps, rng)
         return self
 
