@@ -60,7 +60,8 @@ def test_fit_method_passes_labels_only_to_methods_that_declare_them():
 
 def test_run_protocol_fits_supervised_and_unsupervised_methods_on_the_same_split():
     data = load_crossmodal_dataset("planted", n=400, n_queries=100, seed=1)
-    rows = run_protocol(data, ["cca-itq", "dmveh"], [16], [0.5, 1.0], params={"dmveh": {**SMALL["dmveh"], "epochs": 60}})
+    params = {"dmveh": {**SMALL["dmveh"], "epochs": 60}}
+    rows = run_protocol(data, ["cca-itq", "dmveh"], [16], [0.5, 1.0], params=params)
     by = {(r["method"], r["paired"]): r for r in rows}
     assert [by[("cca-itq", p)]["supervised"] for p in (0.5, 1.0)] == [False, False]
     assert [by[("dmveh", p)]["supervised"] for p in (0.5, 1.0)] == [True, True]
@@ -102,7 +103,8 @@ def test_supervised_method_round_trips_and_refuses_missing_or_bad_labels(name, p
         est.fit(views)
     with pytest.raises(ValidationError, match="y has 10 .*300 rows"):
         est.fit(views, y[:10])
-    with pytest.raises(ValidationError, match="every row is paired, but view 0 has 300 rows and view 1 has 299|aligned views .* got rows \\[300, 299\\]"):
+    with pytest.raises(ValidationError, match="every row is paired, but view 0 has 300 rows and view 1 has 299|"
+                                              "aligned views .* got rows \\[300, 299\\]"):
         est.fit([views[0], views[1][:-1]], y)
     est.fit(views, y)
     data = persist.dumps(est)

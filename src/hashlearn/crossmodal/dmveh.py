@@ -61,7 +61,8 @@ def check_view_labels(y, n_rows, *, who: str):
     y : array-like of shape (n,) or (n, n_classes), or a list with one such array per view
         One array: the views are aligned (every view has ``n`` rows, row ``i`` the same item). A list
         of ``len(n_rows)`` arrays: ``y[v]`` labels the rows of view ``v`` (semi-paired data, where
-        views have different rows). Class labels or 0/1 label matrices (multi-label).
+        views have different rows). Class labels or 0/1 label matrices (multi-label). Give a label
+        matrix as an array: a list of ``len(n_rows)`` lists is read as one label array per view.
     n_rows : sequence of int
         Rows of each view.
     who : str
@@ -130,6 +131,8 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
         Temperature of the view weights.
     quant_weight : float, default 1e-3
     n_threads : int, default 2
+    verbose : bool, default False
+        Progress bar (stderr) while training.
     random_state : int, Generator or None
 
     Attributes
@@ -155,7 +158,7 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
     _n_views = None  # two or more aligned views
 
     def __init__(self, n_bits=64, *, hidden=256, epochs=60, batch_size=128, lr=1e-3, tau=0.1, quant_weight=1e-3,
-                 n_threads=2, random_state=None):
+                 n_threads=2, verbose=False, random_state=None):
         self.n_bits = n_bits
         self.hidden = hidden
         self.epochs = epochs
@@ -164,6 +167,7 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
         self.tau = tau
         self.quant_weight = quant_weight
         self.n_threads = n_threads
+        self.verbose = verbose
         self.random_state = random_state
 
     def _check_params(self):
@@ -247,31 +251,34 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
             opt = torch.optim.Adam(nets.parameters(), lr=float(self.lr))
             bs = min(int(self.batch_size), n)
             bce = torch.nn.functional.binary_cross_entropy
-            for _ in range(int(self.epochs)):
-                nets.train()
-                order = torch.randperm(n, generator=gen)
-                a = torch.from_numpy(alpha.astype(np.float32))
-                total, count = 0.0, 0
-                for s in range(0, n, bs):
-                    idx = order[s : s + bs]
-                    t01 = (targets[idx] + 1) / 2
-                    hs = [torch.tanh(net(z[idx])) for net, z in zip(nets, Z)]
-                    fused = sum(a[v] * hs[v] for v in range(n_views))
-                    loss = bce((fused + 1) / 2, t01)
-                    for v, h in enumerate(hs):
-                        loss = loss + a[v] * bce((h + 1) / 2, t01) + float(self.quant_weight) * ((h.abs() - 1) ** 2).mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach())
-                    count += 1
-                losses.append(total / max(count, 1))
-                nets.eval()
-                with torch.no_grad():  # view stability: codes within r/4 bits of their centre
-                    stab = np.array([float(((torch.sign(torch.tanh(net(z))) != targets).sum(1) <= r / 4)
-                                           .float().mean()) for net, z in zip(nets, Z)])
-                w = np.exp((stab - stab.max()) / float(self.tau))
-                alpha = w / w.sum()
+            with epoch_progress(bool(self.verbose), type(self).__name__, int(self.epochs)) as advance:
+                for epoch in range(int(self.epochs)):
+                    nets.train()
+                    order = torch.randperm(n, generator=gen)
+                    a = torch.from_numpy(alpha.astype(np.float32))
+                    total, count = 0.0, 0
+                    for s in range(0, n, bs):
+                        idx = order[s : s + bs]
+                        t01 = (targets[idx] + 1) / 2
+                        hs = [torch.tanh(net(z[idx])) for net, z in zip(nets, Z)]
+                        fused = sum(a[v] * hs[v] for v in range(n_views))
+                        loss = bce((fused + 1) / 2, t01)
+                        for v, h in enumerate(hs):
+                            loss = (loss + a[v] * bce((h + 1) / 2, t01)
+                                    + float(self.quant_weight) * ((h.abs() - 1) ** 2).mean())
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                        total += float(loss.detach())
+                        count += 1
+                    losses.append(total / max(count, 1))
+                    nets.eval()
+                    with torch.no_grad():  # view stability: codes within r/4 bits of their centre
+                        stab = np.array([float(((torch.sign(torch.tanh(net(z))) != targets).sum(1) <= r / 4)
+                                               .float().mean()) for net, z in zip(nets, Z)])
+                    w = np.exp((stab - stab.max()) / float(self.tau))
+                    alpha = w / w.sum()
+                    advance(epoch + 1, losses[-1])
         self.weights_ = [{k: v.detach().numpy().astype(np.float32, copy=True) for k, v in net.state_dict().items()}
                          for net in nets]
         self.view_weights_ = alpha

@@ -14,7 +14,7 @@ from ..errors import ValidationError
 from ..hashing.base import check_random_state
 from ..hashing.registry import register
 from .base import BaseCrossModalHasher, check_pairs, check_views
-from .dmveh import SupervisedCrossModalMixin, check_view_labels, epoch_progress
+from .dmveh import SupervisedCrossModalMixin, _is_per_view, check_view_labels, epoch_progress
 from .prompthash import standardiser
 
 __all__ = ["DeepLifelongCrossModalHashing", "center_bank"]
@@ -51,7 +51,7 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
     A session trains (Adam) on its labelled batch::
 
         Σ_v BCE((h_v + 1)/2, (t + 1)/2)                                    centre loss, every row of each view
-        + p · mean_ij [log(1 + e^{θ_ij}) - S_ij θ_ij],  θ = ½ h_0 h_1ᵀ      cross-modal pairwise likelihood (pairs)
+        + p · mean_ij [log(1 + e^{θ_ij}) - S_ij θ_ij],  θ = ½ h_0 h_1ᵀ  cross-modal likelihood (pairs)
         + q · Σ_v mean((|h_v| - 1)²)                                       quantisation
 
     :meth:`partial_fit` (a *class increment*: the batch must hold at least one new class) trains the same
@@ -251,7 +251,7 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
         backup = {k: copy.deepcopy(v) for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
         try:
             teacher = [[w.copy() for w in layer] for layer in self.layers_]
-            self.classes_ = np.concatenate([self.classes_, np.asarray(new_classes, dtype=self.classes_.dtype)]) \
+            self.classes_ = np.concatenate([self.classes_, np.asarray(new_classes)]) \
                 if not self.multilabel_ else np.arange(n_old + len(new_classes))
             grow = len(new_classes)
             self.memory_labels_ = [np.pad(L, ((0, 0), (0, grow))) for L in self.memory_labels_]
@@ -270,8 +270,7 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
         n_old = len(self.classes_)
         if y is None:
             raise ValidationError("partial_fit needs the labels y of the new batch")
-        parts = [np.asarray(e) for e in y] if (isinstance(y, (list, tuple)) and len(y) == 2 and all(
-            np.ndim(e) >= 1 for e in y)) else [np.asarray(y)] * 2
+        parts = [np.asarray(e) for e in y] if _is_per_view(y, 2) else [np.asarray(y)] * 2
         if parts[0] is parts[1] and rows[0] != rows[1]:
             raise ValidationError(f"views have different rows {rows}: give the labels as a list of one array per view")
         for v, (e, n) in enumerate(zip(parts, rows)):
