@@ -124,7 +124,7 @@ def _findings(p) -> list[str]:
                    f"stability **{'met' if stable else 'not met'}** by the top-3 rule above.")
     elif part == "householder":
         seeds = sorted({r["seed"] for r in rows})
-        for m in ("householder", "pca", "random-heldout"):
+        for m in ("householder", "householder-pca-init", "pca", "random-heldout"):
             p90 = [sum(r["beats_random_p90"] for r in rows if r["method"] == m and r["seed"] == s) for s in seeds]
             mean = [sum(r["beats_random_mean"] for r in rows if r["method"] == m and r["seed"] == s) for s in seeds]
             k = sum(1 for r in rows if r["method"] == m and r["seed"] == seeds[0])
@@ -168,7 +168,9 @@ _PROTOCOL = {
     "householder": "MLP VAE (16-d latent, 400 hidden) trained 10 epochs on 20,000 MNIST training images; a "
                    "one-hidden-layer MLP classifier (10,000 images) gives the class probabilities. Householder: "
                    "10 directions = first columns of a product of 16 Householder reflections, trained 3,000 steps "
-                   "with a reconstructor that must tell which direction and which shift produced an image pair. "
+                   "with a reconstructor that must tell which direction and which shift produced an image pair "
+                   "(`householder`: random orthogonal start; `householder-pca-init`: the reflections set so that "
+                   "the start is the PCA directions, then the same training). "
                    "Measure: 300 test images' posterior means shifted by ±3 along each direction; change of ink "
                    "(≈ stroke width), slant, width, height (in sd units over the decoded images) and the "
                    "classifier's total-variation change; each direction's attribute = the one it changes most "

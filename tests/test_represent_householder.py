@@ -63,3 +63,18 @@ def test_vae_and_directions_tiny():
     assert vae.transform(X[:3]).shape == (3, 4) and vae.decode(np.zeros((2, 4))).shape == (2, 28, 28)
     ld = LatentDirections(3, steps=3, batch_size=8, hidden=16, random_state=0).fit(vae)
     assert ld.directions_.shape == (3, 4) and np.allclose(ld.directions_ @ ld.directions_.T, np.eye(3), atol=1e-5)
+
+
+def test_projector_set_directions_and_pca_init():
+    A = np.linalg.qr(np.random.default_rng(1).standard_normal((6, 3)))[0].T
+    P = HouseholderProjector(6, 3)
+    P.set_directions(A)
+    D = P.directions().double().detach().numpy()
+    assert np.allclose(np.abs((D * A).sum(1)), 1, atol=1e-5)  # the same directions up to sign
+    X = np.random.default_rng(0).random((64, 28, 28)).astype(np.float32)
+    vae = VAE(4, hidden=16, epochs=1, batch_size=32, random_state=0).fit(X)
+    Z = vae.transform(X)
+    ld = LatentDirections(2, init="pca", steps=1, batch_size=4, hidden=8, lr=1e-9, random_state=0).fit(vae, Z)
+    from sklearn.decomposition import PCA
+
+    assert np.allclose(np.abs((ld.directions_ * PCA(2).fit(Z).components_).sum(1)), 1, atol=1e-3)

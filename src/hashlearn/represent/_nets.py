@@ -37,6 +37,29 @@ class HouseholderProjector(HouseholderRotation):
         with torch.no_grad():
             self.vectors.normal_(generator=gen)
 
+    def set_directions(self, rows) -> None:
+        """Set the Householder vectors so that :meth:`directions` equals ``rows`` (k, d) orthonormal, up to the
+        sign of each row: the rows are completed to an orthogonal basis U, whose Householder QR gives
+        ``U = H_1 ⋯ H_d R`` with R diagonal ±1 (needs ``n_reflections = d``)."""
+        import numpy as np
+
+        A = np.asarray(rows, dtype=np.float64)
+        d = self.vectors.shape[1]
+        if self.vectors.shape[0] != d or A.shape != (self.n_directions, d):
+            raise ValueError(f"set_directions needs {self.n_directions} rows of {d} values and {d} reflections")
+        U = np.linalg.qr(np.hstack([A.T, np.random.default_rng(0).standard_normal((d, d - A.shape[0]))]))[0]
+        U[:, : A.shape[0]] = A.T  # qr may flip signs of the given columns: keep them exactly
+        vecs, M = np.zeros((d, d)), U.copy()
+        for j in range(d):
+            x = M[j:, j]
+            v = x.copy()
+            v[0] += (1.0 if x[0] >= 0 else -1.0) * np.linalg.norm(x)
+            if np.linalg.norm(v) > 1e-12:
+                vecs[j, j:] = v
+                M[j:] -= 2.0 * np.outer(v, v @ M[j:]) / (v @ v)  # M ← H_j M
+        with torch.no_grad():
+            self.vectors.copy_(torch.from_numpy(vecs).to(self.vectors.dtype))
+
     def directions(self) -> torch.Tensor:
         """(k, d): orthonormal rows."""
         return self.matrix()[:, : self.n_directions].T

@@ -261,6 +261,8 @@ def _householder(data_dir, seeds, o, log) -> list[dict]:
             clf = MLPClassifier((256,), max_iter=30, random_state=seed).fit(X[:n_clf].reshape(n_clf, -1), Y[:n_clf])
         ld = LatentDirections(o["n_directions"], steps=o["steps"], random_state=seed).fit(vae)
         fit_s = time.perf_counter() - t
+        Zfit = vae.transform(X[:5000])
+        ld_pca = LatentDirections(o["n_directions"], init="pca", steps=o["steps"], random_state=seed).fit(vae, Zfit)
         Z = vae.transform(Xt)
         d, k = Z.shape[1], o["n_directions"]
 
@@ -268,11 +270,12 @@ def _householder(data_dir, seeds, o, log) -> list[dict]:
             return clf.predict_proba(images.reshape(len(images), -1))
 
         rng = np.random.default_rng([seed, 11])
-        pca = PCA(k, random_state=seed).fit(vae.transform(X[:5000])).components_
+        pca = PCA(k, random_state=seed).fit(Zfit).components_
         rand = np.concatenate([attribute_change(vae.decode, random_orthogonal(d, k, rng), Z, classify, o["shift"])
                                for _ in range(o["n_random"])])
         meas = {name: attribute_change(vae.decode, D, Z, classify, o["shift"]) for name, D in
-                (("householder", ld.directions_), ("pca", pca), ("random-heldout", random_orthogonal(d, k, rng)))}
+                (("householder", ld.directions_), ("householder-pca-init", ld_pca.directions_), ("pca", pca),
+                 ("random-heldout", random_orthogonal(d, k, rng)))}
         r_mean, r_p90 = rand.mean(0), np.quantile(rand, 0.9, axis=0)
         for method, A in meas.items():
             assign = np.argmax(A / r_mean, axis=1)
@@ -283,10 +286,12 @@ def _householder(data_dir, seeds, o, log) -> list[dict]:
                              "random_p90": float(r_p90[a]), "beats_random_mean": bool(A[j, a] > r_mean[a]),
                              "beats_random_p90": bool(A[j, a] > r_p90[a]),
                              "changes": {n: round(float(v), 4) for n, v in zip(ATTRIBUTES, A[j])},
-                             "reconstructor_acc": ld.accuracy_ if method == "householder" else None,
+                             "reconstructor_acc": {"householder": ld.accuracy_, "householder-pca-init":
+                                                   ld_pca.accuracy_}.get(method),
                              "fit_s": fit_s, "load_start": t0, "load_end": _load()})
         if seed == seeds[0] and o.get("plots") is not None:
-            _plot_traversals(Path(o["plots"]), vae, Z[:1], {"householder": ld.directions_, "pca": pca,
+            _plot_traversals(Path(o["plots"]), vae, Z[:1], {"householder": ld.directions_,
+                                                            "householder-pca-init": ld_pca.directions_, "pca": pca,
                                                             "random": random_orthogonal(d, k, rng)})
         hh = [r for r in rows if r["seed"] == seed and r["method"] == "householder"]
         log(f"householder seed {seed}: {sum(r['beats_random_p90'] for r in hh)} of {len(hh)} directions beat the "

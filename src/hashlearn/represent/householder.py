@@ -184,6 +184,8 @@ class LatentDirections(BaseEstimator):
     Parameters
     ----------
     n_directions : int, default 10 ; n_reflections : int or None — default the latent size (any orthogonal)
+    init : "random" (default: Householder vectors from N(0, I)) or "pca" — start from the top principal
+        directions of latent codes ``Z`` given to :meth:`fit` (needs ``n_reflections`` = latent size)
     steps : int, default 3000 ; batch_size : int, default 64 ; lr : float, default 1e-3
     min_shift, max_shift : float, default 0.5, 4.0 ; shift_weight : float, default 0.25 ; hidden : int, 512
     n_threads : int, default 1 ; random_state : int, Generator or None
@@ -194,11 +196,12 @@ class LatentDirections(BaseEstimator):
     accuracy_ : float — the reconstructor's direction accuracy over the last 10 % of steps
     """
 
-    def __init__(self, n_directions: int = 10, *, n_reflections=None, steps: int = 3000, batch_size: int = 64,
+    def __init__(self, n_directions: int = 10, *, n_reflections=None, init: str = "random", steps: int = 3000, batch_size: int = 64,
                  lr: float = 1e-3, min_shift: float = 0.5, max_shift: float = 4.0, shift_weight: float = 0.25,
                  hidden: int = 512, n_threads: int = 1, random_state=None):
         self.n_directions = n_directions
         self.n_reflections = n_reflections
+        self.init = init
         self.steps = steps
         self.batch_size = batch_size
         self.lr = lr
@@ -209,8 +212,9 @@ class LatentDirections(BaseEstimator):
         self.n_threads = n_threads
         self.random_state = random_state
 
-    def fit(self, vae: VAE, y=None):
-        """Learn directions in the latent space of a fitted :class:`VAE` (its decoder is frozen)."""
+    def fit(self, vae: VAE, Z=None):
+        """Learn directions in the latent space of a fitted :class:`VAE` (its decoder is frozen); ``Z`` float
+        (n, latent): latent codes whose principal directions start the search when ``init="pca"``."""
         check_fitted(vae, "state_")
         torch = require_torch("LatentDirections")
         from ._nets import HouseholderProjector
@@ -223,6 +227,15 @@ class LatentDirections(BaseEstimator):
         lo = check_real_param(self.min_shift, "min_shift", min_val=0)
         hi = check_real_param(self.max_shift, "max_shift", min_val=lo, include_boundaries="neither")
         w = check_real_param(self.shift_weight, "shift_weight", min_val=0)
+        if self.init not in ("random", "pca"):
+            raise ValidationError(f"init must be 'random' or 'pca', got {self.init!r}")
+        if self.init == "pca":
+            Z = np.asarray(Z, dtype=np.float64) if Z is not None else None
+            if Z is None or Z.ndim != 2 or Z.shape[1] != d or Z.shape[0] < k or m != d:
+                raise ValidationError(f"init='pca' needs latent codes Z (n >= {k}, {d}) and n_reflections = {d}")
+            from sklearn.decomposition import PCA
+
+            start = PCA(k).fit(Z).components_
         seed = seed_of(self.random_state)
         F = torch.nn.functional
         losses, hits = [], []
@@ -231,6 +244,8 @@ class LatentDirections(BaseEstimator):
             decoder = vae.module().dec.requires_grad_(False)
             proj = HouseholderProjector(d, k, m)
             proj.reset(gen)
+            if self.init == "pca":
+                proj.set_directions(start)
             n_pix = int(np.prod(vae.image_shape_))
             rec = mlp(torch, [2 * n_pix, check_int_param(self.hidden, "hidden", min_val=1), k + 1])
             opt = torch.optim.Adam(list(proj.parameters()) + list(rec.parameters()), lr=check_real_param(
