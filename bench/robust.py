@@ -67,7 +67,7 @@ def _attack_findings(rows) -> list[str]:
         lost = 100 * (b["none"]["clean_map"] - a["none"]["clean_map"])
         out.append(f"- Adversarial training: ProS-GAN t-mAP {pg['t_map']:.3f} → {a['prosgan']['t_map']:.3f} "
                    f"(generator retrained against the defended hasher; ×{ratio:.2f}), clean mAP "
-                   f"{b['none']['clean_map']:.3f} → {a['none']['clean_map']:.3f} ({lost:+.1f} points lost) → halves "
+                   f"{b['none']['clean_map']:.3f} → {a['none']['clean_map']:.3f} ({lost:.1f} points lost) → halves "
                    f"t-mAP: {_met(ratio <= 0.5)}; ≤ 2 points of clean mAP lost: {_met(lost <= 2)}. "
                    f"P2P / DHTA on the defended hasher: {a['p2p']['t_map']:.3f} / {a['dhta']['t_map']:.3f}."
                    + (" (ProS-GAN does not work at this budget before the defence — its t-mAP is at the no-attack "
@@ -102,7 +102,8 @@ def _uc_findings(rows) -> list[str]:
            f"DPSH mAP {clean['map']:.3f}."]
     for r in rows:
         if r["method"] == "perturbed":
-            out.append(f"- ε = {r['eps']:.4f} ({255 * r['eps']:.0f}/255): test accuracy of the CNN trained on the "
+            what = "" if r.get("clusters", "kmeans") == "kmeans" else " — control, the classes as clusters (not label-agnostic)"
+            out.append(f"- ε = {r['eps']:.4f} ({255 * r['eps']:.0f}/255){what}: test accuracy of the CNN trained on the "
                        f"perturbed set {r['test_acc']:.4f} (its training accuracy {r['train_acc']:.3f}) → ≤ 50 %: "
                        f"{_met(r['test_acc'] <= 0.5)}; DPSH trained on it, used on clean images: mAP {r['map']:.3f} "
                        f"({r['map'] - clean['map']:+.3f}); k-means cluster purity (labels used only to report it) "
@@ -130,6 +131,42 @@ DEPARTURES = """### Departures from the papers, and what is weak
   messages carry the task's information by design, so hashing cannot bring this near chance.
 - One seed per part; no confidence intervals.
 """
+
+def _summary(parts) -> list[str]:
+    """The issue's targets against the measured rows, one line each (details in the parts below)."""
+    out = ["### Targets at a glance\n"]
+    att = sorted((p for p in parts if p["part"] == "attack"), key=lambda p: p["rows"][0]["eps"])
+    for p in att:
+        rows, eps = p["rows"], p["rows"][0]["eps"]
+        pg = _find(rows, model="dpsh", method="prosgan")
+        best = max(_find(rows, model="dpsh", method=m)["t_map"] for m in ("p2p", "dhta"))
+        base_ms = min(_find(rows, model="dpsh", method=m)["ms_per_query"] for m in ("p2p", "dhta"))
+        adv = _find(rows, model="dpsh+advtrain", method="prosgan")
+        lost = 100 * (_find(rows, model="dpsh", method="none")["clean_map"]
+                      - _find(rows, model="dpsh+advtrain", method="none")["clean_map"])
+        out.append(f"- Attack, ε = {eps:g}{'' if eps <= 0.1 + 1e-9 else ' (beyond the target budget)'}: ProS-GAN "
+                   f"t-mAP {pg['t_map']:.3f} (target ≥ 0.7 at ε ≤ 0.1: {_met(pg['t_map'] >= 0.7 and eps <= 0.1 + 1e-9)}), "
+                   f"best of P2P/DHTA {best:.3f} (above them: {_met(pg['t_map'] > best)}), "
+                   f"{base_ms / pg['ms_per_query']:.0f}× faster per query ({_met(base_ms / pg['ms_per_query'] >= 10)}); "
+                   f"after adversarial training {adv['t_map']:.3f} (halved: {_met(adv['t_map'] <= 0.5 * pg['t_map'])}) "
+                   f"with {lost:.1f} points of clean mAP lost ({_met(lost <= 2)}).")
+    for p in (p for p in parts if p["part"] == "vfl"):
+        for ds in dict.fromkeys(r["dataset"] for r in p["rows"]):
+            pl, h = _find(p["rows"], dataset=ds, method="plain"), _find(p["rows"], dataset=ds, method="hashed")
+            ratio, lost = h["recon_mse"] / pl["recon_mse"], 100 * (pl["acc"] - h["acc"])
+            out.append(f"- HashVFL, {ds}, {h['n_bits']} bits per party: reconstruction MSE ×{ratio:.2f} "
+                       f"({_met(ratio >= 3)}), {lost:.2f} points of accuracy lost ({_met(lost <= 1)}), label inference "
+                       f"{h['label_acc']:.3f} vs chance {h['chance']:.3f} ({_met(h['label_acc'] <= h['chance'] + 0.05)}).")
+    for p in (p for p in parts if p["part"] == "unlearnable"):
+        clean = _find(p["rows"], method="clean")
+        for r in p["rows"]:
+            if r["method"] == "perturbed":
+                what = "k-means clusters" if r.get("clusters", "kmeans") == "kmeans" else "control: classes as clusters"
+                out.append(f"- Unlearnable, ε = {r['eps']:.3f}, {what}: test accuracy {r['test_acc']:.3f} "
+                           f"(≤ 0.5: {_met(r['test_acc'] <= 0.5)}; clean {clean['test_acc']:.3f}, ≥ 0.98: "
+                           f"{_met(clean['test_acc'] >= 0.98)}); DPSH mAP {clean['map']:.3f} → {r['map']:.3f}.")
+    return out + [""]
+
 
 _INTRO = {
     "attack": ("DPSH (32 bits, the small CNN of `hashlearn.hashing.deep`, inner-product scores) trained on 10,000 "
@@ -167,6 +204,7 @@ def _section(args):
            "CVPR 2021); \"All You Need Is Hashing: Defending Against Data Reconstruction Attack in Vertical "
            "Federated Learning\" (HashVFL, 2022); \"Unlearnable Clusters: Towards Label-agnostic Unlearnable "
            "Examples\" (CVPR 2023). One seed per part (no spread); every baseline measured in the same run.\n"]
+    out.extend(_summary(parts))
     for p in parts:
         rows = p["rows"]
         loads = (min(r["load_start"] for r in rows), max(r["load_end"] for r in rows))
