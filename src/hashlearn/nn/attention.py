@@ -186,13 +186,22 @@ def exact_attention(query, key, value, *, causal: bool = False, scale: float | N
     return out, lse
 
 
-def _merge(o1, l1, o2, l2):
-    """Combine two partial attentions over disjoint key sets by their log-sum-exps."""
+def _no_grad_needed(*ts) -> bool:
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in ts))
+
+
+def _merge(o1, l1, o2, l2, *, inplace: bool = False):
+    """Combine two partial attentions over disjoint key sets by their log-sum-exps.
+
+    With ``inplace`` (and no autograd involved) the result is written into ``o1``, which the caller owns.
+    """
     lse = torch.logaddexp(l1, l2)
     safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
-    w1 = torch.exp(l1 - safe).unsqueeze(-1)
-    w2 = torch.exp(l2 - safe).unsqueeze(-1)
-    return o1 * w1.to(o1.dtype) + o2 * w2.to(o2.dtype), lse
+    w1 = torch.exp(l1 - safe).unsqueeze(-1).to(o1.dtype)
+    w2 = torch.exp(l2 - safe).unsqueeze(-1).to(o2.dtype)
+    if inplace and _no_grad_needed(o1, o2, l1, l2):
+        return o1.mul_(w1).addcmul_(o2, w2), lse
+    return o1 * w1 + o2 * w2, lse
 
 
 def _flat_rows(idx, n: int):
@@ -287,7 +296,7 @@ def _hyper_noncausal(q, k, v, kbias, scale, cfg: _Config):
         ksmp = ksmp.unsqueeze(2).expand(B, H, n_blocks, m, d).reshape(B, H * n_blocks, m, d)
         vsmp = vsmp.unsqueeze(2).expand(B, H, n_blocks, m, dv).reshape(B, H * n_blocks, m, dv)
         o_s, l_s = _biased_attention(qf, ksmp, vsmp, bsmp, scale)
-        out, lse = _merge(out, lse, o_s, l_s)
+        out, lse = _merge(out, lse, o_s, l_s, inplace=True)  # out: this call's kernel output
     out = out.reshape(B, H, n_blocks * bq, -1)[:, :, :nq]
     lse = lse.reshape(B, H, n_blocks * bq)[:, :, :nq]
     lse_out = torch.empty_like(lse).scatter_(2, qi, lse)
@@ -314,11 +323,12 @@ def _hyper_causal(q, k, v, kbias, scale, cfg: _Config):
     l_bd = l_bd.reshape(B, H, n2)
     o_off, l_off = _hyper_noncausal(q[:, :, half:], k[:, :, :half], v[:, :, :half],
                                     None if kbias is None else kbias[:, :, :half], scale, cfg)
-    o_dn, l_dn = _merge(o_bd[:, :, half:], l_bd[:, :, half:], o_off, l_off)
-    if torch.is_grad_enabled() and (o_bd.requires_grad or o_dn.requires_grad):  # autograd needs o_bd intact
+    if not _no_grad_needed(o_bd, o_off, l_bd, l_off):  # autograd needs o_bd intact
+        o_dn, l_dn = _merge(o_bd[:, :, half:], l_bd[:, :, half:], o_off, l_off)
         return (torch.cat([o_bd[:, :, :half], o_dn], dim=2)[:, :, :n],
                 torch.cat([l_bd[:, :, :half], l_dn], dim=2)[:, :, :n])
-    o_bd[:, :, half:] = o_dn  # o_bd and l_bd are fresh tensors of this call: written in place, no copy of the rest
+    # o_bd and l_bd are fresh tensors of this call: the second half is merged in place, no copy of the rest
+    _, l_dn = _merge(o_bd[:, :, half:], l_bd[:, :, half:], o_off, l_off, inplace=True)
     l_bd[:, :, half:] = l_dn
     return o_bd[:, :, :n], l_bd[:, :, :n]
 
