@@ -222,14 +222,16 @@ def _candidates(rng, k: int, n: int, alpha: float, best: np.ndarray, prior: np.n
 
 
 def mixture_search(objective, n_clusters: int, *, rounds=(16, 12, 12), n_candidates: int = 4000,
-                   alpha: float = 1.0, prior=None, predictor: str = "gbr", top: int = 5, random_state=None) -> dict:
+                   alpha: float = 1.0, prior=None, predictor: str = "gbr", top: int = 5, final_top: int = 1,
+                   random_state=None) -> dict:
     """CLIMB's iterative bootstrap: minimise ``objective(weights) -> float`` over mixtures of ``n_clusters``.
 
     Round 1 scores ``rounds[0]`` Dirichlet(``alpha·k·prior``) mixtures (``prior`` default uniform). Every later
     round fits the predictor (``gbr``: gradient boosting, as the paper's LightGBM; ``ridge``) on all scored
     mixtures, draws ``n_candidates`` candidates (half global, half near the ``top`` best scored), and scores
     the ``rounds[r]`` candidates with the lowest prediction. The result is the candidate (or scored mixture)
-    with the lowest prediction of the predictor refitted on everything.
+    with the lowest prediction of the predictor refitted on everything (``final_top`` > 1: the mean of the
+    ``final_top`` lowest, which damps the winner's curse of a noisy objective).
 
     Returns dict: ``weights`` (k,) the chosen mixture, ``history`` list of (round, weights, score),
     ``best_scored`` (weights, score) the best mixture actually scored.
@@ -256,7 +258,8 @@ def mixture_search(objective, n_clusters: int, *, rounds=(16, 12, 12), n_candida
     model = _fit_predictor(history, predictor, seed)
     best = np.stack([h[1] for h in sorted(history, key=lambda h: h[2])[:top]])
     pool = np.vstack([_candidates(rng, k, n_candidates, alpha, best, prior), np.stack([h[1] for h in history])])
-    chosen = pool[int(np.argmin(model.predict(pool)))]
+    final_top = check_int_param(final_top, "final_top", min_val=1)
+    chosen = pool[np.argsort(model.predict(pool))[:final_top]].mean(0)
     b = min(history, key=lambda h: h[2])
     return {"weights": chosen / chosen.sum(), "history": history, "best_scored": (b[1], b[2])}
 
@@ -272,28 +275,32 @@ class ClimbMixture(BaseEstimator):
 
     ``fit(embeddings, texts, target_texts)``: k-means (``n_clusters``) on the embeddings, then
     :func:`mixture_search` where a mixture's score is the perplexity on ``target_texts`` of an
-    :class:`NGramLM` (``order``) trained on ``budget_tokens`` characters drawn with :func:`sample_mixture`.
+    :class:`NGramLM` (``order``) trained on ``budget_tokens`` tokens drawn with :func:`sample_mixture`.
 
     Parameters
     ----------
     n_clusters : int, default 16 ; budget_tokens : int, default 100000 ; batch_tokens : int, default 1000
     order : int, default 3 ; unit : "word" (default; a :class:`WordVocab` of ``vocab_size`` words fitted on
-        the corpus) or "char" ; vocab_size : int, default 20000 ; rounds : tuple, default (16, 12, 12) ; n_candidates : int, default 4000
+        the corpus) or "char" ; vocab_size : int, default 20000 ; draws : int, default 1 — proxies (fresh
+        draws) averaged per scored mixture ; final_top : int, default 1 (see :func:`mixture_search`)
+    rounds : tuple, default (16, 12, 12) ; n_candidates : int, default 4000
     alpha : float, default 1.0 ; predictor : "gbr" or "ridge" ; cluster_seed : int, default 0 — k-means seed
         (kept fixed across search seeds so that the weights of different seeds are comparable)
     random_state : int, Generator or None — the search and the document draws
 
     Attributes
     ----------
-    labels_ : int64 (n,) cluster of each document ; natural_ : float64 (k,) share of characters per cluster ;
+    labels_ : int64 (n,) cluster of each document ; natural_ : float64 (k,) share of characters per cluster (the natural mixture) ;
     weights_ : float64 (k,) the mixture found ; history_ : list of (round, weights, perplexity)
     """
 
     def __init__(self, n_clusters: int = 16, *, budget_tokens: int = 100_000, batch_tokens: int = 1000,
                  order: int = 3, rounds=(16, 12, 12), n_candidates: int = 4000, alpha: float = 1.0,
-                 predictor: str = "gbr", unit: str = "word", vocab_size: int = 20000, cluster_seed: int = 0,
-                 random_state=None):
+                 predictor: str = "gbr", unit: str = "word", vocab_size: int = 20000, draws: int = 1,
+                 final_top: int = 1, cluster_seed: int = 0, random_state=None):
         self.n_clusters = n_clusters
+        self.draws = draws
+        self.final_top = final_top
         self.unit = unit
         self.vocab_size = vocab_size
         self.budget_tokens = budget_tokens
@@ -338,12 +345,15 @@ class ClimbMixture(BaseEstimator):
         docs = self.encode(texts)
         targets = [t for t in self.encode(target_texts) if len(t)]
 
+        draws = check_int_param(self.draws, "draws", min_val=1)
+
         def objective(w):
-            return self.proxy_perplexity(docs, w, targets, rng)
+            return float(np.mean([self.proxy_perplexity(docs, w, targets, rng) for _ in range(draws)]))
 
         out = mixture_search(objective, k, rounds=self.rounds, n_candidates=self.n_candidates,
                              alpha=check_real_param(self.alpha, "alpha", min_val=0, include_boundaries="neither"),
-                             prior=self.natural_, predictor=self.predictor, random_state=rng)
+                             prior=self.natural_, predictor=self.predictor, final_top=self.final_top,
+                             random_state=rng)
         self.weights_, self.history_, self.best_scored_ = out["weights"], out["history"], out["best_scored"]
         return self
 
