@@ -175,7 +175,7 @@ _INTRO = {
                "attacked query's Hamming ranking over the whole database, relevant = has the target label; clean "
                "mAP = the unattacked queries against their own label. All attacks use the same relaxed Hamming loss "
                "(softplus of the disagreement, scaled by the median |h|). ProS-GAN: prototype network 300 Adam steps on "
-               "the database codes; generator 3 epochs (batch 32, Adam 1e-2, per-target templates 0.05), "
+               "the database codes; generator 5 epochs (batch 32, Adam 3e-3, per-target templates 0.05), "
                "reconstruction weight 1, adversarial weight 0 (the discriminator is trained but left out of the "
                "generator's loss, see the departures below). Defence: the hasher fine-tuned 2 epochs (Adam 1e-4) on "
                "clean + ProS-GAN examples (true labels), then the prototype network and generator are retrained "

@@ -29,7 +29,7 @@ __all__ = ["run", "PARTS", "SIZES", "COLUMNS", "markdown", "plot_grid"]
 PARTS = ("attack", "vfl", "unlearnable")
 #: Problem sizes: "full" for the benchmark, "tiny" for tests and smoke runs.
 SIZES = {
-    "full": {"n_train": 10000, "n_queries": 500, "n_test": 5000, "hasher_epochs": 15, "gan_epochs": 3,
+    "full": {"n_train": 10000, "n_queries": 500, "n_test": 5000, "hasher_epochs": 15, "gan_epochs": 5,
              "pgd_iter": 100, "ft_epochs": 2, "vfl_epochs": 5, "vfl_test": 3000, "vfl_aux": 2000,
              "clf_epochs": 12, "uc_steps": 200},
     "tiny": {"n_train": 300, "n_queries": 20, "n_test": 200, "hasher_epochs": 2, "gan_epochs": 1,
