@@ -93,7 +93,7 @@ def speed_rows(grid=None, *, d: int = 64, repeat: int = 3, seed: int = 0, n_thre
                 ms = min(times[name])
                 rows.append({"part": "speed", "method": name, "n": n, "heads": heads, "d": d, "causal": causal,
                              "ms": ms, "rel_error": errs[name][0], "rel_error_concentrated": errs[name][1],
-                             "speedup": sdpa_ms / ms, "threads": int(n_threads)})
+                             "speedup": sdpa_ms / ms, "threads": int(n_threads), "repeat": int(repeat)})
     finally:
         torch.set_num_threads(old)
     return rows
