@@ -214,20 +214,26 @@ def _plot_real(rows, out_dir: Path, plt) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     ret = [r for r in rows if r.get("kind") == "retrieval"]
     exact = next(r["ndcg@10"] for r in ret if r["replaced_layers"] == 0)
-    for method in ("hyper", "hyper+cls"):
-        nd = sorted([(0, exact)] + [(r["replaced_layers"], r["ndcg@10"]) for r in ret if r["method"] == method])
-        axes[0].plot(*zip(*nd), marker="o", label=method)
+    sizes = list(dict.fromkeys((r["block_size"], r["sample_size"]) for r in ret if "block_size" in r))
+    markers = "osD^v"
+    for j, method in enumerate(("hyper", "hyper+cls")):
+        for si, size in enumerate(sizes):
+            nd = sorted([(0, exact)] + [(r["replaced_layers"], r["ndcg@10"]) for r in ret if r["method"] == method
+                                        and (r.get("block_size"), r.get("sample_size")) == size])
+            style = "-" if len(nd) > 2 else "none"
+            axes[0].plot(*zip(*nd[1:] if style == "none" else nd), ls=style, marker=markers[si % 5], color=f"C{j}",
+                         label=f"{method} {size[0]}/{size[1]}")
     axes[0].axhline(exact - 0.01, ls="--", color="C3", label="exact − 0.01 (target at 3 layers)")
     axes[0].set_xlabel("last layers with HyperAttention")
     axes[0].set_ylabel("SciFact nDCG@10")
     axes[0].legend(fontsize=8)
     for j, method in enumerate(("hyper", "hyper+cls")):
         err = sorted((r["layer"], r["rel_error"]) for r in rows if r.get("kind") == "layer_error"
-                     and r["method"] == method)
+                     and r["method"] == method and (r["block_size"], r["sample_size"]) == sizes[0])
         axes[1].bar([e[0] + 0.4 * j - 0.2 for e in err], [e[1] for e in err], width=0.4, label=method)
     axes[1].legend(fontsize=8)
     axes[1].set_xlabel("layer")
-    axes[1].set_ylabel("attention output rel. error")
+    axes[1].set_ylabel(f"attention output rel. error ({sizes[0][0]}/{sizes[0][1]})")
     for ax in axes:
         ax.grid(True, alpha=0.3)
     fig.suptitle("all-MiniLM-L6-v2 on SciFact, HyperAttention in the last layers", fontsize=10)
