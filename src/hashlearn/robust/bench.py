@@ -104,7 +104,8 @@ def _attack_rows(f, hasher_name, X, y, Xq, yq, targets, eps, size, seed, log):
     t = time.perf_counter()
     Xa = gan.perturb(Xq, targets)
     add("prosgan", Xa, time.perf_counter() - t, fit_s=fit_s, prototype_map=gan.prototype_map_,
-        gan_losses=gan.loss_history_[-1])
+        gan_losses=gan.loss_history_, gan_epochs=gan.epochs, gan_lr=gan.lr, rec_weight=gan.rec_weight,
+        adv_weight=gan.adv_weight)
     return rows, gan, adv
 
 
