@@ -147,3 +147,15 @@ def test_cli_bad_input_exits_2(args, message, capsys):
     base = ["bench", "crossmodal", "--dataset", "planted", "--bits", "8", "--paired", "1.0"]
     assert main(base + args) == 2
     assert message in capsys.readouterr().err.replace("\n", "")
+
+
+def test_making_and_importing_the_supervised_methods_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = ("import hashlearn, sys\n"
+            "for m in ('dmveh', 'prompthash', 'dlch'): hashlearn.make_hasher(m, n_bits=8)\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
