@@ -33,7 +33,8 @@ _METRICS = ("acc", "nmi", "ari", "coherence", "perplexity", "downstream_acc", "a
 _DEFAULTS = {
     "mcr2": {"n_rows": 10000, "pretrain_steps": 800, "steps": 800},
     "gsimclr": {"n_rows": 10000, "n_test": 10000, "epochs": 5, "batch_size": 256},
-    "climb": {"n_clusters": 16, "budget_tokens": 100_000, "order": 2, "rounds": (16, 12, 12), "draws": 3,
+    "climb": {"n_clusters": 16, "budget_tokens": 100_000, "order": 2, "rounds": (48, 32, 32), "search_draws": 2,
+              "final_top": 10, "predictors": ("gbr", "ridge"), "draws": 3,
               "cache_dir": str(Path.home() / ".cache" / "hashlearn" / "represent")},
     "householder": {"n_rows": 20000, "vae_epochs": 10, "steps": 3000, "n_directions": 10, "n_random": 5,
                     "n_eval": 300, "shift": 3.0},
@@ -44,7 +45,8 @@ def quick_options(part: str) -> dict:
     """Smoke-test sizes (seconds on one core) for tiny data."""
     return {"mcr2": {"n_rows": 200, "pretrain_steps": 3, "steps": 3},
             "gsimclr": {"n_rows": 64, "n_test": 32, "epochs": 1, "batch_size": 16},
-            "climb": {"n_clusters": 2, "budget_tokens": 200, "order": 2, "rounds": (3, 2), "draws": 1},
+            "climb": {"n_clusters": 2, "budget_tokens": 200, "order": 2, "rounds": (3, 2), "search_draws": 1,
+                      "final_top": 1, "predictors": ("gbr",), "draws": 1},
             "householder": {"n_rows": 64, "vae_epochs": 1, "steps": 3, "n_directions": 3, "n_random": 1,
                             "n_eval": 8}}[part]
 
@@ -202,15 +204,23 @@ def _climb(data_dir, seeds, o, log) -> list[dict]:
     log(f"climb: {len(train.texts)} posts embedded in {embed_s:.0f} s (cache {o['cache_dir']})")
     rows = []
     for seed in seeds:
-        t0, t = _load(), time.perf_counter()
-        m = ClimbMixture(o["n_clusters"], budget_tokens=o["budget_tokens"], order=o["order"], rounds=o["rounds"],
-                         batch_tokens=min(1000, o["budget_tokens"]), random_state=seed)
-        m.fit(E, train.texts, [test.texts[i] for i in val])
-        fit_s = time.perf_counter() - t
+        t0 = _load()
+        found, fit_s = {}, {}
+        for pred in o["predictors"]:
+            t = time.perf_counter()
+            m = ClimbMixture(o["n_clusters"], budget_tokens=o["budget_tokens"], order=o["order"], rounds=o["rounds"],
+                             batch_tokens=min(1000, o["budget_tokens"]), draws=o["search_draws"],
+                             final_top=o["final_top"], predictor=pred, random_state=seed)
+            m.fit(E, train.texts, [test.texts[i] for i in val])
+            name = "climb" if pred == "gbr" else f"climb-{pred}"
+            found[name], fit_s[name] = m, time.perf_counter() - t
+        m = found["climb"] if "climb" in found else next(iter(found.values()))
         docs = m.encode(train.texts)
         targets = [s for s in m.encode([test.texts[i] for i in rep]) if len(s)]
         k = m.natural_.size
-        for method, w in (("uniform", np.full(k, 1.0 / k)), ("natural", m.natural_), ("climb", m.weights_)):
+        mixtures = [("uniform", np.full(k, 1.0 / k)), ("natural", m.natural_)]
+        mixtures += [(name, fm.weights_) for name, fm in found.items()]
+        for method, w in mixtures:
             ppl, acc = [], []
             for d in range(o["draws"]):
                 lm, picked = m.proxy(docs, w, np.random.default_rng([seed, d, 7]))
@@ -220,12 +230,16 @@ def _climb(data_dir, seeds, o, log) -> list[dict]:
                          "perplexity": float(np.mean(ppl)), "perplexity_draw_sd": float(np.std(ppl)),
                          "downstream_acc": float(np.mean(acc)), "budget_tokens": int(o["budget_tokens"]),
                          "weights": [round(float(v), 4) for v in w], "targets": list(groups),
-                         "n_proxies": len(m.history_), "fit_s": fit_s if method == "climb" else 0.0,
-                         "embed_s": embed_s, "corpus_stats": {"train": train.stats, "test": test.stats},
+                         "n_proxies": len(found[method].history_) * o["search_draws"] if method in found else 0,
+                         "fit_s": fit_s.get(method, 0.0), "embed_s": embed_s,
+                         "corpus_stats": {"train": train.stats, "test": test.stats},
                          "load_start": t0, "load_end": _load()})
-        rows[-1]["history"] = [(int(r), [round(float(v), 4) for v in w], float(s)) for r, w, s in m.history_]
-        rows[-1]["cluster_groups"] = _cluster_groups(m.labels_, train)
-        log(f"climb seed {seed}: " + ", ".join(f"{r['method']} ppl {r['perplexity']:.1f}" for r in rows[-3:]))
+            if method in found:
+                rows[-1]["history"] = [(int(r), [round(float(v), 4) for v in hw], float(sc))
+                                       for r, hw, sc in found[method].history_]
+                rows[-1]["cluster_groups"] = _cluster_groups(m.labels_, train)
+        log(f"climb seed {seed}: " + ", ".join(f"{r['method']} ppl {r['perplexity']:.1f}"
+                                               for r in rows[-len(mixtures):]))
     return rows
 
 
@@ -384,7 +398,7 @@ def _plot_climb(rows, folder) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    last = [r for r in rows if "history" in r]
+    last = [r for r in rows if "history" in r and r["method"] == "climb"]
     if last:
         hist = last[0]["history"]
         W = np.asarray([h[1] for h in hist])
