@@ -122,3 +122,8 @@ def test_char_transformer_bad_shape():
         CharTransformer(10, d_model=12, n_heads=4)
     with pytest.raises(ValidationError, match="attention must be"):
         CharTransformer(10, d_model=16, n_heads=2, attention="hyper")
+
+
+def test_lm_rows_rejects_context_shorter_than_a_block_before_training():
+    with pytest.raises(ValidationError, match="shorter than one HyperAttention block"):
+        lm_rows(None, text_ids=_ids(), steps=10_000, context=32, block_size=64, min_seq_len=16, progress=False)

@@ -292,6 +292,9 @@ def lm_rows(data_dir, *, steps: int = 1200, context: int = 2048, batch: int = 1,
     train, held = ids[:cut], ids[cut:]
     hyper_kw = {"block_size": block_size, "sample_size": sample_size, "min_seq_len": min_seq_len,
                 "n_projections": n_projections}
+    if min_seq_len <= context < block_size:  # checked before any training (hyper_attention would refuse it)
+        raise ValidationError(f"lm_rows: context {context} is shorter than one HyperAttention block "
+                              f"(block_size={block_size}); lower block_size or raise min_seq_len above {context}")
     shape = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads}
     common = {"part": "lm", "n": int(context), "causal": True, **shape, "batch": batch}
     rows = []
