@@ -124,10 +124,12 @@ DEPARTURES = """### Departures from the papers, and what is weak
   the database) instead of the papers' `½ (1 - <b_t, tanh(h)> / r)`: DPSH's outputs are unbounded and the
   tanh relaxation gave no gradient on bits far on the wrong side.
 - ProS-GAN generator: an encoder–decoder fed the image and the prototype code (as an input map), plus a learned
-  per-target template added before `ε·tanh` (zero at the start); the clip to [0, 1] is straight-through in the
-  backward pass. Without the templates, and with the discriminator's loss in the generator's objective (weight
-  0.1 or 0.01), the generator did not move the codes at all within a few CPU epochs (t-mAP at the no-attack
-  level). The discriminator is trained, its loss recorded in the JSON, but its weight in the generator's loss is 0.
+  per-target template added before `ε·tanh` (zero at the start; our addition); the clip to [0, 1] is
+  straight-through in the backward pass. With the discriminator's loss in the generator's objective (weight 0.1
+  or 0.01) the generator did not move the codes at all within a few CPU epochs (t-mAP at the no-attack level),
+  so the discriminator is trained and its loss recorded in the JSON, but its weight in the generator's loss is 0.
+  Training is fragile: with Adam 1e-2 it reached t-mAP 0.86 at ε = 0.3 but diverged at ε = 0.2 (the hamming loss
+  rose over the epochs); the runs reported with 5 epochs use 3e-3.
 - P2P / DHTA: 100 PGD steps from δ = 0 (the papers use more iterations and Adam); more steps would make them
   slower still and perhaps stronger.
 - Unlearnable clusters: the surrogate is PCA of the pixels (label-free) instead of a pretrained network, and the

@@ -226,9 +226,8 @@ def _modules(torch, n_classes: int, n_bits: int, shape):
     class Generator(nn.Module):
         """``(x, t)`` → ``eps · tanh(·)``: an encoder–decoder on the image with the target's prototype code
         as an extra input map (the paper feeds the prototype's feature map), plus a learned full-resolution
-        template per target label added before the ``tanh`` (zero at the start; a target-wide component
-        that the encoder–decoder corrects per image; on one CPU thread and a few epochs, the
-        encoder–decoder alone did not move the codes)."""
+        template per target label added before the ``tanh`` (zero at the start: a target-wide component
+        that the encoder–decoder corrects per image; an addition to the paper's generator)."""
 
         def __init__(self, eps):
             super().__init__()
