@@ -191,3 +191,31 @@ def test_trimmed_and_clipped_aggregation_with_few_models():
     moved = aggregate([own, bad], "clipped", clip_ratio=0.5)
     assert np.linalg.norm(moved - own) == pytest.approx(0.5 * np.linalg.norm(own))
     assert aggregate([own], "clipped") == pytest.approx(own)
+
+
+@pytest.mark.slow
+def test_ray_peers_are_processes_and_give_the_local_numbers():
+    ray = pytest.importorskip("ray", reason="the Ray backend needs ray (extra [distributed])")
+    import os
+
+    from hashlearn.text.grank.network import RayNetwork
+
+    train, evaluation = synthetic(seed=0), synthetic(seed=1)
+    common = dict(n_peers=4, queries_per_peer=60, eval_every=20, gossip_every=10, churn=0.3, n_poisoned=1,
+                  aggregation="clipped", random_state=3)
+    local = simulate(train, evaluation, **common)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        peers = [Peer(i, static_weights(), rng=i) for i in range(2)]
+        net = RayNetwork(peers, train, PositionBiasedClicks())
+        pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in net.actors])
+        assert len(set(pids)) == 2 and os.getpid() not in pids  # one worker process per peer
+        net.close()
+        remote = simulate(train, evaluation, backend="ray", **common)
+        assert ray.is_initialized()  # a runtime the caller started is left running
+    finally:
+        ray.shutdown()
+    np.testing.assert_array_equal(remote["ndcg"], local["ndcg"])
+    assert remote["bytes"] == local["bytes"] and remote["online"] == local["online"]
+    with pytest.raises(ValidationError, match="backend must be one of local, ray"):
+        simulate(train, evaluation, backend="mpi")

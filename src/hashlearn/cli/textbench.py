@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -60,6 +61,8 @@ def register(app, bench_app) -> None:
         param: Optional[List[str]] = typer.Option(None, "--param", "-p",
                                                   help="Simulation parameter KEY=VALUE (JSON value): n_peers, "
                                                        "queries_per_peer, gossip_every, fanout, lr, temperature ..."),
+        backend: str = typer.Option("local", "--backend", help="Where the peers run: local (this process) or ray "
+                                    "(one Ray actor process per peer; same numbers)."),
         seed: int = typer.Option(0, "--seed", help=SEED_HELP),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON (a list)."),
         plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNG plots."),
@@ -68,7 +71,8 @@ def register(app, bench_app) -> None:
         """G-Rank: peers learn to rank from simulated clicks and gossip; churn, a poisoned peer, robust merging."""
         import inspect
 
-        from ._common import CLIError, _check_output, _parse_params, _write_json, console, err_console, report_written
+        from ._common import (CLIError, _check_output, _parse_params, _write_json, check_choice, console, err_console,
+                              report_written)
 
         from hashlearn.text.grank import load_beir_candidates, run_scenarios, simulate
 
@@ -76,15 +80,20 @@ def register(app, bench_app) -> None:
         if not beir.is_dir():
             raise CLIError(f"{beir}: not a folder (expected a BEIR dataset)")
         params = _parse_params(param)
+        from hashlearn.text.grank.network import BACKENDS
+
+        check_choice(backend, BACKENDS, "--backend")
         known = set(inspect.signature(simulate).parameters) - {"train", "evaluation", "random_state", "gossip",
-                                                                 "churn", "n_poisoned", "aggregation", "clicks"}
+                                                                 "churn", "n_poisoned", "aggregation", "clicks",
+                                                                 "backend"}
         if unknown := sorted(set(params) - known):
             raise CLIError(f"unknown simulation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         log = (lambda msg: None) if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/dim]", highlight=False))
         log("candidates and features (dense + BM25)")
         train, evaluation = load_beir_candidates(beir, train_split=train_split, eval_split=split,
                                                  embeddings=embeddings, model=model)
-        rows = run_scenarios(train, evaluation, log=log, random_state=seed, **params)
+        with _ray_runtime(backend == "ray"):  # one runtime for every scenario, not one each
+            rows = run_scenarios(train, evaluation, log=log, random_state=seed, backend=backend, **params)
         if not quiet:
             for r in rows:
                 console.print(f"{r['scenario']:<30} nDCG@10 {r['final_ndcg@10']:.4f}  gain {r['gain']:+.1%}  "
@@ -94,3 +103,21 @@ def register(app, bench_app) -> None:
 
             report_written(plot_curves(rows, plots / "grank.png"))
         _write_json(json_out, rows)
+
+
+@contextlib.contextmanager
+def _ray_runtime(wanted: bool):
+    """A local Ray runtime for the block if ``wanted`` and none is running (shut down afterwards)."""
+    if not wanted:
+        yield
+        return
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
