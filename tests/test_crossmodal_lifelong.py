@@ -37,14 +37,13 @@ def two_sessions(data):
     m = DeepLifelongCrossModalHashing(random_state=0, **KW).fit([X[0][old], X[1][old]], y[old])
     before = {k: [a.copy() for a in getattr(m, k)] for k in ("memory_codes_", "exemplar_codes_")}
     db_old = [m.transform(X[v][old], view=v) for v in range(2)]
-    first = {k: getattr(m, k) for k in ("layers_",)}
     m2 = persist.loads(persist.dumps(m))
     m.partial_fit([X[0][~old], X[1][~old]], y[~old])
-    return m, m2, before, db_old, first
+    return m, m2, before, db_old
 
 
 def test_stored_codes_of_old_items_are_bit_identical_after_an_increment(two_sessions):
-    m, _, before, _, _ = two_sessions
+    m, _, before, _ = two_sessions
     for key, old in before.items():
         for v in range(2):
             now = getattr(m, key)[v]
@@ -54,7 +53,7 @@ def test_stored_codes_of_old_items_are_bit_identical_after_an_increment(two_sess
 
 
 def test_old_queries_still_match_old_codes_and_new_classes_are_learned(two_sessions, data):
-    m, _, _, db_old, _ = two_sessions
+    m, _, _, db_old = two_sessions
     X, y, Q, yq = data
     old = y < 4
     db = [np.zeros((len(y), 1), np.uint64) for _ in range(2)]
@@ -69,7 +68,7 @@ def test_old_queries_still_match_old_codes_and_new_classes_are_learned(two_sessi
 
 
 def test_increment_equals_the_same_increment_on_a_reloaded_model(two_sessions, data):
-    m, reloaded, _, _, _ = two_sessions
+    m, reloaded, _, _ = two_sessions
     X, y, _, _ = data
     reloaded.partial_fit([X[0][y >= 4], X[1][y >= 4]], y[y >= 4])
     for a, b in zip(m.layers_, reloaded.layers_):
@@ -79,7 +78,7 @@ def test_increment_equals_the_same_increment_on_a_reloaded_model(two_sessions, d
 
 
 def test_new_classes_take_fresh_centres(two_sessions):
-    m, _, _, _, _ = two_sessions
+    m, _, _, _ = two_sessions
     C = m.centers_
     assert C.shape == (6, 16)
     assert len({tuple(c) for c in C}) == 6  # distinct centres
