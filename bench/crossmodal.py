@@ -796,6 +796,7 @@ def _plot_lifelong(res):
                 ax.plot(range(1, len(vals) + 1), vals, marker="o", label=variant)
             ax.set_title(f"{ds}: first-session queries vs their stored codes, {title}", fontsize=8)
             ax.set_xlabel("after session")
+            ax.set_xticks(range(1, len(vals) + 1))
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("mAP")
         axes[0].legend(fontsize=8)
