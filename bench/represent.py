@@ -129,7 +129,9 @@ def _findings(p) -> list[str]:
                    f"stability **{'met' if stable else 'not met'}** by the top-3 rule above.")
     elif part == "householder":
         seeds = sorted({r["seed"] for r in rows})
-        for m in ("householder", "householder-pca-init", "pca", "random-heldout"):
+        present = [m for m in ("householder", "householder-pca-init", "pca", "random-heldout")
+                   if any(r["method"] == m for r in rows)]
+        for m in present:
             p90 = [sum(r["beats_random_p90"] for r in rows if r["method"] == m and r["seed"] == s) for s in seeds]
             mean = [sum(r["beats_random_mean"] for r in rows if r["method"] == m and r["seed"] == s) for s in seeds]
             k = sum(1 for r in rows if r["method"] == m and r["seed"] == seeds[0])
@@ -145,6 +147,18 @@ def _findings(p) -> list[str]:
                    f"(every seed ≥ 5: {hm}); against the stricter random 90th percentile "
                    f"**{'met' if min(hh) >= 5 else 'not met'}** ({hh}). The `random-heldout` row applies the same "
                    "assign-the-best-attribute rule to fresh random directions: it is the selection-bias floor.")
+        floor = [sum(r["beats_random_p90"] for r in rows if r["method"] == "random-heldout" and r["seed"] == s)
+                 for s in seeds]
+        for m in [m for m in present if m.startswith("householder")]:
+            cnt = [sum(r["beats_random_p90"] for r in rows if r["method"] == m and r["seed"] == s) for s in seeds]
+            chg = np.mean([r["attribute_change"] for r in rows if r["method"] == m])
+            ref = np.mean([r["attribute_change"] for r in rows if r["method"] == "random-heldout"])
+            out.append(f"- {m} vs the floor: {np.mean(cnt):.1f} vs {np.mean(floor):.1f} directions above the random "
+                       f"90th percentile per seed, mean change of the assigned attribute {chg:.3f} vs {ref:.3f}: "
+                       + ("clearly above what random directions reach under the same rule." if np.mean(cnt) >=
+                          np.mean(floor) + 1 and chg > 1.1 * ref else
+                          "**not clearly better than random directions judged by the same rule** — the "
+                          "literal target is met, its substance is not shown."))
     return out
 
 
@@ -199,7 +213,6 @@ def _section(args):
         p = parts[name]
         rows = p["rows"]
         loads = (min(r["load_start"] for r in rows), max(r["load_end"] for r in rows))
-        fit = sum(r.get("fit_s", 0.0) for r in rows if r["part"] != "householder") or max(r["fit_s"] for r in rows)
         out.append(f"### part `{name}`\n")
         out.append(f"Command: `{p['command']}` (equivalently `hashlearn bench represent --part {name}`); run "
                    f"{p['date']} on {p['machine']}; load average {loads[0]:.2f} at start, {loads[1]:.2f} at end "
