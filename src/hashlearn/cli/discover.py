@@ -7,10 +7,11 @@ from typing import Optional
 
 from ._common import SEED_HELP
 
-PARTS = ("ncd", "gcd", "fewshot", "lls", "labels")
+PARTS = ("ncd", "gcd", "fewshot", "lls", "labels", "noise")
 _DEFAULT_DIRS = {"ncd": Path("../shared/data/tabularncd"), "gcd": Path("../shared/data/mnist"),
                  "fewshot": Path("../shared/data/omniglot"), "lls": Path("../shared/data/mnist"),
-                 "labels": Path("../shared/data/mnist")}
+                 "labels": Path("../shared/data/mnist"), "noise": Path("../shared/data/mnist")}
+_DEFAULT_OMNIGLOT = Path("../shared/data/omniglot")
 
 
 def register(app, bench_app) -> None:
@@ -24,32 +25,56 @@ def register(app, bench_app) -> None:
                                  "GMMDiscovery vs k-means; few-shot episodes on Omniglot: prototypes, softkmeans, "
                                  "transductive, opta; latent label shift on MNIST domains: LatentLabelShift vs "
                                  "k-means; label efficiency on MNIST: linear-head accuracy vs number of labels "
-                                 "on raw pixels, PCA, ITQ bits and a contrastive encoder)."),
+                                 "on raw pixels, PCA, ITQ bits and a contrastive encoder; web noise on MNIST with "
+                                 "Omniglot characters and label flips: heads trained on everything, after discarding "
+                                 "detected noise, with detected rows as unlabelled data)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="ncd: the TabularNCD data folder "
                                                 "(default ../shared/data/tabularncd); gcd: an MNIST idx folder "
                                                 "(default ../shared/data/mnist); fewshot: the Omniglot folder "
                                                 "(default ../shared/data/omniglot); lls, labels: an MNIST idx "
-                                                "folder (labels also reads the t10k test files)."),
+                                                "folder (labels also reads the t10k test files); noise: an MNIST "
+                                                "idx folder with its t10k files (default ../shared/data/mnist)."),
+        omniglot_dir: Optional[Path] = typer.Option(None, "--omniglot-dir", help="noise: the Omniglot folder whose "
+                                                    "characters are injected as out-of-distribution rows (default "
+                                                    "../shared/data/omniglot)."),
+        noise_fraction: float = typer.Option(0.4, "--noise-fraction", help="noise: share of noisy training rows "
+                                             "in [0, 1), half Omniglot characters with random labels, half "
+                                             "MNIST label flips."),
         seed: int = typer.Option(0, "--seed", help=SEED_HELP),
         contrastive_steps: int = typer.Option(3000, "--contrastive-steps", min=1,
-                                              help="labels: training steps of the contrastive (SimCLR) encoder."),
+                                              help="labels, noise: training steps of the contrastive (SimCLR) "
+                                              "encoder."),
+        head_steps: int = typer.Option(3000, "--head-steps", min=1, help="noise: training steps of each classifier "
+                                       "head (MLP on the contrastive features)."),
         repeats: int = typer.Option(3, "--repeats", min=1, help="Seeds SEED, SEED+1, ...; cells are mean ± sd."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and their summary as JSON."),
         plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNG plots."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
     ):
         """Category-discovery benchmarks: TabularNCD, GMMDiscovery vs k-means (takes minutes)."""
-        from ._common import _check_output, bench_table, check_choice, check_folder, finish_bench, mean_sd_cell
+        from ._common import (CLIError, _check_output, bench_table, check_choice, check_folder, finish_bench,
+                              mean_sd_cell)
 
         _check_output(json_out)
         check_choice(part, PARTS, "--part")
         folder = check_folder(data_dir if data_dir is not None else _DEFAULT_DIRS[part], f"the data of part {part}")
+        noise_options = None
+        if part == "noise":
+            if not 0 <= noise_fraction < 1:
+                raise CLIError(f"--noise-fraction must be in [0, 1), got {noise_fraction:g}")
+            omni = omniglot_dir if omniglot_dir is not None else _DEFAULT_OMNIGLOT
+            if not omni.is_dir():
+                raise CLIError(f"--omniglot-dir: {omni} is not a folder (the Omniglot data of part noise)")
+            noise_options = {"omniglot_dir": omni, "ood_fraction": noise_fraction / 2,
+                             "flip_fraction": noise_fraction / 2, "contrastive_steps": contrastive_steps,
+                             "head_steps": head_steps}
         from hashlearn.discover import bench
 
         rows = bench.run(part, folder, seeds=tuple(range(seed, seed + repeats)), progress=not quiet,
-                         labels_options={"contrastive_steps": contrastive_steps} if part == "labels" else None)
+                         labels_options={"contrastive_steps": contrastive_steps} if part == "labels" else None,
+                         noise_options=noise_options)
         summary = bench.summarize(rows)
-        metrics = [m for m in ("acc", "ci95", "nmi", "ari", "all", "old", "new", "k_estimated")
+        metrics = [m for m in ("acc", "ci95", "nmi", "ari", "all", "old", "new", "auc", "k_estimated")
                    if any(m in s for s in summary)]
         table = bench_table(f"discover bench, part {part}, seeds {seed}..{seed + repeats - 1}",
                             ("dataset", "method", *metrics),

@@ -20,13 +20,14 @@ from ..errors import ValidationError
 
 __all__ = ["run", "summarize", "plot", "PARTS", "markdown", "label_curves"]
 
-PARTS = ("ncd", "gcd", "fewshot", "lls", "labels")
+PARTS = ("ncd", "gcd", "fewshot", "lls", "labels", "noise")
 NCD_DATASETS = ("Pendigits", "Satimage")
 #: Hyper-parameter names of the TabularNCD code's ``hyperparameters.json`` → TabularNCD parameters.
 _HP_NAMES = {"dropout": "dropout", "lr_classif": "lr_classif", "lr_cluster": "lr_cluster", "w1": "w1", "w2": "w2",
              "cosine_topk": "topk_percent", "k_neighbors": "k_neighbors", "p_m": "p_m", "alpha": "alpha",
              "epochs": "epochs", "batch_size": "batch_size"}
-_METRICS = ("acc", "ci95", "nmi", "ari", "acc_unlab", "all", "old", "new", "k_estimated", "fit_s")
+_METRICS = ("acc", "ci95", "nmi", "ari", "acc_unlab", "all", "old", "new", "auc", "auc_ood", "auc_flip",
+            "k_estimated", "fit_s")
 
 
 def _progress(enabled: bool):
@@ -248,12 +249,74 @@ def _fewshot(data_dir: Path, seeds, log, episodes: int = 600, train_episodes: in
     return rows
 
 
+def _noise(data_dir: Path, seeds, log, omniglot_dir=None, n_rows: int = 20000, ood_fraction: float = 0.2,
+           flip_fraction: float = 0.2, contrastive_steps: int = 3000, head_steps: int = 3000,
+           progress: bool = False) -> list[dict]:
+    """Web noise on MNIST: Omniglot characters with random digit labels + label flips; heads on SimCLR features.
+
+    Per seed: ``n_rows`` MNIST training images, ``ood_fraction`` of them replaced by Omniglot drawings
+    (background + evaluation, 28×28, ink = 1 like MNIST) with uniform random labels, ``flip_fraction``
+    given another label; a :class:`ContrastiveEncoder` fitted on these images (no labels); the noise scores
+    of :func:`web_noise_scores`; heads trained on everything, after discarding the flagged rows, with the
+    flagged ID rows as unlabelled data, and on the clean rows only (oracle). Scored on the 10,000 test images.
+    """
+    from .data import load_mnist_idx, load_omniglot
+    from .labels import ContrastiveEncoder
+    from .noise import WebNoiseClassifier, detection_auc, inject_web_noise, web_noise_scores
+
+    if omniglot_dir is None:
+        raise ValidationError("part noise needs the Omniglot folder (noise_options={'omniglot_dir': ...})")
+    xtr, ytr = load_mnist_idx(data_dir, "train")
+    xte, yte = load_mnist_idx(data_dir, "test")
+    Xte = xte.astype(np.float32) / 255.0
+    om = np.concatenate([load_omniglot(omniglot_dir, part)[0] for part in ("background", "evaluation")])
+    pool = _omniglot_28(om)
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng([seed, 18])
+        sub = rng.choice(ytr.size, size=min(n_rows, ytr.size), replace=False)
+        web = inject_web_noise(xtr[sub].astype(np.float32) / 255.0, ytr[sub], pool, ood_fraction=ood_fraction,
+                               flip_fraction=flip_fraction, n_classes=10, random_state=rng)
+        t = time.perf_counter()
+        enc = ContrastiveEncoder(steps=contrastive_steps, random_state=seed).fit(web.images, progress=progress)
+        Ftr, Fte = enc.transform(web.images), enc.transform(Xte)
+        enc_s = time.perf_counter() - t
+        t = time.perf_counter()
+        sc = web_noise_scores(Ftr, web.labels, random_state=seed)
+        det_s = time.perf_counter() - t
+        base = {"part": "noise", "dataset": f"mnist-{sub.size // 1000}k+omniglot", "seed": int(seed),
+                "n_rows": int(sub.size), "ood_fraction": ood_fraction, "flip_fraction": flip_fraction, "encoder_s": enc_s, "detect_s": det_s,
+                "auc": detection_auc(sc["score"], web.is_noisy),
+                "auc_ood": detection_auc(sc["p_ood"], web.is_ood),
+                "auc_flip": detection_auc(1 - sc["p_label"][~web.is_ood], web.is_flipped[~web.is_ood])}
+        clean = ~web.is_noisy
+        for method, strategy, idx in (("all", "all", slice(None)), ("discard", "discard", slice(None)),
+                                      ("detect+unlabelled", "unlabelled", slice(None)), ("oracle-clean", "all", clean)):
+            t = time.perf_counter()
+            clf = WebNoiseClassifier(strategy, steps=head_steps, random_state=seed)
+            clf.fit(Ftr[idx], web.labels[idx], noise_scores=sc if strategy != "all" else None)
+            row = {**base, "method": method, "acc": float(np.mean(clf.predict(Fte) == yte)),
+                   "fit_s": time.perf_counter() - t}
+            if strategy != "all":
+                row.update(flagged=int(clf.flagged_.sum()), flag_precision=float(web.is_noisy[clf.flagged_].mean()),
+                           flag_recall=float(clf.flagged_[web.is_noisy].mean()))
+            else:
+                row["auc"] = row["auc_ood"] = row["auc_flip"] = None  # no detection in these rows
+            rows.append(row)
+        log(f"noise seed {seed}: AUC {base['auc']:.3f} (OOD {base['auc_ood']:.3f}, flips {base['auc_flip']:.3f}); "
+            + ", ".join(f"{r['method']} {r['acc']:.3f}" for r in rows[-4:]))
+    return rows
+
+
 def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: bool = True,
-        fewshot_options: dict | None = None, labels_options: dict | None = None) -> list[dict]:
+        fewshot_options: dict | None = None, labels_options: dict | None = None,
+        noise_options: dict | None = None) -> list[dict]:
     """Rows of one part (one of :data:`PARTS`); every row has part, dataset, method, seed and its scores.
 
     ``labels_options`` (part ``labels``): keyword arguments of the label-efficiency run (``n_labels``,
-    ``pca_dim``, ``itq_bits``, ``contrastive_steps``).
+    ``pca_dim``, ``itq_bits``, ``contrastive_steps``). ``noise_options`` (part ``noise``, ``data_dir`` an MNIST
+    folder): ``omniglot_dir`` (required), ``n_rows``, ``ood_fraction``, ``flip_fraction``, ``contrastive_steps``,
+    ``head_steps``.
 
     The load average at start and end is added to every row (``load_start``, ``load_end``).
     """
@@ -274,6 +337,8 @@ def run(part: str, data_dir, *, seeds=(0, 1, 2), n_threads: int = 1, progress: b
             rows = _lls(Path(data_dir), seeds, log)
         elif part == "labels":
             rows = _labels(Path(data_dir), seeds, log, progress=progress, **(labels_options or {}))
+        elif part == "noise":
+            rows = _noise(Path(data_dir), seeds, log, progress=progress, **(noise_options or {}))
         else:
             rows = _fewshot(Path(data_dir), seeds, log, progress=progress, **(fewshot_options or {}))
     finally:
@@ -361,7 +426,8 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
     paths = []
     for part, metrics, title in (("ncd", ("acc",), "Novel-class accuracy on the test rows of the novel classes"),
                                  ("gcd", ("all", "old", "new"), "GCD accuracy on the unlabelled rows"),
-                                 ("lls", ("acc",), "Latent label shift, MNIST domains (Dirichlet α: lower = stronger)")):
+                                 ("lls", ("acc",), "Latent label shift, MNIST domains (Dirichlet α: lower = stronger)"),
+                                 ("noise", ("acc",), "Web noise: test accuracy of heads on SimCLR features")):
         sel = [s for s in summary if s["part"] == part]
         if not sel:
             continue
