@@ -93,27 +93,30 @@ def _noise_findings(summ) -> list[str]:
                f"({u - d:+.1f} points)" + (f"; oracle (clean rows only) {100 * acc['oracle-clean']['acc']:.1f} %."
                                           if "oracle-clean" in acc else "."))
     met_all, met_disc = u >= a + 5, u > d
+    sd_u, sd_d = 100 * acc["detect+unlabelled"]["acc_sd"], 100 * acc["discard"]["acc_sd"]
     out.append(f"- Target (issue 18): at 40 % injected noise, ≥ all + 5 points: {'met' if met_all else 'NOT met'} "
                f"({u - a:+.1f}); above discarding: {'met' if met_disc else 'NOT met'} ({u - d:+.1f} points, "
-               f"sd {100 * acc['detect+unlabelled']['acc_sd']:.1f} / {100 * acc['discard']['acc_sd']:.1f} over seeds).")
+               f"sd {sd_u:.1f} / {sd_d:.1f} over seeds).")
     return out
 
 
 def _noise_protocol(rows) -> str:
     r = rows[0]
-    return (f"Per seed: {r['n_rows']:,} MNIST training images; {100 * r['ood_fraction']:.0f} % of the rows are Omniglot drawings "
-            "(background + evaluation sets, bilinear 105→28 px, ink = 1 like MNIST) with a uniformly random digit label, "
-            f"{100 * r['flip_fraction']:.0f} % keep an MNIST image but get a label drawn uniformly from the 9 other digits "
-            "(40 % noise in all). A SimCLR MLP encoder (ContrastiveEncoder, 128-d) is fitted on these training images "
-            f"without labels ({np.mean([x['encoder_s'] for x in rows]):.0f} s per seed); the noise score is "
-            "1 − p(ID)·p(given label) with p(ID) from a logistic-regression hyperplane fitted by iterated "
-            "self-labelling and p(given label) out-of-fold from a 2-fold logistic-regression head on the noisy labels "
-            "(the two signals of Albert et al., ECCV 2024); rows with score > 0.5 are flagged. Heads: a 2-hidden-layer "
-            "MLP (256 units, 3,000 Adam steps of 256 rows) on the standardised features, trained on every row with its "
-            "given label (all), on the unflagged rows (discard), on the unflagged rows plus the flagged rows judged ID "
-            "without their given labels, pseudo-labelled by the out-of-fold linear head (detect+unlabelled), and on the "
-            "truly clean rows (oracle-clean, a ceiling). Test accuracy on the 10,000 clean MNIST test images. All "
-            "baselines are measured in the same run on the same noisy sets and features.\n")
+    ood, flip = 100 * r["ood_fraction"], 100 * r["flip_fraction"]
+    return (f"Per seed: {r['n_rows']:,} MNIST training images; {ood:.0f} % of the rows are Omniglot drawings "
+            "(background + evaluation sets, bilinear 105→28 px, ink = 1 like MNIST) with a uniformly random digit "
+            f"label, {flip:.0f} % keep an MNIST image but get a label drawn uniformly from the 9 other digits "
+            f"({ood + flip:.0f} % noise in all). A SimCLR MLP encoder (ContrastiveEncoder, 128-d) is fitted on these "
+            f"training images without labels ({np.mean([x['encoder_s'] for x in rows]):.0f} s per seed); the noise "
+            "score is 1 − p(ID)·p(given label) with p(ID) from a logistic-regression hyperplane fitted by iterated "
+            "self-labelling and p(given label) out-of-fold from a 2-fold logistic-regression head on the noisy "
+            "labels (the two signals of Albert et al., ECCV 2024); rows with score > 0.5 are flagged. Heads: a "
+            "2-hidden-layer MLP (256 units, 3,000 Adam steps of 256 rows) on the standardised features, trained on "
+            "every row with its given label (all), on the unflagged rows (discard), on the unflagged rows plus the "
+            "flagged rows judged ID without their given labels, pseudo-labelled by the out-of-fold linear head "
+            "(detect+unlabelled), and on the truly clean rows (oracle-clean, a ceiling). Test accuracy on the 10,000 "
+            "clean MNIST test images. All baselines are measured in the same run on the same noisy sets and "
+            "features.\n")
 
 
 def _label_findings(rows) -> list[str]:

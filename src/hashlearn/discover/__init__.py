@@ -19,4 +19,5 @@ from .tabular_ncd import TabularNCD
 __all__ = ["TabularNCD", "GMMDiscovery", "LatentLabelShift", "estimate_n_clusters", "fewshot_predict",
            "FEWSHOT_METHODS", "opta_plan",
            "sample_episode", "ContrastiveEncoder", "balanced_label_indices", "fit_label_curve", "label_efficiency",
-           "WebNoise", "WebNoiseClassifier", "NOISE_STRATEGIES", "detection_auc", "inject_web_noise", "web_noise_scores"]
+           "WebNoise", "WebNoiseClassifier", "NOISE_STRATEGIES", "detection_auc", "inject_web_noise",
+           "web_noise_scores"]

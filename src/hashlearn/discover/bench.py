@@ -285,7 +285,8 @@ def _noise(data_dir: Path, seeds, log, omniglot_dir=None, n_rows: int = 20000, o
         sc = web_noise_scores(Ftr, web.labels, random_state=seed)
         det_s = time.perf_counter() - t
         base = {"part": "noise", "dataset": f"mnist-{sub.size // 1000}k+omniglot", "seed": int(seed),
-                "n_rows": int(sub.size), "ood_fraction": ood_fraction, "flip_fraction": flip_fraction, "encoder_s": enc_s, "detect_s": det_s,
+                "n_rows": int(sub.size), "ood_fraction": ood_fraction, "flip_fraction": flip_fraction,
+                "encoder_s": enc_s, "detect_s": det_s,
                 "auc": detection_auc(sc["score"], web.is_noisy),
                 "auc_ood": detection_auc(sc["p_ood"], web.is_ood),
                 "auc_flip": detection_auc(1 - sc["p_label"][~web.is_ood], web.is_flipped[~web.is_ood])}
@@ -427,7 +428,7 @@ def plot(rows: list[dict], out_dir) -> list[Path]:
     for part, metrics, title in (("ncd", ("acc",), "Novel-class accuracy on the test rows of the novel classes"),
                                  ("gcd", ("all", "old", "new"), "GCD accuracy on the unlabelled rows"),
                                  ("lls", ("acc",), "Latent label shift, MNIST domains (Dirichlet α: lower = stronger)"),
-                                 ("noise", ("acc",), "Web noise: test accuracy of heads on SimCLR features")):
+                                 ("noise", ("acc",), "Web noise: test accuracy, heads on SimCLR features")):
         sel = [s for s in summary if s["part"] == part]
         if not sel:
             continue
