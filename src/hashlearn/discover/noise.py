@@ -181,7 +181,8 @@ def web_noise_scores(features, labels, *, n_folds: int = 2, ood_init: float = 0.
 
     Returns
     -------
-    dict with ``score``, ``p_ood``, ``p_label`` float64 (n,)
+    dict with ``score``, ``p_ood``, ``p_label`` float64 (n,), ``pseudo`` int64 (n,) the out-of-fold predicted
+    class and ``p_pseudo`` float64 (n,) its probability
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold
