@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = ["crossmodal", "service", "text", "text_sparse", "blocking", "funchash_selection", "quantize", "recsys",
          "blocking_neural", "hashing_supervised", "hashing_supervised_triplet", "nn", "discover", "text_adapt",
-         "represent", "robust"]
+         "represent", "robust", "crossmodal_supervised", "discover_noise"]
 
 
 def section_text(name: str) -> str:
