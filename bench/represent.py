@@ -163,6 +163,13 @@ def _findings(p) -> list[str]:
                           np.mean(floor) + 1 and chg > 1.1 * ref else
                           "**not clearly better than random directions judged by the same rule** — the "
                           "literal target is met, its substance is not shown."))
+            if "pca" in present:
+                pc = [sum(r["beats_random_p90"] for r in rows if r["method"] == "pca" and r["seed"] == s) for s in seeds]
+                pch = np.mean([r["attribute_change"] for r in rows if r["method"] == "pca"])
+                out.append(f"  - {m} vs PCA directions: {np.mean(cnt):.1f} vs {np.mean(pc):.1f} directions, change "
+                           f"{chg:.3f} vs {pch:.3f} — " + ("above PCA." if np.mean(cnt) > np.mean(pc) and chg > pch
+                                                           else "not above PCA: the learned directions do not beat "
+                                                                "the principal directions on this measure."))
     return out
 
 
