@@ -111,9 +111,13 @@ def test_classifier_bad_input():
     clf = WebNoiseClassifier("all", steps=2, random_state=0).fit(w.images, w.labels)
     with pytest.raises(ValidationError, match="7 features but the model was fitted on 8"):
         clf.predict(Xt[:, :7])
+    n = w.labels.size
+    with pytest.raises(ValidationError, match="noise_scores must hold 'score', 'p_ood', 'pseudo' and 'p_pseudo'"):
+        WebNoiseClassifier("discard", steps=2).fit(w.images, w.labels, noise_scores={
+            "score": np.ones(n), "p_ood": np.zeros(n)})
     with pytest.raises(ValidationError, match="nothing to train on"):
         WebNoiseClassifier("discard", steps=2).fit(w.images, w.labels, noise_scores={
-            "score": np.ones(w.labels.size), "p_ood": np.zeros(w.labels.size)})
+            "score": np.ones(n), "p_ood": np.zeros(n), "pseudo": w.labels, "p_pseudo": np.ones(n)})
 
 
 def _tiny_omniglot(folder, n_chars=20, n_draw=5):

@@ -300,7 +300,12 @@ def _noise(data_dir: Path, seeds, log, omniglot_dir=None, n_rows: int = 20000, o
                    "fit_s": time.perf_counter() - t}
             if strategy != "all":
                 row.update(flagged=int(clf.flagged_.sum()), flag_precision=float(web.is_noisy[clf.flagged_].mean()),
-                           flag_recall=float(clf.flagged_[web.is_noisy].mean()))
+                           flag_recall=float(clf.flagged_[web.is_noisy].mean()),
+                           ood_flagged=int((sc["p_ood"] > 0.5).sum()),
+                           ood_flag_precision=float(web.is_ood[sc["p_ood"] > 0.5].mean()),
+                           pseudo_labelled=int(clf.pseudo_labelled_.sum()),
+                           pseudo_acc=float(np.mean(sc["pseudo"][clf.pseudo_labelled_]
+                                                    == web.clean_labels[clf.pseudo_labelled_])))
             else:
                 row["auc"] = row["auc_ood"] = row["auc_flip"] = None  # no detection in these rows
             rows.append(row)

@@ -18,7 +18,8 @@ web-noisy datasets" (Albert, Valmadre, Arazo, Krishna, O'Connor, McGuinness, ECC
 feature space, ID and OOD rows are nearly linearly separable, so a hyperplane estimated by iterated
 self-labelling detects OOD rows; and a small-loss signal (the out-of-fold probability a linear head on the
 noisy labels gives the given label) detects the label flips the hyperplane cannot see. A row is clean when
-it is both ID and well explained by its label: ``noise score = 1 − p(ID | x) · p(given label | x)``. The
+it is both ID and its label is the one a linear head on the noisy labels would pick:
+``noise score = 1 − p(ID | x) · p(given label | x) / max_c p(c | x)``. The
 paper's point — that an accurate detection alone is not enough, and that the detected rows still carry
 information — is what the ``unlabelled`` strategy uses.
 """
@@ -172,7 +173,10 @@ def web_noise_scores(features, labels, *, n_folds: int = 2, ood_init: float = 0.
        probability seed the OOD side; a logistic regression (balanced classes) separates them from the
        rest, the rows with p(OOD) > 0.5 become the new OOD side, ``ood_iters`` times; ``p_ood`` is the
        last p(OOD).
-    3. ``score = 1 − (1 − p_ood) · p_label``.
+    3. ``score = 1 − (1 − p_ood) · p_label / p_top``, where ``p_top`` is the out-of-fold top probability: a
+       row whose given label is the head's first choice counts as label-clean whatever the head's
+       confidence (with 40 % noise even clean rows rarely get p_label above 0.75, so ``p_label`` alone
+       flags many hard clean rows).
 
     Parameters
     ----------
@@ -218,7 +222,8 @@ def web_noise_scores(features, labels, *, n_folds: int = 2, ood_init: float = 0.
             ood = p_ood > 0.5
     if classes.size < 2:
         raise ValidationError("labels hold a single class")
-    return {"score": 1 - (1 - p_ood) * p_label, "p_ood": p_ood, "p_label": p_label, "pseudo": pseudo,
+    agree = p_label / np.maximum(p_top, 1e-12)  # 1 when the given label is the head's top class
+    return {"score": 1 - (1 - p_ood) * agree, "p_ood": p_ood, "p_label": p_label, "pseudo": pseudo,
             "p_pseudo": p_top}
 
 
