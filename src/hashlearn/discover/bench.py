@@ -249,6 +249,11 @@ def _fewshot(data_dir: Path, seeds, log, episodes: int = 600, train_episodes: in
     return rows
 
 
+def _share(flags: np.ndarray):
+    """Mean of a bool array, ``None`` when it is empty."""
+    return float(flags.mean()) if flags.size else None
+
+
 def _noise(data_dir: Path, seeds, log, omniglot_dir=None, n_rows: int = 20000, ood_fraction: float = 0.2,
            flip_fraction: float = 0.2, contrastive_steps: int = 3000, head_steps: int = 3000,
            progress: bool = False) -> list[dict]:
@@ -299,13 +304,13 @@ def _noise(data_dir: Path, seeds, log, omniglot_dir=None, n_rows: int = 20000, o
             row = {**base, "method": method, "acc": float(np.mean(clf.predict(Fte) == yte)),
                    "fit_s": time.perf_counter() - t}
             if strategy != "all":
-                row.update(flagged=int(clf.flagged_.sum()), flag_precision=float(web.is_noisy[clf.flagged_].mean()),
-                           flag_recall=float(clf.flagged_[web.is_noisy].mean()),
+                row.update(flagged=int(clf.flagged_.sum()), flag_precision=_share(web.is_noisy[clf.flagged_]),
+                           flag_recall=_share(clf.flagged_[web.is_noisy]),
                            ood_flagged=int((sc["p_ood"] > 0.5).sum()),
-                           ood_flag_precision=float(web.is_ood[sc["p_ood"] > 0.5].mean()),
+                           ood_flag_precision=_share(web.is_ood[sc["p_ood"] > 0.5]),
                            pseudo_labelled=int(clf.pseudo_labelled_.sum()),
-                           pseudo_acc=float(np.mean(sc["pseudo"][clf.pseudo_labelled_]
-                                                    == web.clean_labels[clf.pseudo_labelled_])))
+                           pseudo_acc=_share(sc["pseudo"][clf.pseudo_labelled_]
+                                             == web.clean_labels[clf.pseudo_labelled_]))
             else:
                 row["auc"] = row["auc_ood"] = row["auc_flip"] = None  # no detection in these rows
             rows.append(row)
