@@ -64,7 +64,7 @@ def _findings(p) -> list[str]:
     elif p["part"] == "labels":
         out.extend(_label_findings(p["rows"]))
     elif p["part"] == "noise":
-        out.extend(_noise_findings(summ))
+        out.extend(_noise_findings(summ, p["rows"]))
     elif p["part"] == "fewshot":
         out.append("- Published: Prototypical Networks (Snell et al., 2017, Table 1) report 98.8 % 5-way 1-shot and "
                    "96.0 % 20-way 1-shot on Omniglot with a 64-channel Conv-4 and 28×28 inputs (rotation-augmented "
@@ -79,7 +79,26 @@ def _findings(p) -> list[str]:
     return out
 
 
-def _noise_findings(summ) -> list[str]:
+def _noise_flags(rows) -> str:
+    """Mean flag counts and precisions (over seeds) of the detector, from the detect+unlabelled rows."""
+    rs = [r for r in rows if r["method"] == "detect+unlabelled" and "flagged" in r]
+    if not rs:
+        return ""
+
+    def mean(key):
+        vals = [r[key] for r in rs if r.get(key) is not None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    n = rs[0]["n_rows"]
+    noisy = (rs[0]["ood_fraction"] + rs[0]["flip_fraction"]) * n
+    return (f"- Flags (mean over seeds): {mean('flagged'):.0f} of {n:,} rows flagged (true noise: {noisy:.0f}), "
+            f"precision {100 * mean('flag_precision'):.1f} %, recall {100 * mean('flag_recall'):.1f} %; "
+            f"{mean('ood_flagged'):.0f} rows judged OOD (p(OOD) > 0.5), {100 * mean('ood_flag_precision'):.1f} % "
+            f"of them truly OOD; {mean('pseudo_labelled'):.0f} flagged rows re-enter with a pseudo-label, "
+            f"{100 * mean('pseudo_acc'):.1f} % of these pseudo-labels are the true class.")
+
+
+def _noise_findings(summ, rows) -> list[str]:
     """Gaps to training on everything / discarding, and the issue's target (≥ all + 5 points, > discard)."""
     acc = {s["method"]: s for s in summ}
     out = []
@@ -89,6 +108,9 @@ def _noise_findings(summ) -> list[str]:
     out.append(f"- Detection: AUC of the noise score vs the true noise flags {100 * acc['discard']['auc']:.1f} % "
                f"(OOD rows by the separating hyperplane {100 * acc['discard']['auc_ood']:.1f} %, flips among the ID "
                f"rows by the small-loss signal {100 * acc['discard']['auc_flip']:.1f} %).")
+    flags = _noise_flags(rows)
+    if flags:
+        out.append(flags)
     out.append(f"- detect+unlabelled {u:.1f} % vs all {a:.1f} % ({u - a:+.1f} points) and vs discard {d:.1f} % "
                f"({u - d:+.1f} points)" + (f"; oracle (clean rows only) {100 * acc['oracle-clean']['acc']:.1f} %."
                                           if "oracle-clean" in acc else "."))
