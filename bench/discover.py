@@ -133,7 +133,8 @@ def _noise_protocol(rows) -> str:
             "score is 1 − p(ID)·p(given label) with p(ID) from a logistic-regression hyperplane fitted by iterated "
             "self-labelling and p(given label) out-of-fold from a 2-fold logistic-regression head on the noisy "
             "labels (the two signals of Albert et al., ECCV 2024); rows with score > 0.5 are flagged. Heads: a "
-            "2-hidden-layer MLP (256 units, 3,000 Adam steps of 256 rows) on the standardised features, trained on "
+            f"2-hidden-layer MLP (256 units, {r.get('head_steps', 3000):,} Adam steps of 256 rows) on the standardised "
+            "features, trained on "
             "every row with its given label (all), on the unflagged rows (discard), on the unflagged rows plus the "
             "flagged rows judged ID without their given labels, pseudo-labelled by the out-of-fold linear head "
             "(detect+unlabelled), and on the truly clean rows (oracle-clean, a ceiling). Test accuracy on the 10,000 "
@@ -185,10 +186,11 @@ def _label_findings(rows) -> list[str]:
 
 
 def _run(args):
-    noise_options = {"omniglot_dir": args.omniglot_dir} if args.part == "noise" else None
+    noise_options = ({"omniglot_dir": args.omniglot_dir, "head_steps": args.head_steps} if args.part == "noise"
+                     else None)
     rows = bench.run(args.part, args.data_dir, seeds=tuple(range(args.seed, args.seed + args.repeats)),
                      noise_options=noise_options)
-    omni = f" --omniglot-dir {args.omniglot_dir}" if args.part == "noise" else ""
+    omni = f" --omniglot-dir {args.omniglot_dir} --head-steps {args.head_steps}" if args.part == "noise" else ""
     payload = {"part": args.part, "rows": rows, "summary": bench.summarize(rows),
                "command": f"python bench/discover.py run --part {args.part} --data-dir {args.data_dir}{omni} "
                           f"--seed {args.seed} --repeats {args.repeats}",
@@ -251,6 +253,7 @@ def main():
     r.add_argument("--part", required=True, choices=bench.PARTS)
     r.add_argument("--data-dir", required=True)
     r.add_argument("--omniglot-dir", default="../shared/data/omniglot", help="part noise: the Omniglot folder")
+    r.add_argument("--head-steps", type=int, default=3000, help="part noise: training steps of each head")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--repeats", type=int, default=3)
     r.add_argument("--json", required=True)

@@ -291,7 +291,7 @@ def _noise(data_dir: Path, seeds, log, omniglot_dir=None, n_rows: int = 20000, o
         det_s = time.perf_counter() - t
         base = {"part": "noise", "dataset": f"mnist-{sub.size // 1000}k+omniglot", "seed": int(seed),
                 "n_rows": int(sub.size), "ood_fraction": ood_fraction, "flip_fraction": flip_fraction,
-                "encoder_s": enc_s, "detect_s": det_s,
+                "head_steps": head_steps, "encoder_s": enc_s, "detect_s": det_s,
                 "auc": detection_auc(sc["score"], web.is_noisy),
                 "auc_ood": detection_auc(sc["p_ood"], web.is_ood),
                 "auc_flip": detection_auc(1 - sc["p_label"][~web.is_ood], web.is_flipped[~web.is_ood])}
