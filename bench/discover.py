@@ -114,11 +114,19 @@ def _noise_findings(summ, rows) -> list[str]:
     out.append(f"- detect+unlabelled {u:.1f} % vs all {a:.1f} % ({u - a:+.1f} points) and vs discard {d:.1f} % "
                f"({u - d:+.1f} points)" + (f"; oracle (clean rows only) {100 * acc['oracle-clean']['acc']:.1f} %."
                                           if "oracle-clean" in acc else "."))
-    met_all, met_disc = u >= a + 5, u > d
-    sd_u, sd_d = 100 * acc["detect+unlabelled"]["acc_sd"], 100 * acc["discard"]["acc_sd"]
+    diff = [100 * (r["acc"] - next(q["acc"] for q in rows if q["seed"] == r["seed"] and q["method"] == "discard"))
+            for r in rows if r["method"] == "detect+unlabelled"]
+    dm, dsd = float(np.mean(diff)), (float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0)
+    met_all, met_disc = u >= a + 5, dm > 0 and dm > 2 * dsd
     out.append(f"- Target (issue 18): at 40 % injected noise, ≥ all + 5 points: {'met' if met_all else 'NOT met'} "
-               f"({u - a:+.1f}); above discarding: {'met' if met_disc else 'NOT met'} ({u - d:+.1f} points, "
-               f"sd {sd_u:.1f} / {sd_d:.1f} over seeds).")
+               f"({u - a:+.1f}); above discarding: {'met' if met_disc else 'NOT met'} (per-seed difference "
+               f"{dm:+.2f} ± {dsd:.2f} points; 'met' needs a mean above 0 and above 2 sd).")
+    if not met_disc:
+        out.append("- Reading: the heads sit on a frozen encoder that already saw every image (noisy ones included) "
+                   "without labels, so the flagged rows' images have already been used once; re-adding the flagged "
+                   "ID rows with pseudo-labels gives the head more rows of a representation it already separates "
+                   "well, which does not move its test accuracy. Training on everything loses only when the head is "
+                   "trained long enough to memorise the noisy labels.")
     return out
 
 
@@ -220,7 +228,8 @@ def _section(args):
     for p in parts:
         rows = p["rows"]
         loads = (min(r["load_start"] for r in rows), max(r["load_end"] for r in rows))
-        out.append(f"### part `{p['part']}`\n")
+        steps = f", heads trained {rows[0]['head_steps']:,} steps" if "head_steps" in rows[0] else ""
+        out.append(f"### part `{p['part']}`{steps}\n")
         out.append(f"Command: `{p['command']}` (equivalently `hashlearn bench discover --part {p['part']} ...`); "
                    f"run {p['date']} on {p['machine']}; load average {loads[0]:.2f} at start, {loads[1]:.2f} at end "
                    "(other agents' jobs shared the 2 cores). "
@@ -242,6 +251,8 @@ def _section(args):
             out.append("")
         if args.plots:
             for path in bench.plot(rows, args.plots):
+                if "head_steps" in rows[0]:  # one plot per head-training length
+                    path = Path(path).rename(Path(path).with_name(f"{Path(path).stem}_{rows[0]['head_steps']}.png"))
                 out.append(f"![{p['part']}](../plots/{Path(path).name})\n")
     Path(args.out).write_text("\n".join(out) + "\n")
 
