@@ -29,7 +29,7 @@ def _tiny_mnist(folder, n=400, n_test=0):
 
 def test_bad_part_and_missing_folder(tmp_path, capsys):
     assert main(["bench", "discover", "--part", "nope", "--data-dir", str(tmp_path)]) == 2
-    assert "--part must be one of ncd, gcd, fewshot, lls, labels, got 'nope'" in capsys.readouterr().err
+    assert "--part must be one of ncd, gcd, fewshot, lls, labels, noise, got 'nope'" in capsys.readouterr().err
     assert main(["bench", "discover", "--part", "gcd", "--data-dir", str(tmp_path / "none")]) == 2
     assert "is not a folder" in capsys.readouterr().err
 

@@ -777,6 +777,9 @@ def _fit_recipe(name):
         est = hashlearn.registry.make_method(name, n_bits=8, random_state=0)
         est.set_params(**{k: v for k, v in {"epochs": 2}.items() if k in est.get_params()})
         B = (A[:, :8] + 0.1 * rng.normal(size=(120, 8))).astype(np.float32)
+        if hashlearn.hashing.is_supervised(est):  # dmveh, dlch, prompthash: labels, torch to train
+            pytest.importorskip("torch", reason=f"{name} trains with torch")
+            return est.fit([A, B], np.arange(120) % 4)
         return est.fit([A, B])
     if name == "bpr":
         pytest.skip("bpr trains on queries (its round trips are in tests/test_text.py)")
