@@ -194,7 +194,7 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
         -------
         self
         """
-        from ..hashing.deep.base import _import_torch, _threads
+        from ..hashing.deep.base import _import_torch
         from ..hashing.deep.hashers import _hash_centers
 
         self._clear_fitted()
@@ -215,7 +215,7 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
         rng = check_random_state(self.random_state)
         torch = _import_torch()
         try:
-            self._train(torch, views, Y, rng, _threads, _hash_centers)
+            self._train(torch, views, Y, rng, _hash_centers)
             self.classes_ = classes
             self.n_features_in_ = [int(v.shape[1]) for v in views]
         except BaseException:
@@ -231,7 +231,8 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
                                     torch.nn.Linear(int(self.hidden), int(self.n_bits)))
                 for d in dims])
 
-    def _train(self, torch, views, Y, rng, _threads, _hash_centers):
+    def _train(self, torch, views, Y, rng, _hash_centers):
+        from .._torch import torch_threads
         from ..hashing.deep._nets import init_weights
 
         r = int(self.n_bits)
@@ -245,7 +246,7 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
         n_views, n = len(views), Z[0].shape[0]
         alpha = np.full(n_views, 1.0 / n_views)
         losses = []
-        with _threads(torch, self.n_threads):
+        with torch_threads(self.n_threads):
             nets = self._make_nets(torch, [z.shape[1] for z in Z])
             init_weights(nets, gen)
             opt = torch.optim.Adam(nets.parameters(), lr=float(self.lr))
@@ -287,7 +288,8 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
 
     # -- encoding -------------------------------------------------------------------------------------
     def _codes(self, X, view):
-        from ..hashing.deep.base import _import_torch, _threads
+        from .._torch import torch_threads
+        from ..hashing.deep.base import _import_torch
 
         torch = _import_torch()
         nets = self._make_nets(torch, self.n_features_in_)
@@ -295,7 +297,7 @@ class DeepMultiViewEnhancementHashing(SupervisedCrossModalMixin, PersistableEsti
         net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.weights_[view].items()})
         net.eval()
         Z = ((X - self.input_mean_[view]) / self.input_scale_[view]).astype(np.float32)
-        with _threads(torch, self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             return torch.tanh(net(torch.from_numpy(Z))).numpy()
 
     def _check_view(self, view) -> int:

@@ -314,7 +314,8 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
 
     # -- one training session ------------------------------------------------------------------------------
     def _session(self, views, Ys, pairs, rng, teacher):
-        from ..hashing.deep.base import _import_torch, _threads
+        from .._torch import torch_threads
+        from ..hashing.deep.base import _import_torch
 
         torch = _import_torch()
         F = torch.nn.functional
@@ -329,7 +330,7 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
         bs = int(self.batch_size)
         pw, qw, lw, dw = (float(self.pair_weight), float(self.quant_weight), float(self.lifelong_weight),
                           float(self.distill_weight))
-        with _threads(torch, int(self.n_threads)):
+        with torch_threads(self.n_threads):
             nets = self._make_nets(torch, gen)
             if incremental:
                 self._load(torch, nets, self.layers_)

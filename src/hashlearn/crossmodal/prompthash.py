@@ -208,7 +208,8 @@ class PromptHash(SupervisedCrossModalMixin, BaseCrossModalHasher):
         return mods, prompts
 
     def _train(self, views, Ys, pairs, rng):
-        from ..hashing.deep.base import _import_torch, _threads
+        from .._torch import torch_threads
+        from ..hashing.deep.base import _import_torch
 
         torch = _import_torch()
         F = torch.nn.functional
@@ -224,7 +225,7 @@ class PromptHash(SupervisedCrossModalMixin, BaseCrossModalHasher):
         T, Tp = float(self.temperature), float(self.prompt_temperature)
         a_w, q_w = float(self.affinity_weight), float(self.quant_weight)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        with _threads(torch, int(self.n_threads)):
+        with torch_threads(self.n_threads):
             mods, prompts = self._make_modules(torch, gen, Yt[0].shape[1])
             opt = torch.optim.Adam(list(mods.parameters()) + [prompts], lr=float(self.lr),
                                    weight_decay=float(self.weight_decay))

@@ -6,41 +6,18 @@ No global state: a private ``torch.Generator`` per fit, and the thread count res
 from __future__ import annotations
 
 import numbers
-from contextlib import contextmanager
-
 import numpy as np
 
+from .._torch import torch_generator as _seeded_generator
+from .._torch import torch_threads
 from ..errors import ValidationError
 
 __all__ = ["torch_threads", "torch_generator", "padded_rows", "check_positive_int", "check_positive_float"]
 
 
-def _import_torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the recsys models need torch: pip install 'hashlearn[deep]'") from exc
-    return torch
-
-
-@contextmanager
-def torch_threads(n_threads: int):
-    """Run the block with ``torch.set_num_threads(n_threads)``; the previous count is restored after."""
-    torch = _import_torch()
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n_threads)))
-    try:
-        yield torch
-    finally:
-        torch.set_num_threads(old)
-
-
 def torch_generator(rng: np.random.Generator):
     """A private ``torch.Generator`` seeded from the numpy Generator ``rng``."""
-    torch = _import_torch()
-    gen = torch.Generator()
-    gen.manual_seed(int(rng.integers(0, 2**63 - 1)))
-    return gen
+    return _seeded_generator(rng, high=2**63 - 1)
 
 
 def padded_rows(rows: np.ndarray, pad_row: int) -> np.ndarray:

@@ -5,11 +5,11 @@ torch is imported inside the functions that need it (``pip install 'hashlearn[ro
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 
 import numpy as np
 
+from .._torch import require_torch, torch_generator, torch_threads
 from ..errors import ValidationError
 
 __all__ = ["check_eps", "check_images", "check_targets", "random_targets", "sign_ste", "import_torch",
@@ -17,29 +17,7 @@ __all__ = ["check_eps", "check_images", "check_targets", "random_targets", "sign
 
 
 def import_torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ValidationError("hashlearn.robust needs torch: pip install 'hashlearn[robust]'") from exc
-    return torch
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run a block with at most ``n`` torch threads, restoring the previous setting afterwards."""
-    torch = import_torch()
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(max(1, int(n)))
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def torch_generator(rng: np.random.Generator):
-    """A ``torch.Generator`` seeded from a numpy Generator (no global seeding)."""
-    torch = import_torch()
-    return torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return require_torch("hashlearn.robust", "robust")
 
 
 def check_eps(eps, data_range=(0.0, 1.0), name: str = "eps") -> float:

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from ..._torch import require_torch, torch_threads
 from ...codes import pack
 from ...errors import ValidationError
 from .._validation import check_int_param, check_real_param
@@ -34,21 +35,8 @@ def store_params(estimator, params: dict) -> None:
 
 
 def _import_torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ValidationError("the deep hashers need torch: pip install 'hashlearn[deep]'") from exc
-    return torch
+    return require_torch("the deep hashers")
 
-
-@contextlib.contextmanager
-def _threads(torch, n: int):
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(max(1, int(n)))
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class DeepHasher(LabelledFitMixin, BaseHasher):
@@ -178,7 +166,7 @@ class DeepHasher(LabelledFitMixin, BaseHasher):
         perm = rng.permutation(n)
         val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        with _threads(torch, self.n_threads):
+        with torch_threads(self.n_threads):
             net = self._make_net(torch)
             with torch.random.fork_rng(devices=[]):
                 heads = self._make_heads(torch, Y.shape[1])
@@ -292,7 +280,7 @@ class DeepHasher(LabelledFitMixin, BaseHasher):
         net = self._net()
         Z = ((X - self.input_mean_) / self.input_scale_).astype(np.float32)
         out = np.empty((Z.shape[0], self.n_bits_), dtype=np.float32)
-        with _threads(torch, self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             for s in range(0, Z.shape[0], _ENCODE_BATCH):
                 out[s : s + _ENCODE_BATCH] = net(torch.from_numpy(np.ascontiguousarray(Z[s : s + _ENCODE_BATCH]))).numpy()
         return out
