@@ -43,7 +43,7 @@ def _one_line_error(capsys, text):
     (["--part", "unlearnable", "--eps", "0.1", "--eps", "-0.2"], "--eps must be in (0, 1]"),
     (["--part", "attack", "--eps", "0.1", "--eps", "0.2"], "the attack part takes one budget"),
     (["--part", "vfl", "--eps", "0.1"], "--eps applies to the attack and unlearnable parts"),
-    (["--part", "attack", "--size", "huge"], "--size must be full or tiny"),
+    (["--part", "attack", "--size", "huge"], "--size must be one of full, tiny"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny_mnist, capsys, args, text):
     assert main(["bench", "robust", "--data-dir", str(tiny_mnist), "-q", *args]) == 2

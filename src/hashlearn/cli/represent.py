@@ -35,13 +35,10 @@ def register(app, bench_app) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
     ):
         """Representation and data-curation benchmarks: MCR², G-SimCLR, CLIMB, Householder (takes minutes)."""
-        from rich.table import Table
-
-        from ._common import CLIError, _check_output, _write_json, console, report_written
+        from ._common import CLIError, _check_output, bench_table, check_choice, finish_bench, mean_sd_cell
 
         _check_output(json_out)
-        if part not in PARTS:
-            raise CLIError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
+        check_choice(part, PARTS, "--part")
         folder = data_dir if data_dir is not None else _DEFAULT_DIRS[part]
         if not folder.exists():
             raise CLIError(f"--data-dir: {folder} does not exist")
@@ -52,16 +49,9 @@ def register(app, bench_app) -> None:
         summary = bench.summarize(rows)
         metrics = [m for m in ("acc", "nmi", "coherence", "perplexity", "downstream_acc", "attribute_change",
                                "beats_random_p90") if any(m in s for s in summary)]
-        table = Table(title=f"represent bench, part {part}, seeds {seed}..{seed + repeats - 1}")
-        for c in ("dataset", "method", *metrics):
-            table.add_column(c, justify="left" if c in ("dataset", "method") else "right")
-        for s in summary:
-            table.add_row(s["dataset"], s["method"], *[
-                (f"{s[m]:.1f} / {s['n_directions']}" if m == "beats_random_p90" else
-                 f"{s[m]:.4g} ± {s[m + '_sd']:.2g}") if m in s else "-" for m in metrics])
-        if not quiet:
-            console.print(table)
-        if plots is not None:
-            for path in bench.plot(rows, plots):
-                report_written(path)
-        _write_json(json_out, {"part": part, "rows": rows, "summary": summary})
+        cells = [[s["dataset"], s["method"], *[f"{s[m]:.1f} / {s['n_directions']}" if m == "beats_random_p90" and m in s
+                                               else mean_sd_cell(s, m, ".4g") for m in metrics]] for s in summary]
+        table = bench_table(f"represent bench, part {part}, seeds {seed}..{seed + repeats - 1}",
+                            ("dataset", "method", *metrics), cells, left=("dataset", "method"))
+        finish_bench(table, quiet=quiet, plots=plots, make_plots=lambda folder: bench.plot(rows, folder),
+                     json_out=json_out, payload={"part": part, "rows": rows, "summary": summary})

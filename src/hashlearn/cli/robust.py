@@ -39,17 +39,12 @@ def register(app, bench_app) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
     ):
         """Robustness and privacy of hashing: targeted attacks, hashed VFL, unlearnable clusters (minutes)."""
-        from rich.table import Table
-
-        from ._common import CLIError, _check_output, _write_json, console, report_written
+        from ._common import CLIError, _check_output, bench_table, check_choice, check_folder, finish_bench
 
         _check_output(json_out)
-        if part not in PARTS:
-            raise CLIError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
-        if size not in ("full", "tiny"):
-            raise CLIError(f"--size must be full or tiny, got {size!r}")
-        if not data_dir.is_dir():
-            raise CLIError(f"--data-dir: {data_dir} is not a folder")
+        check_choice(part, PARTS, "--part")
+        check_choice(size, ("full", "tiny"), "--size")
+        check_folder(data_dir, "an MNIST idx folder")
         if eps and part == "attack" and len(eps) != 1:
             raise CLIError(f"--eps: the attack part takes one budget, got {len(eps)}")
         if eps and part == "vfl":
@@ -62,14 +57,9 @@ def register(app, bench_app) -> None:
         rows = bench.run(part, data_dir, tabular_dir=tabular_dir, seed=seed, eps=value, n_bits=vfl_bits, size=size,
                          plots=plots, progress=not quiet)
         cols = [c for c in bench.COLUMNS[part] if any(c in r for r in rows)]
-        table = Table(title=f"robust bench, part {part}, seed {seed}")
-        for c in cols:
-            table.add_column(c, justify="left" if c in ("model", "method", "dataset") else "right")
-        for r in rows:
-            table.add_row(*[("-" if r.get(c) is None else f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]))
-                            for c in cols])
-        if not quiet:
-            console.print(table)
-        for path in dict.fromkeys(r["plot"] for r in rows if "plot" in r):
-            report_written(path)
-        _write_json(json_out, {"part": part, "rows": rows})
+        cells = [[("-" if r.get(c) is None else f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])) for c in cols]
+                 for r in rows]
+        table = bench_table(f"robust bench, part {part}, seed {seed}", cols, cells, left=("model", "method", "dataset"))
+        written = list(dict.fromkeys(r["plot"] for r in rows if "plot" in r))  # the bench wrote its grids already
+        finish_bench(table, quiet=quiet, plots=plots, make_plots=lambda _: written,
+                     json_out=json_out, payload={"part": part, "rows": rows})
