@@ -18,10 +18,9 @@ import contextlib
 import numbers
 
 import numpy as np
-
-from ..codes import pack
 from sklearn.base import BaseEstimator
 
+from ..codes import pack
 from ..errors import ValidationError
 from ..hashing._validation import check_int_param, check_real_param
 from ..hashing.base import FittedStateMixin, PersistableEstimatorMixin, check_random_state
@@ -46,6 +45,20 @@ class SupervisedCrossModalMixin:
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         return tags
+
+    def _check_labelled_pair(self, views, y, pairs):
+        """Boundary checks of ``fit(views, y, pairs)`` for two views, before anything is learned.
+
+        Returns ``(views, pairs, Ys, classes, multilabel, rng)``: the checked views, the (n_pairs, 2) pairs,
+        one 0/1 label matrix per view, the classes, whether rows may carry several labels, and the
+        numpy Generator from ``random_state``.
+        """
+        self._check_params()
+        views = check_views(views, n_views=2)
+        rows = [v.shape[0] for v in views]
+        pairs = check_pairs(pairs, rows)
+        Ys, classes, multi = check_view_labels(y, rows, who=type(self).__name__)
+        return views, pairs, Ys, classes, multi, check_random_state(self.random_state)
 
 
 def _is_per_view(y, n_views: int) -> bool:

@@ -193,12 +193,7 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
         -------
         self
         """
-        self._check_params()
-        views = check_views(views, n_views=2)
-        rows = [v.shape[0] for v in views]
-        pairs = check_pairs(pairs, rows)
-        Ys, classes, multi = check_view_labels(y, rows, who=type(self).__name__)
-        rng = check_random_state(self.random_state)
+        views, pairs, Ys, classes, multi, rng = self._check_labelled_pair(views, y, pairs)
         self._clear_fitted()
         try:
             self.n_features_in_ = [int(v.shape[1]) for v in views]

@@ -8,10 +8,9 @@ import numpy as np
 
 from ..codes import pack
 from ..errors import ValidationError
-from ..hashing.base import check_random_state
 from ..hashing.registry import register
-from .base import BaseCrossModalHasher, check_pairs, check_views
-from .dmveh import SupervisedCrossModalMixin, check_view_labels, epoch_progress
+from .base import BaseCrossModalHasher, check_views
+from .dmveh import SupervisedCrossModalMixin, epoch_progress
 
 __all__ = ["PromptHash", "standardiser", "supcon"]
 
@@ -176,12 +175,7 @@ class PromptHash(SupervisedCrossModalMixin, BaseCrossModalHasher):
         -------
         self
         """
-        self._check_params()
-        views = check_views(views, n_views=2)
-        rows = [v.shape[0] for v in views]
-        pairs = check_pairs(pairs, rows)
-        Ys, classes, multi = check_view_labels(y, rows, who=type(self).__name__)
-        rng = check_random_state(self.random_state)
+        views, pairs, Ys, classes, multi, rng = self._check_labelled_pair(views, y, pairs)
         self._clear_fitted()
         try:
             self.n_features_in_ = [int(v.shape[1]) for v in views]
