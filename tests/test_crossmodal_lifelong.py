@@ -144,10 +144,10 @@ def test_too_many_classes_for_the_bits(data):
 
 
 @pytest.mark.parametrize("param, value, message", [
-    ("increment_epochs", 0, "increment_epochs must be a positive integer or None"),
+    ("increment_epochs", 0, "increment_epochs must be an integer >= 1 or None, got 0"),
     ("replay_per_class", -1, "replay_per_class must be an integer >= 0"),
-    ("lifelong_weight", -0.5, "lifelong_weight must be >= 0"),
-    ("code_memory", 0, "code_memory must be a positive integer"),
+    ("lifelong_weight", -0.5, "lifelong_weight must be a finite number >= 0"),
+    ("code_memory", 0, "code_memory must be an integer >= 1"),
 ])
 def test_parameter_errors(data, param, value, message):
     X, y, _, _ = data

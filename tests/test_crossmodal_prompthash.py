@@ -114,9 +114,9 @@ def test_supcon_by_hand():
 
 
 @pytest.mark.parametrize("param, value, message", [
-    ("embed_dim", 0, "embed_dim must be a positive integer"),
-    ("temperature", 0.0, "temperature must be > 0"),
-    ("affinity_weight", -1.0, "affinity_weight must be >= 0"),
+    ("embed_dim", 0, "embed_dim must be an integer >= 1"),
+    ("temperature", 0.0, "temperature must be a finite number > 0"),
+    ("affinity_weight", -1.0, "affinity_weight must be a finite number >= 0"),
     ("n_bits", 0, "n_bits must be a positive integer"),
 ])
 def test_parameter_errors(data, param, value, message):

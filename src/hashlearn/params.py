@@ -14,7 +14,7 @@ from sklearn.utils import check_scalar
 
 from .errors import ValidationError
 
-__all__ = ["check_int_param", "check_real_param"]
+__all__ = ["check_int_param", "check_real_param", "check_param_groups"]
 
 
 def _range_text(kind: str, min_val, max_val, allow_none: bool) -> str:
@@ -74,3 +74,13 @@ def check_real_param(value, name: str, *, min_val: float | None = None, max_val:
         expected = "a finite number" + (" " + " and ".join(parts) if parts else "")
         raise ValidationError(f"{name} must be {expected}{' or None' if allow_none else ''}, got {value!r}") from exc
     return float(value)
+
+
+def check_param_groups(est, *, positive_ints=(), positive_reals=(), non_negative_reals=()) -> None:
+    """Check groups of an estimator's parameters by name: integers >= 1, reals > 0, reals >= 0."""
+    for name in positive_ints:
+        check_int_param(getattr(est, name), name, min_val=1)
+    for name in positive_reals:
+        check_real_param(getattr(est, name), name, min_val=0, include_boundaries="neither")
+    for name in non_negative_reals:
+        check_real_param(getattr(est, name), name, min_val=0)

@@ -6,13 +6,13 @@ torch is imported inside ``fit`` / ``partial_fit`` only; encoding is numpy.
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 
 from ..errors import ValidationError
 from ..hashing.base import check_random_state
 from ..hashing.registry import register
+from ..params import check_int_param, check_param_groups
 from .base import BaseCrossModalHasher, check_pairs, check_views
 from .dmveh import SupervisedCrossModalMixin, _is_per_view, check_view_labels, epoch_progress
 from .prompthash import standardiser
@@ -153,24 +153,12 @@ class DeepLifelongCrossModalHashing(SupervisedCrossModalMixin, BaseCrossModalHas
 
     def _check_params(self):
         super()._check_params()
-        for name in ("hidden", "epochs", "batch_size", "n_threads", "code_memory"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 1:
-                raise ValidationError(f"{name} must be a positive integer, got {val!r}")
-        ie = self.increment_epochs
-        if ie is not None and (isinstance(ie, bool) or not isinstance(ie, numbers.Integral) or ie < 1):
-            raise ValidationError(f"increment_epochs must be a positive integer or None, got {ie!r}")
-        rp = self.replay_per_class
-        if isinstance(rp, bool) or not isinstance(rp, numbers.Integral) or rp < 0:
-            raise ValidationError(f"replay_per_class must be an integer >= 0, got {rp!r}")
-        for name in ("lr", "increment_lr"):
-            val = getattr(self, name)
-            if not (isinstance(val, numbers.Real) and val > 0):
-                raise ValidationError(f"{name} must be > 0, got {val!r}")
-        for name in ("weight_decay", "pair_weight", "quant_weight", "lifelong_weight", "distill_weight"):
-            val = getattr(self, name)
-            if not (isinstance(val, numbers.Real) and val >= 0):
-                raise ValidationError(f"{name} must be >= 0, got {val!r}")
+        check_param_groups(self, positive_ints=("hidden", "epochs", "batch_size", "n_threads", "code_memory"),
+                           positive_reals=("lr", "increment_lr"),
+                           non_negative_reals=("weight_decay", "pair_weight", "quant_weight", "lifelong_weight",
+                                               "distill_weight"))
+        check_int_param(self.increment_epochs, "increment_epochs", min_val=1, allow_none=True)
+        check_int_param(self.replay_per_class, "replay_per_class", min_val=0)
 
     @property
     def centers_(self) -> np.ndarray:

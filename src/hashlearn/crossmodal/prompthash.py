@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from ..codes import pack
 from ..errors import ValidationError
 from ..hashing.registry import register
+from ..params import check_param_groups
 from .base import BaseCrossModalHasher, check_views
 from .dmveh import SupervisedCrossModalMixin, epoch_progress
 
@@ -146,18 +146,9 @@ class PromptHash(SupervisedCrossModalMixin, BaseCrossModalHasher):
 
     def _check_params(self):
         super()._check_params()
-        for name in ("hidden", "embed_dim", "epochs", "batch_size", "n_threads"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 1:
-                raise ValidationError(f"{name} must be a positive integer, got {val!r}")
-        for name in ("lr", "temperature", "prompt_temperature"):
-            val = getattr(self, name)
-            if not (isinstance(val, numbers.Real) and val > 0):
-                raise ValidationError(f"{name} must be > 0, got {val!r}")
-        for name in ("weight_decay", "affinity_weight", "quant_weight"):
-            val = getattr(self, name)
-            if not (isinstance(val, numbers.Real) and val >= 0):
-                raise ValidationError(f"{name} must be >= 0, got {val!r}")
+        check_param_groups(self, positive_ints=("hidden", "embed_dim", "epochs", "batch_size", "n_threads"),
+                           positive_reals=("lr", "temperature", "prompt_temperature"),
+                           non_negative_reals=("weight_decay", "affinity_weight", "quant_weight"))
 
     # -- fit ----------------------------------------------------------------------------------------------
     def fit(self, views, y=None, pairs=None):
