@@ -43,13 +43,10 @@ def register(app, bench_app) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
     ):
         """Attention with hashing inside models vs exact attention (torch, one thread; takes minutes)."""
-        from rich.table import Table
-
-        from ._common import CLIError, _check_output, _write_json, console, report_written
+        from ._common import CLIError, _check_output, check_choice, finish_bench
 
         _check_output(json_out)
-        if part not in PARTS:
-            raise CLIError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
+        check_choice(part, PARTS, "--part")
         try:
             from hashlearn.nn import bench
         except ImportError as exc:
@@ -66,49 +63,9 @@ def register(app, bench_app) -> None:
                 raise CLIError(f"--data-dir: part real cannot run: {reason}")
         result = bench.run(part, data_dir=data_dir, seed=seed, progress=not quiet, **kw)
         rows = result["rows"]
-        if part in ("lm", "real"):
-            if not quiet:
-                console.print(_lm_table(rows) if part == "lm" else _real_table(rows))
-            for path in (bench.plot(rows, plots) if plots is not None else []):
-                report_written(path)
-            _write_json(json_out, result)
-            return
-        if part == "ssm":
-            table = Table(title="attention bench, part ssm (MQAR recall)")
-            for c in ("method", "n", "recall", "pair_fraction", "ms"):
-                table.add_column(c, justify="left" if c == "method" else "right")
-            for r in rows:
-                table.add_row(r["method"], str(r["n"]), f"{r['recall']:.3f}", f"{r['pair_fraction']:.3f}",
-                              f"{r['ms']:.1f}")
-            if not quiet:
-                console.print(table)
-            _write_json(json_out, result)
-            return
-        if part == "moe":
-            table = Table(title="attention bench, part moe (held-out loss; bytes of the last step)")
-            for c in ("method", "loss", "bytes"):
-                table.add_column(c, justify="left" if c == "method" else "right")
-            for r in rows:
-                if r["step"] == "heldout":
-                    table.add_row(r["method"], f"{r['loss']:.4f}", f"{r['bytes']:,}")
-            if not quiet:
-                console.print(table)
-            for path in (bench.plot(rows, plots) if plots is not None else []):
-                report_written(path)
-            _write_json(json_out, result)
-            return
-        table = Table(title=f"attention bench, part {part}, {result['threads']} torch thread")
-        for c in ("method", "n", "heads", "causal", "ms", "speedup", "rel_error", "rel_error_concentrated"):
-            table.add_column(c, justify="left" if c == "method" else "right")
-        for r in rows:
-            table.add_row(r["method"], str(r["n"]), str(r["heads"]), "yes" if r["causal"] else "no", f"{r['ms']:.1f}",
-                          f"{r['speedup']:.2f}x", f"{r['rel_error']:.3f}", f"{r['rel_error_concentrated']:.3f}")
-        if not quiet:
-            console.print(table)
-        if plots is not None:
-            for path in bench.plot(rows, plots):
-                report_written(path)
-        _write_json(json_out, result)
+        make_plots = (lambda folder: []) if part == "ssm" else (lambda folder: bench.plot(rows, folder))
+        finish_bench(_part_table(part, result), quiet=quiet, plots=plots, make_plots=make_plots, json_out=json_out,
+                     payload=result)
 
 
 def _part_options(part: str, **opts) -> dict:
@@ -130,26 +87,33 @@ def _part_options(part: str, **opts) -> dict:
     return {**given, **hyper}
 
 
-def _lm_table(rows):
-    from rich.table import Table
+#: part → (title, columns, which rows, cells of a row)
+_TABLES = {
+    "speed": ("attention bench, part speed, {threads} torch thread",
+              ("method", "n", "heads", "causal", "ms", "speedup", "rel_error", "rel_error_concentrated"),
+              lambda r: True,
+              lambda r: [r["method"], str(r["n"]), str(r["heads"]), "yes" if r["causal"] else "no", f"{r['ms']:.1f}",
+                         f"{r['speedup']:.2f}x", f"{r['rel_error']:.3f}", f"{r['rel_error_concentrated']:.3f}"]),
+    "lm": ("attention bench, part lm (held-out perplexity)", ("method", "layers", "n", "perplexity", "loss", "ms"),
+           lambda r: True,
+           lambda r: [r["method"], r["layers"], str(r["n"]), f"{r['perplexity']:.3f}", f"{r['loss']:.4f}",
+                      f"{r['ms']:.1f}"]),
+    "real": ("attention bench, part real (MiniLM on SciFact)", ("method", "layers replaced", "ndcg@10", "rel_error", "ms"),
+             lambda r: r["kind"] == "retrieval",
+             lambda r: [r["method"], str(r["replaced_layers"]), f"{r['ndcg@10']:.4f}", f"{r['rel_error']:.4f}",
+                        f"{r['ms']:.0f}"]),
+    "ssm": ("attention bench, part ssm (MQAR recall)", ("method", "n", "recall", "pair_fraction", "ms"),
+            lambda r: True,
+            lambda r: [r["method"], str(r["n"]), f"{r['recall']:.3f}", f"{r['pair_fraction']:.3f}", f"{r['ms']:.1f}"]),
+    "moe": ("attention bench, part moe (held-out loss; bytes of the last step)", ("method", "loss", "bytes"),
+            lambda r: r["step"] == "heldout",
+            lambda r: [r["method"], f"{r['loss']:.4f}", f"{r['bytes']:,}"]),
+}
 
-    table = Table(title="attention bench, part lm (held-out perplexity)")
-    for c in ("method", "layers", "n", "perplexity", "loss", "ms"):
-        table.add_column(c, justify="left" if c in ("method", "layers") else "right")
-    for r in rows:
-        table.add_row(r["method"], r["layers"], str(r["n"]), f"{r['perplexity']:.3f}", f"{r['loss']:.4f}",
-                      f"{r['ms']:.1f}")
-    return table
 
+def _part_table(part: str, result: dict):
+    from ._common import bench_table
 
-def _real_table(rows):
-    from rich.table import Table
-
-    table = Table(title="attention bench, part real (MiniLM on SciFact)")
-    for c in ("method", "layers replaced", "ndcg@10", "rel_error", "ms"):
-        table.add_column(c, justify="left" if c == "method" else "right")
-    for r in rows:
-        if r["kind"] == "retrieval":
-            table.add_row(r["method"], str(r["replaced_layers"]), f"{r['ndcg@10']:.4f}", f"{r['rel_error']:.4f}",
-                          f"{r['ms']:.0f}")
-    return table
+    title, columns, keep, cells = _TABLES[part]
+    return bench_table(title.format(threads=result.get("threads", 1)), columns,
+                       [cells(r) for r in result["rows"] if keep(r)], left=("method", "layers"))
